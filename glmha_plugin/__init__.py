@@ -1,0 +1,15 @@
+"""glmha-plugin: GLMHA attention for Restormer, MST-L and MST++ as a BasicSR plugin.
+
+Importing this package installs the torchvision compatibility alias (before
+basicsr is imported), applies the runtime adaptations in
+:mod:`glmha_plugin.compat`, and registers every architecture, dataset, model,
+loss and metric of the plugin in basicsr's registries.
+"""
+from . import compat
+
+compat.apply()
+
+from . import archs  # noqa: E402,F401  (registers in ARCH_REGISTRY)
+from .version import __version__  # noqa: E402
+
+__all__ = ['__version__', 'compat', 'archs']

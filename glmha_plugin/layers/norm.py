@@ -1,0 +1,44 @@
+"""Restormer's channel LayerNorm for B x C x H x W tensors."""
+import torch
+from torch import nn
+
+LAYERNORM_TYPES = ('WithBias', 'BiasFree')
+
+
+class _ChannelNorm(nn.Module):
+    """Normalises over channels at each pixel. Input/output: B x C x H x W.
+
+    Same arithmetic as Restormer's ``to_3d -> LayerNorm(C) -> to_4d`` (biased
+    variance, eps 1e-5) without the two layout copies.  ``BiasFree`` divides the
+    *uncentred* input by the standard deviation, as Restormer does.
+    """
+
+    def __init__(self, dim: int, with_bias: bool):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim)) if with_bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mu = torch.var_mean(x, dim=1, keepdim=True, unbiased=False)
+        w = self.weight.view(1, -1, 1, 1)
+        if self.bias is None:
+            return x * torch.rsqrt(var + 1e-5) * w
+        return (x - mu) * torch.rsqrt(var + 1e-5) * w + self.bias.view(1, -1, 1, 1)
+
+
+class LayerNorm2d(nn.Module):
+    """Restormer's ``LayerNorm(dim, LayerNorm_type)``; parameters under ``body.``.
+
+    Args:
+        dim: channels C.
+        LayerNorm_type: ``'WithBias'`` (weight and bias) or ``'BiasFree'`` (weight only).
+    """
+
+    def __init__(self, dim: int, LayerNorm_type: str = 'WithBias'):  # noqa: N803 (upstream's name)
+        super().__init__()
+        if LayerNorm_type not in LAYERNORM_TYPES:
+            raise ValueError(f'LayerNorm_type must be one of {LAYERNORM_TYPES}, got {LayerNorm_type!r}')
+        self.body = _ChannelNorm(dim, with_bias=LayerNorm_type == 'WithBias')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
