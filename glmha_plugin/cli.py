@@ -5,9 +5,7 @@ from contextlib import contextmanager
 
 import yaml
 
-
-class UsageError(Exception):
-    """A mistake in the user's command or option file; printed without a traceback."""
+from .errors import UsageError
 
 
 def option_file_from_argv(argv):
@@ -35,13 +33,13 @@ def load_options(path):
     return opt
 
 
-def forced_value(overrides, dotted):
-    """Value of ``--force_yml a:b=value`` for key path ``a:b`` (None when absent)."""
-    for entry in overrides:
-        key, _, value = entry.partition('=')
-        if key.strip() == dotted:
-            return value.strip()
-    return None
+def effective_options(argv, is_train):
+    """The option dict basicsr will run (YAML + ``--force_yml``), checked by :mod:`glmha_plugin.validate`."""
+    from .validate import apply_overrides, check_options
+    path, overrides = option_file_from_argv(argv)
+    opt = apply_overrides(load_options(path), overrides)
+    check_options(opt, is_train=is_train)
+    return opt
 
 
 @contextmanager

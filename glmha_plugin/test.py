@@ -5,31 +5,27 @@ root (results/ lands where the command is run), after checking that the
 option file names trained weights: upstream silently evaluates a randomly
 initialised network when ``path.pretrain_network_g`` is missing.
 """
-import os.path as osp
-
 import glmha_plugin_autoload
 
 from . import cli, compat
-from .cli import UsageError
+from .errors import UsageError
+from .validate import apply_overrides, check_options
 
 
-def check_weights(opt, overrides):
-    """Raise UsageError unless ``path.pretrain_network_g`` names an existing file."""
-    path = cli.forced_value(overrides, 'path:pretrain_network_g')
-    if path is None:
-        path = (opt.get('path') or {}).get('pretrain_network_g')
-    if path in (None, '', '~') or str(path).lower() == 'none':
+def check_weights(opt):
+    """Raise UsageError unless ``path.pretrain_network_g`` is set."""
+    if not (opt.get('path') or {}).get('pretrain_network_g'):
         raise UsageError('refusing to test without trained weights: set path.pretrain_network_g in the option '
                          'file (or --force_yml path:pretrain_network_g=PATH); without it basicsr would '
                          'evaluate a randomly initialised network')
-    if not osp.isfile(osp.expanduser(str(path))):
-        raise UsageError(f'path.pretrain_network_g {path!r} does not exist')
 
 
 def _test(argv, root):
     from basicsr.test import test_pipeline
     opt_path, overrides = cli.option_file_from_argv(argv)
-    check_weights(cli.load_options(opt_path), overrides)
+    opt = apply_overrides(cli.load_options(opt_path), overrides)
+    check_weights(opt)
+    check_options(opt, is_train=False)
     with cli.argv_as(argv):
         test_pipeline(root)
 

@@ -12,7 +12,7 @@ from . import cli, compat
 
 def _train(argv, root):
     from basicsr.train import train_pipeline
-    cli.load_options(cli.option_file_from_argv(argv)[0])  # fail fast with a clear message
+    cli.effective_options(argv, is_train=True)  # fail fast, before basicsr creates any folder
     with cli.argv_as(argv):
         train_pipeline(root)
 

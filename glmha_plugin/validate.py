@@ -1,0 +1,199 @@
+"""Check an option file before basicsr creates anything.
+
+basicsr 1.4.2 reports most mistakes late (after creating experiments/ and
+archiving an existing folder of the same name) and cryptically (a bare
+``KeyError``, an ``AssertionError`` from a folder scan, ``'NoneType' object
+has no attribute 'astype'`` for an unreadable image).  :func:`check_options`
+runs in the entry points first and raises :class:`OptionError` whose message
+names the problem and the fix.  It checks, in order:
+
+1. the keys basicsr needs are present;
+2. every ``type`` is registered (model, datasets, network, losses, metrics);
+3. the network builds (unknown or misspelled constructor arguments are named,
+   with the closest valid one);
+4. dataset folders exist, are not empty and pair up; the first sample loads
+   and its channel count matches the network's input channels;
+5. ``path.pretrain_network_g`` is a safe, readable checkpoint whose keys and
+   shapes fit the network (with ``strict_load_g``).
+"""
+import difflib
+import inspect
+import os
+import os.path as osp
+from copy import deepcopy
+
+from .errors import CheckpointError, OptionError
+
+INPUT_CHANNEL_KEYS = ('inp_channels', 'in_channels', 'in_nc', 'num_in_ch', 'in_dim')
+
+
+def apply_overrides(opt: dict, overrides) -> dict:
+    """``--force_yml a:b=v`` entries applied like basicsr's parse_options (existing keys only)."""
+    from basicsr.utils.options import _postprocess_yml_value
+    opt = deepcopy(opt)
+    for entry in overrides:
+        keys, sep, value = entry.partition('=')
+        if not sep:
+            raise OptionError(f'--force_yml {entry!r}: expected key:subkey=value')
+        node, parts = opt, [k.strip() for k in keys.split(':')]
+        if parts == ['manual_seed']:
+            raise OptionError('--force_yml manual_seed=... has no effect in basicsr 1.4.2 (parse_options seeds '
+                              'the generators before applying overrides); set manual_seed in the option file')
+        for key in parts[:-1]:
+            if not isinstance(node, dict) or key not in node:
+                raise OptionError(f'--force_yml {entry!r}: no option {":".join(parts)!r} in the file '
+                                  f'(basicsr only overrides existing keys)')
+            node = node[key]
+        leaf = parts[-1]
+        if isinstance(node, dict) and leaf not in node:
+            close = difflib.get_close_matches(leaf, [str(k) for k in node], n=1, cutoff=0.8)
+            if close:  # a new key is allowed (basicsr creates it) unless it looks like a typo
+                raise OptionError(f'--force_yml {entry!r}: no option {":".join(parts)!r}; did you mean '
+                                  f'{":".join(parts[:-1] + close)!r}?')
+        node[leaf] = _postprocess_yml_value(value.strip())
+    return opt
+
+
+def _require(opt: dict, dotted: str):
+    node = opt
+    for key in dotted.split('.'):
+        if not isinstance(node, dict) or key not in node:
+            raise OptionError(f'option {dotted!r} is missing (basicsr needs it)')
+        node = node[key]
+    return node
+
+
+def _check_type(registry, kind: str, where: str, name):
+    from .compat import unknown_name_message
+    if name not in registry:
+        raise OptionError(f'{where}: {unknown_name_message(kind, name, registry.keys())}')
+
+
+def build_network_checked(net_opt: dict, where: str = 'network_g'):
+    """Build ``net_opt`` through basicsr, turning constructor errors into OptionError."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+    net_opt = dict(net_opt)
+    name = net_opt.pop('type')
+    _check_type(ARCH_REGISTRY, 'arch', f'{where}.type', name)
+    cls = ARCH_REGISTRY.get(name)
+    params = inspect.signature(cls).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        for key in net_opt:
+            if key not in params:
+                close = difflib.get_close_matches(key, list(params), n=1, cutoff=0.6)
+                hint = f'; did you mean {close[0]!r}?' if close else ''
+                raise OptionError(f'{where}: {name} has no option {key!r}{hint} Valid options: '
+                                  f'{", ".join(params)}')
+    try:
+        return cls(**net_opt)
+    except (ValueError, TypeError) as exc:
+        raise OptionError(f'{where} ({name}): {exc}') from None
+
+
+def _check_folder(path: str, where: str):
+    if not osp.exists(path):
+        raise OptionError(f'{where}: folder {path!r} does not exist (relative paths are read from '
+                          f'{os.getcwd()!r})')
+    if osp.isdir(path) and not any(True for _ in os.scandir(path)):
+        raise OptionError(f'{where}: folder {path!r} is empty')
+
+
+def _check_paired_names(ds: dict, where: str):
+    lq, gt = ds['dataroot_lq'], ds['dataroot_gt']
+    if not (osp.isdir(lq) and osp.isdir(gt)):
+        return
+    tmpl = ds.get('filename_tmpl', '{}')
+    lq_names = {f for f in os.listdir(lq) if not f.startswith('.')}
+    gt_names = {f for f in os.listdir(gt) if not f.startswith('.')}
+    wanted = {f'{tmpl.format(osp.splitext(g)[0])}{osp.splitext(g)[1]}': g for g in gt_names}
+    no_lq = sorted(g for n, g in wanted.items() if n not in lq_names)
+    no_gt = sorted(n for n in lq_names if n not in wanted)
+    if no_lq or no_gt:
+        msg = [f'{where}: input and target images do not pair up (filename_tmpl {tmpl!r})']
+        if no_lq:
+            msg.append(f'{len(no_lq)} target image(s) without input in {lq}: {", ".join(no_lq[:5])}')
+        if no_gt:
+            msg.append(f'{len(no_gt)} input image(s) without target in {gt}: {", ".join(no_gt[:5])}')
+        raise OptionError('; '.join(msg))
+
+
+def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1):
+    """Folders, pairing, the first sample and its channel count for one dataset entry."""
+    from basicsr.data import build_dataset
+    from basicsr.utils.registry import DATASET_REGISTRY
+    where = f'datasets.{phase} ({ds_opt.get("name", "?")})'
+    _check_type(DATASET_REGISTRY, 'dataset', f'{where}.type', ds_opt.get('type'))
+    backend = (ds_opt.get('io_backend') or {}).get('type', 'disk')
+    roots = [k for k in ds_opt if k.startswith('dataroot') and ds_opt[k] is not None]
+    for key in roots:
+        _check_folder(osp.expanduser(str(ds_opt[key])), f'{where}.{key}')
+    if backend == 'disk' and {'dataroot_lq', 'dataroot_gt'} <= set(roots) and not ds_opt.get('meta_info_file'):
+        _check_paired_names(ds_opt, where)
+    opt = deepcopy(ds_opt)
+    opt.setdefault('phase', phase.split('_')[0])
+    opt.setdefault('scale', scale)
+    try:
+        dataset = build_dataset(opt)
+        if len(dataset) == 0:
+            raise OptionError(f'{where}: no samples found')
+        sample = dataset[0]
+    except OptionError:
+        raise
+    except Exception as exc:  # basicsr reports these as asserts / attribute errors
+        raise OptionError(f'{where}: cannot read the data ({type(exc).__name__}: {exc})') from None
+    lq = sample.get('lq') if isinstance(sample, dict) else None
+    if in_channels is not None and hasattr(lq, 'shape') and lq.dim() == 3 and lq.shape[0] != in_channels:
+        raise OptionError(f'{where}: samples have {lq.shape[0]} channels but network_g expects {in_channels}; '
+                          f'set network_g.inp_channels (or in_channels) to {lq.shape[0]}, or convert the data')
+
+
+def check_pretrained(opt: dict, net):
+    from .checkpoint import extract_state_dict, key_mismatch, load_checkpoint
+    path = (opt.get('path') or {}).get('pretrain_network_g')
+    if not path:
+        return
+    path = osp.expanduser(str(path))
+    if not osp.isfile(path):
+        raise OptionError(f'path.pretrain_network_g {path!r} does not exist')
+    try:
+        state = extract_state_dict(load_checkpoint(path), opt['path'].get('param_key_g', 'params'), path)
+    except CheckpointError as exc:
+        raise OptionError(f'path.pretrain_network_g: {exc}') from None
+    if opt['path'].get('strict_load_g', True):
+        report = key_mismatch(net.state_dict(), state)
+        if report:
+            raise OptionError(f'path.pretrain_network_g {path!r} does not fit network_g '
+                              f'({opt["network_g"]["type"]}): {report}. Use the checkpoint of this architecture '
+                              f'and configuration, or set strict_load_g: false to load the matching keys only.')
+
+
+def check_options(opt: dict, is_train: bool = True):
+    """Raise OptionError for the first problem found (see the module docstring)."""
+    from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+    for key in ('name', 'model_type', 'num_gpu', 'datasets', 'network_g.type', 'path'):
+        _require(opt, key)
+    if not isinstance(opt['path'], dict):
+        raise OptionError("option 'path' must be a mapping (use 'path: {}' when empty)")
+    if is_train:
+        for key in ('train.total_iter', 'train.optim_g', 'train.scheduler', 'logger.print_freq',
+                    'logger.save_checkpoint_freq'):
+            _require(opt, key)
+    _check_type(MODEL_REGISTRY, 'model', 'model_type', opt['model_type'])
+    for key, loss in (opt.get('train') or {}).items():
+        if key.endswith('_opt') and isinstance(loss, dict) and 'type' in loss:
+            _check_type(LOSS_REGISTRY, 'loss', f'train.{key}.type', loss['type'])
+    for key, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
+        _check_type(METRIC_REGISTRY, 'metric', f'val.metrics.{key}.type', metric.get('type'))
+
+    net = build_network_checked(opt['network_g'])
+    in_channels = next((opt['network_g'][k] for k in INPUT_CHANNEL_KEYS if k in opt['network_g']), None)
+    datasets = opt['datasets']
+    if not isinstance(datasets, dict) or not datasets:
+        raise OptionError('option datasets is empty: add a train (and val) or test entry')
+    if is_train and 'train' not in datasets:
+        raise OptionError('training needs datasets.train')
+    for phase, ds in datasets.items():
+        if phase.split('_')[0] not in ('train', 'val', 'test'):
+            raise OptionError(f'datasets.{phase}: entries must start with train, val or test')
+        check_dataset(phase, ds, in_channels, opt.get('scale', 1))
+    check_pretrained(opt, net)

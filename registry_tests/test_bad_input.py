@@ -1,0 +1,245 @@
+"""Bad-input matrix: each mistake gives a message naming the problem and the fix, before any file is written."""
+import os
+import os.path as osp
+import pickle
+import shutil
+import sys
+from copy import deepcopy
+
+import pytest
+import torch
+import yaml
+
+from conftest import BIN, TINY_TEST, TINY_TRAIN, run
+from glmha_plugin.checkpoint import load_checkpoint, load_into
+from glmha_plugin.errors import CheckpointError, OptionError
+from glmha_plugin.validate import apply_overrides, check_options
+
+SMALL_NET = dict(type='GLMHARestormer', inp_channels=3, out_channels=3, dim=8, num_blocks=[1, 1, 1, 1],
+                 num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=2.0)
+
+
+@pytest.fixture
+def data(tmp_path, demo_data):
+    """A private, writable copy of the tiny paired data."""
+    shutil.copytree(demo_data / 'datasets', tmp_path / 'datasets')
+    return tmp_path / 'datasets' / 'demo_rain'
+
+
+@pytest.fixture
+def opt(data):
+    with open(TINY_TRAIN) as f:
+        o = yaml.safe_load(f)
+    for phase, split in (('train', 'train'), ('val', 'test')):
+        o['datasets'][phase]['dataroot_gt'] = str(data / split / 'target')
+        o['datasets'][phase]['dataroot_lq'] = str(data / split / 'input')
+    o['datasets']['train']['gt_size'] = 32
+    o['network_g'] = dict(SMALL_NET)
+    return o
+
+
+def expect(opt, *fragments, is_train=True):
+    with pytest.raises(OptionError) as info:
+        check_options(opt, is_train=is_train)
+    msg = str(info.value)
+    for frag in fragments:
+        assert frag in msg, msg
+    return msg
+
+
+def test_valid_options_pass(opt):
+    check_options(opt)
+
+
+def test_unknown_network_type(opt):
+    opt['network_g']['type'] = 'GLMHARestomer'
+    expect(opt, "network_g.type", "Did you mean 'GLMHARestormer'", 'Valid names:')
+
+
+def test_unknown_model_type(opt):
+    opt['model_type'] = 'SRModle'
+    expect(opt, 'model_type', "'SRModle'", "Did you mean 'SRModel'")
+
+
+def test_unknown_dataset_type(opt):
+    opt['datasets']['val']['type'] = 'PairedImageDatset'
+    expect(opt, 'datasets.val', "Did you mean 'PairedImageDataset'")
+
+
+def test_unknown_metric_type(opt):
+    opt['val']['metrics']['psnr']['type'] = 'calculate_psnrr'
+    expect(opt, 'val.metrics.psnr.type', "Did you mean 'calculate_psnr'")
+
+
+def test_unknown_loss_type(opt):
+    opt['train']['pixel_opt']['type'] = 'L1loss'
+    expect(opt, 'train.pixel_opt.type', "Did you mean 'L1Loss'")
+
+
+def test_wrong_input_channels_for_the_data(opt):
+    opt['network_g']['inp_channels'] = 1
+    expect(opt, 'samples have 3 channels but network_g expects 1', 'inp_channels')
+
+
+def test_rank_larger_than_channels(opt):
+    opt['network_g']['rank'] = 100
+    expect(opt, 'stage encoder_level1 (8 channels', 'out of range', 'rank <= 8')
+
+
+def test_rank_not_divisible_by_heads(opt):
+    opt['network_g']['rank'] = 3
+    expect(opt, 'not divisible by the 2 heads', 'use a multiple of 2')
+
+
+def test_misspelled_network_option(opt):
+    opt['network_g']['rank_ratoi'] = 0.5
+    expect(opt, "GLMHARestormer has no option 'rank_ratoi'", "did you mean 'rank_ratio'")
+
+
+def test_missing_dataset_folder(opt, data):
+    opt['datasets']['train']['dataroot_lq'] = str(data / 'nowhere')
+    expect(opt, 'datasets.train (DemoRainTrain).dataroot_lq', 'does not exist')
+
+
+def test_empty_dataset_folder(opt, tmp_path):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    opt['datasets']['val']['dataroot_gt'] = str(empty)
+    expect(opt, 'datasets.val (DemoRainTest).dataroot_gt', 'is empty')
+
+
+def test_unpaired_names(opt, data):
+    os.rename(data / 'train' / 'input' / 'coffee.png', data / 'train' / 'input' / 'coffee_rain.png')
+    expect(opt, 'do not pair up', 'coffee.png', 'coffee_rain.png')
+
+
+def test_corrupt_image(opt, data):
+    (data / 'test' / 'input' / 'chelsea.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+    expect(opt, 'datasets.val (DemoRainTest): cannot read the data')
+
+
+def test_lmdb_without_the_requested_keys(opt, data, tmp_path):
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+    folder = data / 'test' / 'target'
+    make_lmdb_from_imgs(str(folder), str(tmp_path / 'gt.lmdb'), ['chelsea.png'], ['chelsea'], map_size=1 << 24)
+    make_lmdb_from_imgs(str(folder), str(tmp_path / 'lq.lmdb'), ['chelsea.png'], ['other_key'], map_size=1 << 24)
+    opt['datasets']['val'].update(dataroot_gt=str(tmp_path / 'gt.lmdb'), dataroot_lq=str(tmp_path / 'lq.lmdb'),
+                                  io_backend={'type': 'lmdb'})
+    expect(opt, 'datasets.val (DemoRainTest): cannot read the data', 'different')
+
+
+def test_missing_required_option(opt):
+    del opt['train']['total_iter']
+    expect(opt, "option 'train.total_iter' is missing")
+
+
+def test_path_must_be_a_mapping(opt):
+    opt['path'] = None
+    expect(opt, "'path' must be a mapping")
+
+
+def test_bad_dataset_phase(opt):
+    opt['datasets']['training'] = opt['datasets'].pop('train')
+    expect(opt, 'training needs datasets.train')
+
+
+def test_force_yml_unknown_key(opt):
+    with pytest.raises(OptionError, match="no option 'train:total_iters'; did you mean 'train:total_iter'"):
+        apply_overrides(opt, ['train:total_iters=5'])
+
+
+def test_force_yml_seed_is_a_silent_no_op_upstream(opt):
+    with pytest.raises(OptionError, match='manual_seed.*has no effect'):
+        apply_overrides(opt, ['manual_seed=5'])
+
+
+def test_checkpoint_of_another_architecture(opt, tmp_path):
+    from glmha_plugin.archs import Restormer
+    net = dict(SMALL_NET)
+    net.pop('type')
+    path = tmp_path / 'restormer.pth'
+    torch.save({'params': Restormer(**net).state_dict()}, path)
+    opt['path']['pretrain_network_g'] = str(path)
+    expect(opt, 'does not fit network_g (GLMHARestormer)', 'missing from the checkpoint', 'attn.calib.fc1.weight',
+           'with different shapes', 'strict_load_g: false')
+
+
+def test_file_that_is_not_a_checkpoint(opt, tmp_path):
+    path = tmp_path / 'notes.pth'
+    path.write_text('these are my notes, not weights')
+    opt['path']['pretrain_network_g'] = str(path)
+    expect(opt, 'is not a readable PyTorch checkpoint')
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ('touch PWNED',))
+
+
+def test_malicious_pickle_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / 'evil.pth'
+    with open(path, 'wb') as f:
+        pickle.dump({'params': _Evil()}, f)
+    with pytest.raises(CheckpointError, match='refused'):
+        load_checkpoint(str(path))
+    assert not (tmp_path / 'PWNED').exists()
+    # basicsr's own loader (torch's weights_only default) refuses it as well
+    from basicsr.models.base_model import BaseModel
+    with pytest.raises(Exception):
+        BaseModel({'num_gpu': 0, 'is_train': False, 'dist': False}).load_network(torch.nn.Linear(1, 1), str(path))
+    assert not (tmp_path / 'PWNED').exists()
+
+
+def test_pickle_opt_out_is_explicit(tmp_path):
+    net = torch.nn.Linear(2, 2)
+    path = tmp_path / 'whole_model.pth'
+    torch.save(net, path)  # a legacy whole-model pickle
+    with pytest.raises(CheckpointError, match='allow_pickle=True'):
+        load_into(torch.nn.Linear(2, 2), str(path))
+    loaded = load_into(torch.nn.Linear(2, 2), str(path), allow_pickle=True)
+    assert torch.equal(loaded.weight, net.weight)
+
+
+def test_test_options_need_weights(tmp_path):
+    from glmha_plugin.test import check_weights
+    from glmha_plugin.errors import UsageError
+    with pytest.raises(UsageError, match='refusing to test without trained weights'):
+        check_weights({'path': {'pretrain_network_g': None}})
+
+
+def test_nan_input_propagates_without_crashing():
+    """Documented behaviour: NaN/Inf pixels give NaN outputs (no exception, no silent clean-up)."""
+    from glmha_plugin.archs import GLMHARestormer
+    net = dict(SMALL_NET)
+    net.pop('type')
+    x = torch.rand(1, 3, 8, 8)
+    x[0, 0, 0, 0] = float('nan')
+    with torch.no_grad():
+        y = GLMHARestormer(**net)(x)
+    assert y.shape == x.shape and torch.isnan(y).any()
+
+
+# ---------------------------------------------------------------- through the command line
+
+
+@pytest.mark.slow
+def test_cli_reports_cleanly_and_leaves_existing_experiment_alone(workdir):
+    """Exit code 2, one readable line, no traceback, and the user's earlier experiment is not archived."""
+    previous = workdir / 'experiments' / 'Demo_Deraining_GLMHA'
+    previous.mkdir(parents=True)
+    (previous / 'my_notes.txt').write_text('keep me')
+    proc = run([osp.join(BIN, 'glmha-train'), '-opt', TINY_TRAIN, '--force_yml', 'network_g:type=GLMHARestomer'],
+               cwd=workdir, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith('error: network_g.type') and 'Traceback' not in proc.stderr
+    assert (previous / 'my_notes.txt').read_text() == 'keep me'
+    assert sorted(os.listdir(workdir / 'experiments')) == ['Demo_Deraining_GLMHA']
+
+
+@pytest.mark.slow
+def test_cli_invalid_yaml(workdir):
+    bad = workdir / 'bad.yml'
+    bad.write_text('name: [unclosed\n')
+    proc = run([sys.executable, '-m', 'glmha_plugin.train', '-opt', str(bad)], cwd=workdir, check=False)
+    assert proc.returncode == 2 and 'is not valid YAML' in proc.stderr
