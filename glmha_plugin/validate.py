@@ -18,8 +18,10 @@ names the problem and the fix.  It checks, in order:
 """
 import difflib
 import inspect
+import logging
 import os
 import os.path as osp
+from contextlib import contextmanager
 from copy import deepcopy
 
 from .errors import CheckpointError, OptionError
@@ -167,8 +169,31 @@ def check_pretrained(opt: dict, net):
                               f'and configuration, or set strict_load_g: false to load the matching keys only.')
 
 
+@contextmanager
+def _basicsr_logger_untouched():
+    """Leave basicsr's root logger as it was: it attaches its log file only on first initialisation, so a
+    check that logs (datasets do) before ``train_pipeline`` would otherwise lose the run's log file."""
+    from basicsr.utils import logger as blog
+    was_initialized = 'basicsr' in blog.initialized_logger
+    handlers = list(logging.getLogger('basicsr').handlers)
+    try:
+        yield
+    finally:
+        if not was_initialized:
+            blog.initialized_logger.pop('basicsr', None)
+            log = logging.getLogger('basicsr')
+            for h in log.handlers[:]:
+                if h not in handlers:
+                    log.removeHandler(h)
+
+
 def check_options(opt: dict, is_train: bool = True):
     """Raise OptionError for the first problem found (see the module docstring)."""
+    with _basicsr_logger_untouched():
+        _check_options(opt, is_train)
+
+
+def _check_options(opt: dict, is_train: bool):
     from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
     for key in ('name', 'model_type', 'num_gpu', 'datasets', 'network_g.type', 'path'):
         _require(opt, key)

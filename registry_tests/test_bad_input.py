@@ -243,3 +243,11 @@ def test_cli_invalid_yaml(workdir):
     bad.write_text('name: [unclosed\n')
     proc = run([sys.executable, '-m', 'glmha_plugin.train', '-opt', str(bad)], cwd=workdir, check=False)
     assert proc.returncode == 2 and 'is not valid YAML' in proc.stderr
+
+
+def test_checks_leave_basicsr_logger_uninitialised(opt):
+    """basicsr attaches the run's log file only when its logger is first initialised."""
+    from basicsr.utils import logger as blog
+    blog.initialized_logger.pop('basicsr', None)
+    check_options(opt)
+    assert 'basicsr' not in blog.initialized_logger
