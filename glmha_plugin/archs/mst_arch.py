@@ -20,10 +20,11 @@ Inputs (as upstream's ``input_setting='H'``, ``input_mask='Phi'``):
 
 Any size works, not only upstream's 256 x 256 (its mask shift-back
 hard-codes 256 rows and square inputs): the shift is derived from the U-Net
-level, and inputs whose sides are not multiples of 2^stage are zero-padded at
-the bottom/right (Phi too, which equals dispersing a zero-padded mask) and
-the output is cropped back.  For 256 x 256 inputs the result equals
-upstream's.  One difference in batching: upstream applies the first
+level, and inputs whose sides are not multiples of 2^stage are extended at
+the bottom/right to the inputs of the zero-extended scene and mask (Phi:
+zeros; H: zero rows, and the measurement columns the extra pixels would
+read, see :func:`extend_shifted_back`), then the output is cropped back.
+For 256 x 256 inputs the result equals upstream's.  One difference in batching: upstream applies the first
 sample's mask embedding to the whole batch; here each sample uses its own
 (identical when a batch shares one mask, as in upstream's training).
 """
@@ -34,6 +35,25 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from .spectral_unet import PerLevel, SpectralUNet, host_attention
+
+
+def extend_shifted_back(x: torch.Tensor, extra: int, step: int) -> torch.Tensor:
+    """Append ``extra`` columns to H (B x C x H x W) as if the scene were ``extra`` zero columns wider.
+
+    H's band i column x holds measurement column ``step * i + x``; the new
+    column W + k of band i is measurement column ``step * i + W + k``, which
+    band ``i + k // step + 1`` holds at column ``W - step + k % step`` (zero
+    when no band covers it: the zero scene adds nothing to the measurement).
+    """
+    b, c, h, w = x.shape
+    cols = []
+    for k in range(extra):
+        first, col = k // step + 1, w - step + k % step
+        if col < 0 or first >= c:
+            cols.append(x.new_zeros(b, c, h))
+        else:
+            cols.append(F.pad(x[:, first:, :, col], (0, 0, 0, first)))
+    return torch.cat([x, torch.stack(cols, dim=-1)], dim=-1) if cols else x
 
 
 class MST(SpectralUNet):
@@ -86,7 +106,8 @@ class MST(SpectralUNet):
         multiple = 2**self.stage
         ph, pw = -h % multiple, -w % multiple
         if ph or pw:
-            x, mask = F.pad(x, (0, pw, 0, ph)), F.pad(mask, (0, pw, 0, ph))
+            x = F.pad(extend_shifted_back(x, pw, self.dispersion_step), (0, 0, 0, ph))
+            mask = F.pad(mask, (0, pw, 0, ph))
         return super().forward(x, mask)[..., :h, :w]
 
 

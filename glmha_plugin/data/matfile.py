@@ -68,10 +68,8 @@ def read_mat(path: str, keys: Keys, rows: Optional[slice] = None, cols: Optional
             region = data[(Ellipsis, cols, rows)] if data.ndim >= 2 else data[()]
         return np.ascontiguousarray(np.asarray(region).transpose(tuple(reversed(range(np.ndim(region))))))
     import scipy.io
-    names = [keys] if isinstance(keys, str) else list(keys)
-    content = scipy.io.loadmat(path, variable_names=names)
-    key = _pick(path, [k for k in content if not k.startswith('__')], keys)
-    return np.ascontiguousarray(content[key][rows, cols])
+    key = _pick(path, [name for name, _, _ in scipy.io.whosmat(path)], keys)
+    return np.ascontiguousarray(scipy.io.loadmat(path, variable_names=[key])[key][rows, cols])
 
 
 def write_mat_v73(path: str, arrays: Dict[str, np.ndarray]) -> None:

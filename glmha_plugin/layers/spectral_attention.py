@@ -44,7 +44,7 @@ state_dict.  Parameter and MAC counts:
 :func:`~glmha_plugin.layers.cost.spectral_glmha_params` and the ``*_macs``
 twins.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -119,20 +119,24 @@ class SpectralMSA(nn.Module):
         return (f'dim={self.dim}, heads={self.num_heads}, attention={self.attention}, rank={self.rank}, '
                 f'guidance={self.guidance}, mask_guided={self.mm is not None}')
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def project(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(query, key, value) of B x H x W x C tokens: B x N x C (``to_k``), B x N x r (``to_q``, ``to_v``)."""
         b, h, w, c = x.shape
         if c != self.dim:
             raise ValueError(f'SpectralMSA was built for {self.dim} channels, got tokens {tuple(x.shape)} (B x H x W x C)')
-        n, r, heads = h * w, self.rank, self.num_heads
-        tokens = x.reshape(b, n, c)
-        query = self.to_k(tokens)                                               # B x N x C
+        tokens = x.reshape(b, h * w, c)
+        query = self.to_k(tokens)
         if self.calib is None:
-            key, value = self.to_q(tokens), self.to_v(tokens)                   # B x N x r (each)
-        else:
-            g = self.calib(x.permute(0, 3, 1, 2))                               # B x C
-            weight = torch.cat([self.to_q.weight, self.to_v.weight]) * g.unsqueeze(1)   # B x 2r x C
-            key, value = torch.bmm(tokens, weight.transpose(1, 2)).split([r, r], dim=-1)
+            return query, self.to_q(tokens), self.to_v(tokens)
+        g = self.calib(x.permute(0, 3, 1, 2))                                              # B x C
+        weight = torch.cat([self.to_q.weight, self.to_v.weight]) * g.unsqueeze(1)          # B x 2r x C
+        key, value = torch.bmm(tokens, weight.transpose(1, 2)).split([self.rank, self.rank], dim=-1)
+        return query, key, value
 
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        query, key, value = self.project(x)
+        b, h, w, c = x.shape
+        n, r, heads = h * w, self.rank, self.num_heads
         attended = value
         if self.mm is not None:
             if mask is None:

@@ -99,13 +99,11 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return torch.outer(g, g)
 
 
-@METRIC_REGISTRY.register()
-def calculate_bandwise_ssim(img: Image, img2: Image, crop_border: int = 0, **kwargs) -> float:
-    """MST's SSIM: Gaussian 11 x 11 (sigma 1.5) per band, zero padding, averaged over pixels and bands."""
-    x, y = _pair(img, img2, crop_border)
+def bandwise_ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """MST's local SSIM values of H x W x C images: C x H x W (zero padding at the borders)."""
     c = x.shape[-1]
     x, y = (t.permute(2, 0, 1).unsqueeze(0) for t in (x, y))
-    window = _gaussian_window().expand(c, 1, 11, 11)
+    window = _gaussian_window().to(x).expand(c, 1, 11, 11)
 
     def blur(t: torch.Tensor) -> torch.Tensor:
         return F.conv2d(t, window, padding=5, groups=c)
@@ -114,8 +112,13 @@ def calculate_bandwise_ssim(img: Image, img2: Image, crop_border: int = 0, **kwa
     var_x, var_y = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return ssim_map.mean().item()
+    return (((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)))[0]
+
+
+@METRIC_REGISTRY.register()
+def calculate_bandwise_ssim(img: Image, img2: Image, crop_border: int = 0, **kwargs) -> float:
+    """MST's SSIM: Gaussian 11 x 11 (sigma 1.5) per band, zero padding, averaged over pixels and bands."""
+    return bandwise_ssim_map(*_pair(img, img2, crop_border)).mean().item()
 
 
 @METRIC_REGISTRY.register()
