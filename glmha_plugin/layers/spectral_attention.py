@@ -123,7 +123,8 @@ class SpectralMSA(nn.Module):
         """(query, key, value) of B x H x W x C tokens: B x N x C (``to_k``), B x N x r (``to_q``, ``to_v``)."""
         b, h, w, c = x.shape
         if c != self.dim:
-            raise ValueError(f'SpectralMSA was built for {self.dim} channels, got tokens {tuple(x.shape)} (B x H x W x C)')
+            raise ValueError(f'SpectralMSA was built for {self.dim} channels, got tokens {tuple(x.shape)} '
+                             f'(B x H x W x C)')
         tokens = x.reshape(b, h * w, c)
         query = self.to_k(tokens)
         if self.calib is None:

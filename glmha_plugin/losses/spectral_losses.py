@@ -1,4 +1,6 @@
 """Training losses of the spectral toolboxes, registered in BasicSR's ``LOSS_REGISTRY``."""
+from typing import Callable
+
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
@@ -6,25 +8,28 @@ from torch import nn
 from ..metrics.spectral_metrics import mrae, rmse
 
 
-@LOSS_REGISTRY.register()
-class MRAELoss(nn.Module):
-    """MST++'s training loss: ``loss_weight * mean(|pred - target| / target)``."""
+class _WeightedLoss(nn.Module):
+    """``loss_weight * criterion(pred, target)`` over the whole batch (basicsr's loss interface)."""
+
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
     def __init__(self, loss_weight: float = 1.0):
         super().__init__()
         self.loss_weight = loss_weight
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, **kwargs) -> torch.Tensor:
-        return self.loss_weight * mrae(pred, target)
+        return self.loss_weight * self.criterion(pred, target)
 
 
 @LOSS_REGISTRY.register()
-class RMSELoss(nn.Module):
-    """MST's training loss: ``loss_weight * sqrt(mean((pred - target)^2))`` over the whole batch."""
+class MRAELoss(_WeightedLoss):
+    """MST++'s training loss: mean(|pred - target| / target)."""
 
-    def __init__(self, loss_weight: float = 1.0):
-        super().__init__()
-        self.loss_weight = loss_weight
+    criterion = staticmethod(mrae)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, **kwargs) -> torch.Tensor:
-        return self.loss_weight * rmse(pred, target)
+
+@LOSS_REGISTRY.register()
+class RMSELoss(_WeightedLoss):
+    """MST's training loss: sqrt(mean((pred - target)^2))."""
+
+    criterion = staticmethod(rmse)
