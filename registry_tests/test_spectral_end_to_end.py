@@ -83,6 +83,7 @@ def test_mst_plus_plus_train_and_test(spectral_workdir):
         pred = trained_network(test_opt, spectral_workdir)(sample['lq'][None])[0].numpy().transpose(1, 2, 0)
     np.testing.assert_allclose(saved, np.clip(pred, 0, 1), atol=1e-5)
     assert saved.min() >= 0 and saved.max() <= 1
+    assert osp.getsize(out[:-len('.mat')] + '.png') > 0                 # the preview beside it
     expected = calculate_mrae(pred, sample['gt'].numpy().transpose(1, 2, 0))
     assert logged(proc.stdout + proc.stderr, 'mrae') == pytest.approx(expected, abs=1e-4)
 
@@ -101,6 +102,7 @@ def test_mst_train_and_test(spectral_workdir):
     out = osp.join(spectral_workdir, 'results', 'test_Tiny_CASSI_MST_GLMHA', 'visualization', 'TinyKAIST',
                    'Test_result.mat')
     content = scipy.io.loadmat(out)
+    assert all(osp.getsize(osp.join(osp.dirname(out), f'scene0{i}.png')) > 0 for i in (1, 2))
     assert {'truth', 'pred', 'psnr_list', 'ssim_list', 'sam_list'} <= set(content)
     shape = (2, *sd.CASSI_TEST_SIZE, sd.CASSI_BANDS)
     assert content['truth'].shape == content['pred'].shape == shape

@@ -14,7 +14,8 @@ With ``save_img`` the test/validation writes what MST's MATLAB evaluation
 ``<metric>_list`` (N values) for every configured metric (``psnr_list``,
 ``ssim_list`` as upstream's training script when the metrics are named so).
 It goes to ``results/<name>/visualization/<dataset>/Test_result.mat``
-(training: ``.../visualization/<dataset>/Test_result_<iter>.mat``).
+(training: ``.../visualization/<dataset>/Test_result_<iter>.mat``), with a
+PNG preview per scene (``<scene>.png``; training: ``<scene>_<iter>.png``).
 """
 import os
 import os.path as osp
@@ -25,6 +26,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..data.cassi_simulation import simulate
 from .spectral_model import SpectralReconModel
+from .spectral_preview import save_spectral_preview
 
 
 @MODEL_REGISTRY.register()
@@ -51,6 +53,9 @@ class CASSIModel(SpectralReconModel):
     def save_prediction(self, img_name: str, pred: np.ndarray, gt: Optional[np.ndarray], dataset_name: str,
                         current_iter) -> None:
         self._pending.append((pred.astype(np.float32), gt.astype(np.float32)))
+        suffix = '' if not self.opt['is_train'] else f'_{current_iter}'
+        save_spectral_preview(osp.join(self.opt['path']['visualization'], dataset_name, f'{img_name}{suffix}.png'),
+                              pred, gt, self.preview_title(img_name, current_iter))
 
     def finish_saving(self, dataset_name: str, current_iter, per_image: Dict[str, List[float]]) -> None:
         import scipy.io

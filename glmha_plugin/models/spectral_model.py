@@ -16,7 +16,8 @@ replaces:
   upstream's evaluation reads it: one MATLAB v7.3 file per image, variable
   ``cube`` (H x W x C, clamped to [0, 1]), named after the input image
   (``results/<name>/visualization/<dataset>/<image>.mat`` in a test run,
-  ``experiments/<name>/visualization/<image>/<image>_<iter>.mat`` during training).
+  ``experiments/<name>/visualization/<image>/<image>_<iter>.mat`` during training),
+  and a PNG preview beside it (bands, error map, mean spectra).
 
 Metric options may carry ``better: lower`` (MRAE, RMSE, SAM) so the best
 value is tracked the right way round.
@@ -33,6 +34,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
 from ..data.matfile import write_mat_v73
+from .spectral_preview import save_spectral_preview
 
 
 @MODEL_REGISTRY.register()
@@ -123,9 +125,17 @@ class SpectralReconModel(SRModel):
 
     def save_prediction(self, img_name: str, pred: np.ndarray, gt: Optional[np.ndarray], dataset_name: str,
                         current_iter) -> None:
-        """One v7.3 ``.mat`` per image, variable ``cube`` (H x W x C, clamped to [0, 1]), as MST++'s test.py."""
-        write_mat_v73(self.result_path(dataset_name, img_name, current_iter),
-                      {'cube': np.clip(pred, 0, 1).astype(np.float32)})
+        """One v7.3 ``.mat`` per image, variable ``cube`` (H x W x C, clamped to [0, 1]), as MST++'s test.py,
+        and its PNG preview."""
+        cube = np.clip(pred, 0, 1).astype(np.float32)
+        write_mat_v73(self.result_path(dataset_name, img_name, current_iter), {'cube': cube})
+        save_spectral_preview(self.result_path(dataset_name, img_name, current_iter, '.png'), cube, gt,
+                              self.preview_title(img_name, current_iter))
+
+    def preview_title(self, img_name: str, current_iter) -> str:
+        """Title of a preview: image, experiment and, in training, the iteration."""
+        when = f', iter {current_iter}' if self.opt['is_train'] else ''
+        return f'{img_name} ({self.opt["name"]}{when})'
 
     def finish_saving(self, dataset_name: str, current_iter, per_image: Dict[str, List[float]]) -> None:
         """Called once after the last image when saving (nothing to do for per-image files)."""
