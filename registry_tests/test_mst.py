@@ -211,6 +211,13 @@ def test_glmha_mst_l_parameter_saving_matches_formulas():
     assert n - sum(p.numel() for p in glmha.parameters()) == saving > 0
 
 
+@pytest.mark.parametrize('net', [lambda: GLMHAMST(dim=28, stage=2, num_blocks=[1, 1, 1], rank_ratio=0.25),
+                                 lambda: GLMHAMSTPlusPlus(stage=1, guidance='none', gamma=4), lambda: MST(**TINY_MST)])
+def test_every_layer_reports_its_analytic_parameter_count(net):
+    layers = attention_layers(net())
+    assert layers and all(m.analytic_params() == sum(p.numel() for p in m.parameters()) for m in layers)
+
+
 def test_glmha_mst_plus_plus_keeps_every_non_attention_key(official):
     ours = dict(keys_of(GLMHAMSTPlusPlus()))
     for k, shape in official['mst_plus_plus']['keys']:

@@ -42,15 +42,17 @@ full-rank unguided GLMHA computes exactly upstream's MS-MSA from the same
 state_dict.  Parameter and MAC counts:
 :func:`~glmha_plugin.layers.cost.spectral_csa_params`,
 :func:`~glmha_plugin.layers.cost.spectral_glmha_params` and the ``*_macs``
-twins.
+twins, or per layer :meth:`SpectralMSA.analytic_params` /
+:meth:`SpectralMSA.analytic_macs`.
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
 
 from .attention import DEFAULT_GAMMA, GUIDANCE, resolve_rank, transposed_attention
 from .calibration import Calibration
+from .cost import spectral_csa_macs, spectral_csa_params, spectral_glmha_macs, spectral_glmha_params
 from .mask_guidance import MaskGuidance
 
 ATTENTIONS = ('csa', 'glmha')
@@ -93,6 +95,7 @@ class SpectralMSA(nn.Module):
             if guidance not in GUIDANCE:
                 raise ValueError(f'guidance must be one of {GUIDANCE}, got {guidance!r}')
         self.dim, self.num_heads, self.rank, self.attention = dim, num_heads, r, attention
+        self.gamma = DEFAULT_GAMMA if gamma is None else gamma
         # Registration order = upstream's state_dict order (rescale first: own parameter).
         self.to_q = nn.Linear(dim, r, bias=False)
         self.to_k = nn.Linear(dim, dim, bias=False)
@@ -107,7 +110,7 @@ class SpectralMSA(nn.Module):
         self.mm = None if mask_step is None else MaskGuidance(dim, r, mask_step, level)
         self.calib = None
         if attention == 'glmha' and guidance == 'calibration':
-            self.calib = Calibration(dim, DEFAULT_GAMMA if gamma is None else gamma, bias=False)
+            self.calib = Calibration(dim, self.gamma, bias=False)
         # pos-emb input channel of each of the C output channels (None: identity, r = C)
         self.register_buffer('pos_index', torch.arange(dim) * r // dim if r < dim else None, persistent=False)
 
@@ -118,6 +121,21 @@ class SpectralMSA(nn.Module):
     def extra_repr(self) -> str:
         return (f'dim={self.dim}, heads={self.num_heads}, attention={self.attention}, rank={self.rank}, '
                 f'guidance={self.guidance}, mask_guided={self.mm is not None}')
+
+    def analytic_params(self) -> int:
+        """This layer's parameter count from the formulas in :mod:`glmha_plugin.layers.cost`."""
+        if self.attention == 'csa':
+            return spectral_csa_params(self.dim, self.num_heads, self.mm is not None)
+        return spectral_glmha_params(self.dim, self.num_heads, self.rank, self.guidance, self.gamma,
+                                     self.mm is not None)
+
+    def analytic_macs(self, n_pixels: int, n_mask_pixels: int = 0) -> Dict[str, int]:
+        """MACs by term for ``n_pixels`` tokens (and an H x W' dispersed mask of ``n_mask_pixels``, MST)."""
+        n_mask_pixels = n_mask_pixels if self.mm is not None else 0
+        if self.attention == 'csa':
+            return spectral_csa_macs(self.dim, self.num_heads, n_pixels, n_mask_pixels)
+        return spectral_glmha_macs(self.dim, self.num_heads, self.rank, n_pixels, self.guidance, self.gamma,
+                                   n_mask_pixels)
 
     def project(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(query, key, value) of B x H x W x C tokens: B x N x C (``to_k``), B x N x r (``to_q``, ``to_v``)."""
