@@ -22,6 +22,13 @@ of ``sys.meta_path`` which does three things, each only when it is needed:
   basicsr's own, unmodified ``train_pipeline`` / ``test_pipeline`` (with the
   output root and resume adaptations that cannot be applied to a ``__main__``
   module from outside).
+* ``architecture``: the MST and MST++ toolboxes' scripts run ``from
+  architecture import *`` and ``model_generator(opt.method, ...)`` from their
+  local package.  When a top-level package of that name defines
+  ``model_generator``, it is wrapped right after import: methods named
+  ``glmha_*`` are built by :func:`glmha_plugin.registry.model_generator`
+  (imported only then), every other name goes to the package's own function
+  unchanged.  Packages without ``model_generator`` are not touched.
 
 Set ``GLMHA_PLUGIN_AUTOLOAD=0`` to switch all of this off.
 
@@ -29,6 +36,7 @@ Command line (for editable installs, which do not place the ``.pth``)::
 
     python -m glmha_plugin_autoload install|uninstall|status
 """
+import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -47,6 +55,9 @@ TV_ALIAS = 'torchvision.transforms.functional_tensor'
 TV_TARGET = 'torchvision.transforms.functional'
 # `python -m <key>` is served by `<value>.main`.
 MAIN_REDIRECTS = {'basicsr.train': 'glmha_plugin.train', 'basicsr.test': 'glmha_plugin.test'}
+# The spectral toolboxes' model package, and the prefix of the method names the plugin adds to it.
+TOOLBOX_PACKAGE = 'architecture'
+TOOLBOX_PREFIX = 'glmha_'
 
 
 def enabled():
@@ -128,6 +139,12 @@ class _Finder(importlib.abc.MetaPathFinder):
                 return None
             spec.loader = _AfterImportLoader(spec.loader, _after_basicsr)
             return spec
+        if fullname == TOOLBOX_PACKAGE and path is None and enabled():
+            spec = _find_elsewhere(fullname, path, target)
+            if spec is None or spec.loader is None:
+                return None
+            spec.loader = _AfterImportLoader(spec.loader, _after_toolbox_architecture)
+            return spec
         return None
 
 
@@ -140,6 +157,27 @@ def _after_basicsr(module):
                       f'without the plugin. Set {ENV_VAR}=0 to silence this.', RuntimeWarning, stacklevel=2)
         return
     _redirect_main()
+
+
+def _after_toolbox_architecture(module):
+    """Extend a toolbox's ``model_generator`` (only a package that defines one)."""
+    original = getattr(module, 'model_generator', None)
+    if callable(original) and not getattr(original, 'glmha_extended', False):
+        module.model_generator = extend_model_generator(original)
+
+
+def extend_model_generator(original):
+    """``model_generator`` that builds ``glmha_*`` methods with the plugin, the rest with ``original``."""
+
+    @functools.wraps(original)
+    def model_generator(method, pretrained_model_path=None, *args, **kwargs):
+        if isinstance(method, str) and method.startswith(TOOLBOX_PREFIX):
+            from glmha_plugin.registry import model_generator as plugin_generator
+            return plugin_generator(method, pretrained_model_path)
+        return original(method, pretrained_model_path, *args, **kwargs)
+
+    model_generator.glmha_extended = True
+    return model_generator
 
 
 def module_run_as_main():

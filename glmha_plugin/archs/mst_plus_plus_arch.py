@@ -1,0 +1,94 @@
+"""MST++ (Cai et al., CVPRW 2022, NTIRE 2022 winner) for RGB -> hyperspectral, with CSA or GLMHA.
+
+* ``MST_Plus_Plus``: ``attention='csa'`` by default; state_dict keys and
+  shapes equal the official ``train_code/architecture/MST_Plus_Plus.py``
+  (``MST_Plus_Plus(3, 31, 31, stage=3)``, 1,619,625 parameters), so official
+  checkpoints (``{'state_dict': ...}`` with ``module.`` prefixes; see
+  :func:`glmha_plugin.registry.model_generator`) load with ``strict=True``.
+* ``GLMHAMSTPlusPlus``: GLMHA in every MS-MSA (no mask branch in MST++).
+
+``conv_in`` (3x3) -> ``stage`` U-shaped spectral transformers (each
+``dim = n_feat``, two downsamplings, one block per level) -> ``conv_out``,
+plus the ``conv_in`` features.  Inputs of any size: padded to a multiple of 8
+(reflect, as upstream; replicate where the image is too small to reflect) and
+cropped back.  Linear layers start from a truncated normal (std 0.02), as
+upstream.
+"""
+from typing import Optional
+
+import torch
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+
+from .restormer_arch import _pad_to_multiple
+from .spectral_unet import PerLevel, SpectralUNet, host_attention
+
+SIZE_MULTIPLE = 8
+
+
+def _init_weights(m: nn.Module) -> None:
+    from timm.layers import trunc_normal_  # here, not at the top: importing timm costs 0.4 s per `import basicsr`
+    if isinstance(m, nn.Linear):
+        trunc_normal_(m.weight, std=.02)
+        if m.bias is not None:
+            nn.init.constant_(m.bias, 0)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.constant_(m.bias, 0)
+        nn.init.constant_(m.weight, 1.0)
+
+
+class MST_Plus_Plus(nn.Module):  # noqa: N801 (upstream's name)
+    """MST++ with ``attention: csa | glmha`` (module docstring).
+
+    Args (MST++'s own): in_channels (3), out_channels (31), n_feat (31; must
+    equal out_channels), stage (3 cascaded U-Nets).
+
+    Args (attention): attention, rank / rank_ratio (one value or three, one
+    per level of every U-Net: 31, 62, 124 channels), guidance, gamma.
+
+    Shapes: B x in_channels x H x W -> B x out_channels x H x W.
+    """
+
+    default_attention = 'csa'
+
+    def __init__(self,
+                 in_channels: int = 3,
+                 out_channels: int = 31,
+                 n_feat: int = 31,
+                 stage: int = 3,
+                 attention: Optional[str] = None,
+                 rank: PerLevel = None,
+                 rank_ratio: PerLevel = None,
+                 guidance: Optional[str] = None,
+                 gamma: Optional[int] = None):
+        super().__init__()
+        if out_channels != n_feat:
+            raise ValueError(f'out_channels ({out_channels}) must equal n_feat ({n_feat}): MST++ adds the input '
+                             f'features to its output')
+        attention = host_attention(type(self).__name__, self.default_attention, attention, 'MST_Plus_Plus')
+        self.attention, self.in_channels, self.stage = attention, in_channels, stage
+        self.conv_in = nn.Conv2d(in_channels, n_feat, kernel_size=3, padding=1, bias=False)
+        self.body = nn.Sequential(*[
+            SpectralUNet(n_feat, n_feat, n_feat, stage=2, num_blocks=(1, 1, 1), attention=attention, rank=rank,
+                         rank_ratio=rank_ratio, guidance=guidance, gamma=gamma) for _ in range(stage)
+        ])
+        self.conv_out = nn.Conv2d(n_feat, out_channels, kernel_size=3, padding=1, bias=False)
+        self.apply(_init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'{type(self).__name__} expects B x {self.in_channels} x H x W input (in_channels='
+                             f'{self.in_channels}), got {tuple(x.shape)}')
+        h, w = x.shape[-2:]
+        fea = self.conv_in(_pad_to_multiple(x, SIZE_MULTIPLE))
+        return (self.conv_out(self.body(fea)) + fea)[..., :h, :w]
+
+
+class GLMHAMSTPlusPlus(MST_Plus_Plus):
+    """MST++ with GLMHA in every MS-MSA (``attention='glmha'`` by default)."""
+
+    default_attention = 'glmha'
+
+
+ARCH_REGISTRY.register()(MST_Plus_Plus)
+ARCH_REGISTRY.register()(GLMHAMSTPlusPlus)

@@ -1,0 +1,169 @@
+"""The U-shaped spectral transformer shared by MST and MST++ (upstream's ``MST`` class).
+
+MST (CASSI) is one such U-Net with the mask-guided branch; MST++ chains
+three of them without it ("single-stage spectral transformers").  Keys and
+shapes follow upstream: ``embedding``, ``encoder_layers.{i}.{0: blocks, 1:
+feature downsample, 2: mask downsample (MST only)}``, ``bottleneck``,
+``decoder_layers.{i}.{0: upsample, 1: fusion, 2: blocks}``, ``mapping``; each
+block is ``blocks.{j}.0`` (:class:`~glmha_plugin.layers.SpectralMSA`) and
+``blocks.{j}.1`` (pre-norm feed-forward: ``fn.net.{0,2,4}``, ``norm``).
+
+Level l (0 = full resolution) has C_l = dim * 2^l channels and 2^l heads of
+``dim`` channels each.  Encoder and decoder level l have ``num_blocks[l]``
+blocks and the bottleneck (level ``stage``) ``num_blocks[-1]``, as upstream.
+H and W must be multiples of 2^stage (the hosts pad).
+"""
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from ..layers import SpectralMSA
+
+PerLevel = Union[None, int, float, Sequence[Union[int, float]]]
+
+
+def host_attention(host: str, default: str, attention: Optional[str], baseline: str) -> str:
+    """The attention a host class uses: its default unless given; ``GLMHA*`` classes insist on glmha."""
+    attention = attention or default
+    if default == 'glmha' and attention != 'glmha':
+        raise ValueError(f'{host} always uses attention: glmha (got {attention!r}); use type: {baseline} for '
+                         f'attention: {attention}')
+    return attention
+
+
+def _per_level(value: PerLevel, level: int, levels: int, option: str):
+    if isinstance(value, (list, tuple)):
+        if len(value) != levels:
+            raise ValueError(f'{option}: give one value for every level or one per level ({levels} levels: '
+                             f'0 .. {levels - 1}, the last is the bottleneck), got {list(value)}')
+        return value[level]
+    return value
+
+
+class FeedForward(nn.Module):
+    """1x1 (C -> 4C), GELU, DW3x3, GELU, 1x1 (4C -> C), no biases. B x H x W x C -> same."""
+
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(dim, dim * mult, 1, 1, bias=False),
+            nn.GELU(),
+            nn.Conv2d(dim * mult, dim * mult, 3, 1, 1, bias=False, groups=dim * mult),
+            nn.GELU(),
+            nn.Conv2d(dim * mult, dim, 1, 1, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class PreNorm(nn.Module):
+    """fn(LayerNorm(x)) over the last (channel) dimension."""
+
+    def __init__(self, dim: int, fn: nn.Module):
+        super().__init__()
+        self.fn = fn
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(self.norm(x))
+
+
+class SpectralBlocks(nn.Module):
+    """Upstream's MSAB: ``num_blocks`` x (x + MS-MSA(x, mask), then + FFN(LN(x))). B x C x H x W -> same."""
+
+    def __init__(self, dim: int, num_heads: int, num_blocks: int, attn_kwargs: dict):
+        super().__init__()
+        self.blocks = nn.ModuleList([
+            nn.ModuleList([SpectralMSA(dim, num_heads, **attn_kwargs), PreNorm(dim, FeedForward(dim))])
+            for _ in range(num_blocks)
+        ])
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        for attn, ff in self.blocks:
+            x = attn(x, mask) + x
+            x = ff(x) + x
+        return x.permute(0, 3, 1, 2)
+
+
+class SpectralUNet(nn.Module):
+    """Encoder - bottleneck - decoder of spectral-wise attention blocks (module docstring).
+
+    Args:
+        in_dim, out_dim: input / output channels (equal: the output adds the input).
+        dim: channels at level 0, also the channels per head.
+        stage: number of downsamplings.
+        num_blocks: blocks per level (at least ``stage`` entries; the last one
+            is the bottleneck's).
+        attention: ``'csa'`` or ``'glmha'``.
+        rank, rank_ratio: GLMHA key/value rank, one value or one per level
+            (``stage + 1`` values, level ``stage`` = bottleneck).
+        guidance, gamma: GLMHA guidance options.
+        mask_step: ``None`` (MST++: no mask) or the dispersion step of MST's mask-guided branch.
+        embedding_activation: LeakyReLU(0.1) after the embedding (MST) or not (MST++).
+
+    Shapes: ``forward(x, mask=None)``: B x in_dim x H x W (H, W multiples of
+    2^stage) -> B x out_dim x H x W; mask (MST): B x dim x H x W' dispersed mask.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, dim: int, stage: int, num_blocks: Sequence[int],
+                 attention: str = 'csa', rank: PerLevel = None, rank_ratio: PerLevel = None,
+                 guidance: Optional[str] = None, gamma: Optional[int] = None, mask_step: Optional[int] = None,
+                 embedding_activation: bool = False):
+        super().__init__()
+        if in_dim != out_dim:
+            raise ValueError(f'in_dim ({in_dim}) must equal out_dim ({out_dim}): the output adds the input')
+        if stage < 0 or len(num_blocks) < max(stage, 1):
+            raise ValueError(f'num_blocks needs an entry per level ({stage} levels, plus optionally the '
+                             f'bottleneck), got {list(num_blocks)} for stage={stage}')
+        self.dim, self.stage, self.mask_guided = dim, stage, mask_step is not None
+
+        def blocks(level: int, depth: int) -> SpectralBlocks:
+            channels, heads = dim * 2**level, 2**level
+            kwargs = dict(attention=attention, mask_step=mask_step, level=level)
+            for option, value in (('rank', rank), ('rank_ratio', rank_ratio)):
+                v = _per_level(value, level, stage + 1, option)
+                if v is not None:
+                    kwargs[option] = v
+            kwargs.update({k: v for k, v in (('guidance', guidance), ('gamma', gamma)) if v is not None})
+            try:
+                return SpectralBlocks(channels, heads, depth, kwargs)
+            except ValueError as exc:
+                raise ValueError(f'level {level} ({channels} channels, {heads} heads): {exc}') from None
+
+        self.embedding = nn.Conv2d(in_dim, dim, 3, 1, 1, bias=False)
+        self.encoder_layers = nn.ModuleList()
+        for level in range(stage):
+            c = dim * 2**level
+            layer = [blocks(level, num_blocks[level]), nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False)]
+            if self.mask_guided:
+                layer.append(nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False))
+            self.encoder_layers.append(nn.ModuleList(layer))
+        self.bottleneck = blocks(stage, num_blocks[-1])
+        self.decoder_layers = nn.ModuleList()
+        for level in reversed(range(stage)):
+            c = dim * 2**level
+            self.decoder_layers.append(nn.ModuleList([
+                nn.ConvTranspose2d(2 * c, c, stride=2, kernel_size=2, padding=0, output_padding=0),
+                nn.Conv2d(2 * c, c, 1, 1, bias=False),
+                blocks(level, num_blocks[level]),
+            ]))
+        self.mapping = nn.Conv2d(dim, out_dim, 3, 1, 1, bias=False)
+        self.embed_act = nn.LeakyReLU(negative_slope=0.1, inplace=True) if embedding_activation else nn.Identity()
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        fea = self.embed_act(self.embedding(x))
+        skips, masks = [], []
+        for layer in self.encoder_layers:
+            fea = layer[0](fea, mask)
+            skips.append(fea)
+            masks.append(mask)
+            fea = layer[1](fea)
+            if self.mask_guided:
+                mask = layer[2](mask)
+        fea = self.bottleneck(fea, mask)
+        for (up, fuse, level_blocks), skip, level_mask in zip(self.decoder_layers, reversed(skips), reversed(masks)):
+            fea = level_blocks(fuse(torch.cat([up(fea), skip], dim=1)), level_mask)
+        return self.mapping(fea) + x

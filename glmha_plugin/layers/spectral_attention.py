@@ -1,0 +1,175 @@
+"""Spectral-wise multi-head self-attention (MS-MSA of MST and MST++), CSA or GLMHA.
+
+MST (CVPR 2022) and MST++ (CVPRW 2022) attend across channels like Restormer
+but on channel-last tokens with ``Linear`` projections (no bias, no depth-wise
+conv), a learned per-head ``rescale``, an output ``proj`` with bias, and a
+positional-embedding branch (DW3x3 - GELU - DW3x3) on the values.  MST adds a
+mask-guided branch (:class:`~glmha_plugin.layers.mask_guidance.MaskGuidance`)
+that multiplies the values with an embedding of the CASSI mask.
+
+Input x: B x H x W x C, N = H*W, h heads, d = C/h.  Upstream computes
+``A = K^T Q`` (its own comment): the rows of the d x d map, and so the output
+channels, are indexed by ``to_k``, and the softmax runs over ``to_q``'s
+channels.  In the usual vocabulary ``to_k`` plays the query and ``to_q`` the
+key.  Both variants keep that formula:
+
+    attention='csa' (upstream; state_dict keys and shapes identical):
+        qry = to_k(x), key = to_q(x), val = to_v(x)                  C, C, C channels
+        Y   = proj(softmax(rescale * l2n(qry) l2n(key)^T) (val * M)) + pos_emb(val)
+
+    attention='glmha' (GLMHA.md: the query side stays full; key and value
+    get r < C channels from the instance-guided input g * x; Linear, no
+    depth-wise conv, as the host):
+        g   = Calibration(x)                                         B x C (guidance='calibration')
+        qry = to_k(x)             Linear C -> C
+        key = to_q(g * x)         Linear C -> r     (folded: x (W diag g)^T, one bmm with to_v)
+        val = to_v(g * x)         Linear C -> r
+        A   = softmax(rescale * l2n(qry) l2n(key)^T)                 B x h x d x r_h
+        Y   = proj(A (val * M_r)) + pos_emb(expand_C(val))           B x H x W x C
+
+How the two value branches keep C output channels in the GLMHA variant:
+
+* mask guidance: the mask embedding is computed with r output channels
+  (``mm.conv1`` C -> r, ``mm.conv2`` r -> r, ``mm.depth_conv`` r), so it
+  multiplies the r-channel values directly; this also saves parameters;
+* positional embedding: ``expand_C`` feeds output channel j of the first
+  depth-wise conv from value channel ``floor(j * r / C)`` (a grouped conv
+  r -> C with channel multiplier C/r when r divides C); both convs keep
+  upstream's shapes (C x 1 x 3 x 3), no parameter is added.
+
+With r = C and ``guidance='none'`` both rules are the identity, so a
+full-rank unguided GLMHA computes exactly upstream's MS-MSA from the same
+state_dict.  Parameter and MAC counts:
+:func:`~glmha_plugin.layers.cost.spectral_csa_params`,
+:func:`~glmha_plugin.layers.cost.spectral_glmha_params` and the ``*_macs``
+twins, or per layer :meth:`SpectralMSA.analytic_params` /
+:meth:`SpectralMSA.analytic_macs`.
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+from .attention import DEFAULT_GAMMA, GUIDANCE, resolve_rank, transposed_attention
+from .calibration import Calibration
+from .cost import spectral_csa_macs, spectral_csa_params, spectral_glmha_macs, spectral_glmha_params
+from .mask_guidance import MaskGuidance
+
+ATTENTIONS = ('csa', 'glmha')
+
+
+class SpectralMSA(nn.Module):
+    """MS-MSA with ``attention: csa | glmha`` (module docstring).
+
+    Args:
+        dim: channels C (tokens' last dimension).
+        num_heads: heads h (divides C and the rank).
+        attention: ``'csa'`` (upstream MS-MSA) or ``'glmha'``.
+        rank / rank_ratio: GLMHA key/value rank, see :func:`~glmha_plugin.layers.resolve_rank`.
+        guidance: GLMHA guidance, ``'calibration'`` (default) or ``'none'``.
+        gamma: GLMHA calibration reduction (default 8).
+        mask_step: ``None`` for MST++ (no mask branch); MST's dispersion step
+            (2) to add the mask-guided branch.
+        level: U-Net level of this block (0 = full resolution), for the mask shift.
+
+    Shapes: ``forward(x, mask=None)``: x B x H x W x C; mask (MST only) the
+    dispersed mask at this level, B x C x H x W' or 1 x C x H x W'
+    (W' >= W + the level's dispersion); output B x H x W x C.
+    """
+
+    def __init__(self, dim: int, num_heads: int, attention: str = 'csa', rank: Optional[int] = None,
+                 rank_ratio: Optional[float] = None, guidance: Optional[str] = None, gamma: Optional[int] = None,
+                 mask_step: Optional[int] = None, level: int = 0):
+        super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {attention!r}: use 'csa' or 'glmha'")
+        glmha_options = {k: v for k, v in dict(rank=rank, rank_ratio=rank_ratio, guidance=guidance,
+                                                 gamma=gamma).items() if v is not None}
+        if attention == 'csa':
+            if glmha_options:
+                raise ValueError(f'options {sorted(glmha_options)} apply only to attention: glmha (attention is csa)')
+            r = resolve_rank(dim, num_heads, rank=dim)
+        else:
+            r = resolve_rank(dim, num_heads, rank, rank_ratio)
+            guidance = 'calibration' if guidance is None else guidance
+            if guidance not in GUIDANCE:
+                raise ValueError(f'guidance must be one of {GUIDANCE}, got {guidance!r}')
+        self.dim, self.num_heads, self.rank, self.attention = dim, num_heads, r, attention
+        self.gamma = DEFAULT_GAMMA if gamma is None else gamma
+        # Registration order = upstream's state_dict order (rescale first: own parameter).
+        self.to_q = nn.Linear(dim, r, bias=False)
+        self.to_k = nn.Linear(dim, dim, bias=False)
+        self.to_v = nn.Linear(dim, r, bias=False)
+        self.rescale = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.proj = nn.Linear(dim, dim, bias=True)
+        self.pos_emb = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False, groups=dim),
+            nn.GELU(),
+            nn.Conv2d(dim, dim, 3, 1, 1, bias=False, groups=dim),
+        )
+        self.mm = None if mask_step is None else MaskGuidance(dim, r, mask_step, level)
+        self.calib = None
+        if attention == 'glmha' and guidance == 'calibration':
+            self.calib = Calibration(dim, self.gamma, bias=False)
+        # pos-emb input channel of each of the C output channels (None: identity, r = C)
+        self.register_buffer('pos_index', torch.arange(dim) * r // dim if r < dim else None, persistent=False)
+
+    @property
+    def guidance(self) -> str:
+        return 'none' if self.calib is None else 'calibration'
+
+    def extra_repr(self) -> str:
+        return (f'dim={self.dim}, heads={self.num_heads}, attention={self.attention}, rank={self.rank}, '
+                f'guidance={self.guidance}, mask_guided={self.mm is not None}')
+
+    def analytic_params(self) -> int:
+        """This layer's parameter count from the formulas in :mod:`glmha_plugin.layers.cost`."""
+        if self.attention == 'csa':
+            return spectral_csa_params(self.dim, self.num_heads, self.mm is not None)
+        return spectral_glmha_params(self.dim, self.num_heads, self.rank, self.guidance, self.gamma,
+                                     self.mm is not None)
+
+    def analytic_macs(self, n_pixels: int, n_mask_pixels: int = 0) -> Dict[str, int]:
+        """MACs by term for ``n_pixels`` tokens (and an H x W' dispersed mask of ``n_mask_pixels``, MST)."""
+        n_mask_pixels = n_mask_pixels if self.mm is not None else 0
+        if self.attention == 'csa':
+            return spectral_csa_macs(self.dim, self.num_heads, n_pixels, n_mask_pixels)
+        return spectral_glmha_macs(self.dim, self.num_heads, self.rank, n_pixels, self.guidance, self.gamma,
+                                   n_mask_pixels)
+
+    def project(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(query, key, value) of B x H x W x C tokens: B x N x C (``to_k``), B x N x r (``to_q``, ``to_v``)."""
+        b, h, w, c = x.shape
+        if c != self.dim:
+            raise ValueError(f'SpectralMSA was built for {self.dim} channels, got tokens {tuple(x.shape)} '
+                             f'(B x H x W x C)')
+        tokens = x.reshape(b, h * w, c)
+        query = self.to_k(tokens)
+        if self.calib is None:
+            return query, self.to_q(tokens), self.to_v(tokens)
+        g = self.calib(x.permute(0, 3, 1, 2))                                              # B x C
+        weight = torch.cat([self.to_q.weight, self.to_v.weight]) * g.unsqueeze(1)          # B x 2r x C
+        key, value = torch.bmm(tokens, weight.transpose(1, 2)).split([self.rank, self.rank], dim=-1)
+        return query, key, value
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        query, key, value = self.project(x)
+        b, h, w, c = x.shape
+        n, r, heads = h * w, self.rank, self.num_heads
+        attended = value
+        if self.mm is not None:
+            if mask is None:
+                raise ValueError('the mask-guided MS-MSA (MST) needs the dispersed mask Phi: call MST(x, mask)')
+            if mask.shape[0] not in (1, b):
+                raise ValueError(f'mask batch {mask.shape[0]} does not match the input batch {b} (use {b} or 1)')
+            attended = value * self.mm(mask, w).flatten(2).transpose(1, 2)    # B x N x r
+
+        def heads_first(t: torch.Tensor) -> torch.Tensor:                      # B x N x k -> B x h x k/h x N
+            return t.reshape(b, n, heads, -1).permute(0, 2, 3, 1)
+
+        out = transposed_attention(heads_first(query), heads_first(key), heads_first(attended), self.rescale)
+        out = self.proj(out.permute(0, 3, 1, 2).reshape(b, n, c)).view(b, h, w, c)
+        pos = value.reshape(b, h, w, r).permute(0, 3, 1, 2)
+        if self.pos_index is not None:
+            pos = pos.index_select(1, self.pos_index)
+        return out + self.pos_emb(pos).permute(0, 2, 3, 1)

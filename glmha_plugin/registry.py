@@ -1,0 +1,82 @@
+"""mmengine registry of the spectral networks and the toolboxes' ``model_generator``.
+
+``SPECTRAL_MODELS`` is a child of mmengine's root ``MODELS`` with scope
+``glmha_plugin``, so all of these work (mmengine imports this module itself
+when it meets the ``glmha_plugin.`` prefix)::
+
+    from mmengine.registry import MODELS
+    MODELS.build(dict(type='glmha_plugin.GLMHAMSTPlusPlus'))
+    from glmha_plugin.registry import SPECTRAL_MODELS
+    SPECTRAL_MODELS.build(dict(type='MST', dim=28, stage=2, num_blocks=[4, 7, 5]))
+
+``model_generator(method, pretrained_model_path=None)`` is a drop-in for the
+function of the same name in the MST and MST++ toolboxes'
+``architecture/__init__.py``: upstream's method names build this package's
+CSA networks (identical state_dicts), the ``glmha_`` names their GLMHA
+variants, and upstream checkpoint formats load strictly.  Models are
+returned on the CPU (upstream's scripts call ``.cuda()`` on the result).
+The import hook (:mod:`glmha_plugin_autoload`) adds the ``glmha_`` names to
+an unmodified toolbox's own ``model_generator``.
+"""
+import difflib
+from typing import Dict, Optional, Tuple
+
+import torch
+from glmha_plugin_autoload import TOOLBOX_PREFIX as GLMHA_PREFIX
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+from torch import nn
+
+from .archs import MST, GLMHAMST, GLMHAMSTPlusPlus, MST_Plus_Plus
+
+SPECTRAL_MODELS = Registry('spectral model', parent=MMENGINE_MODELS, scope='glmha_plugin')
+for _cls in (MST, GLMHAMST, MST_Plus_Plus, GLMHAMSTPlusPlus):
+    SPECTRAL_MODELS.register_module(module=_cls)
+
+_UPSTREAM: Dict[str, Tuple[str, dict]] = {
+    # MST toolbox (CASSI simulation, 28 bands)
+    'mst_s': ('MST', dict(dim=28, stage=2, num_blocks=[2, 2, 2])),
+    'mst_m': ('MST', dict(dim=28, stage=2, num_blocks=[2, 4, 4])),
+    'mst_l': ('MST', dict(dim=28, stage=2, num_blocks=[4, 7, 5])),
+    # MST++ toolbox (RGB -> 31 bands)
+    'mst_plus_plus': ('MST_Plus_Plus', dict(in_channels=3, out_channels=31, n_feat=31, stage=3)),
+}
+_GLMHA_TYPES = {'MST': 'GLMHAMST', 'MST_Plus_Plus': 'GLMHAMSTPlusPlus'}
+# method name -> (SPECTRAL_MODELS type, constructor arguments)
+METHODS: Dict[str, Tuple[str, dict]] = dict(_UPSTREAM)
+METHODS.update({GLMHA_PREFIX + name: (_GLMHA_TYPES[t], kw) for name, (t, kw) in _UPSTREAM.items()})
+
+
+def state_dict_from_checkpoint(path: str) -> Dict[str, torch.Tensor]:
+    """The network weights in an upstream or basicsr checkpoint, ``module.`` prefixes removed.
+
+    Formats: MST++ ``{'state_dict': ..., 'optimizer': ..., ...}``, basicsr
+    ``{'params': ...}``, or a plain state_dict (MST).  Read with
+    ``weights_only=True``: tensors and containers only, no code.
+    """
+    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{path!r} is not a checkpoint dict (got {type(ckpt).__name__})')
+    for key in ('state_dict', 'params'):
+        if isinstance(ckpt.get(key), dict):
+            ckpt = ckpt[key]
+            break
+    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in ckpt.items()}
+
+
+def model_generator(method: str, pretrained_model_path: Optional[str] = None) -> nn.Module:
+    """Build the network upstream's toolboxes call ``method``, optionally with weights (strict)."""
+    if method not in METHODS:
+        close = difflib.get_close_matches(str(method), list(METHODS), n=3, cutoff=0.6)
+        hint = f' Did you mean {" or ".join(repr(c) for c in close)}?' if close else ''
+        raise ValueError(f'unknown method {method!r}.{hint} Valid methods: {", ".join(METHODS)}')
+    type_name, kwargs = METHODS[method]
+    model = SPECTRAL_MODELS.build(dict(type=type_name, **kwargs))
+    if pretrained_model_path is not None:
+        state = state_dict_from_checkpoint(pretrained_model_path)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise RuntimeError(f'checkpoint {pretrained_model_path!r} does not fit method {method!r} '
+                               f'({type_name}): {exc}') from None
+    return model
