@@ -21,13 +21,14 @@ an unmodified toolbox's own ``model_generator``.
 import difflib
 from typing import Dict, Optional, Tuple
 
-import torch
 from glmha_plugin_autoload import TOOLBOX_PREFIX as GLMHA_PREFIX
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 from torch import nn
 
 from .archs import MST, GLMHAMST, GLMHAMSTPlusPlus, MST_Plus_Plus
+from .checkpoint import load_into
+from .errors import CheckpointError
 
 SPECTRAL_MODELS = Registry('spectral model', parent=MMENGINE_MODELS, scope='glmha_plugin')
 for _cls in (MST, GLMHAMST, MST_Plus_Plus, GLMHAMSTPlusPlus):
@@ -47,23 +48,6 @@ METHODS: Dict[str, Tuple[str, dict]] = dict(_UPSTREAM)
 METHODS.update({GLMHA_PREFIX + name: (_GLMHA_TYPES[t], kw) for name, (t, kw) in _UPSTREAM.items()})
 
 
-def state_dict_from_checkpoint(path: str) -> Dict[str, torch.Tensor]:
-    """The network weights in an upstream or basicsr checkpoint, ``module.`` prefixes removed.
-
-    Formats: MST++ ``{'state_dict': ..., 'optimizer': ..., ...}``, basicsr
-    ``{'params': ...}``, or a plain state_dict (MST).  Read with
-    ``weights_only=True``: tensors and containers only, no code.
-    """
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'{path!r} is not a checkpoint dict (got {type(ckpt).__name__})')
-    for key in ('state_dict', 'params'):
-        if isinstance(ckpt.get(key), dict):
-            ckpt = ckpt[key]
-            break
-    return {(k[len('module.'):] if k.startswith('module.') else k): v for k, v in ckpt.items()}
-
-
 def model_generator(method: str, pretrained_model_path: Optional[str] = None) -> nn.Module:
     """Build the network upstream's toolboxes call ``method``, optionally with weights (strict)."""
     if method not in METHODS:
@@ -73,10 +57,10 @@ def model_generator(method: str, pretrained_model_path: Optional[str] = None) ->
     type_name, kwargs = METHODS[method]
     model = SPECTRAL_MODELS.build(dict(type=type_name, **kwargs))
     if pretrained_model_path is not None:
-        state = state_dict_from_checkpoint(pretrained_model_path)
+        # MST++ {'state_dict': ...}, basicsr {'params': ...} or a plain state_dict (MST); weights_only
+        # unless GLMHA_ALLOW_PICKLE=1 (MST's real-data checkpoints are whole-model pickles)
         try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise RuntimeError(f'checkpoint {pretrained_model_path!r} does not fit method {method!r} '
-                               f'({type_name}): {exc}') from None
+            load_into(model, pretrained_model_path, strict=True)
+        except CheckpointError as exc:
+            raise CheckpointError(f'method {method!r} ({type_name}): {exc}') from None
     return model

@@ -100,12 +100,12 @@ def test_basicsr_checkpoint_of_a_glmha_model_loads(tmp_path):
 
 def test_mismatched_checkpoint_is_explained(official, tmp_path):
     torch.save(random_official(official['mst_s']['keys']), tmp_path / 'mst_s.pth')
-    with pytest.raises(RuntimeError, match="does not fit method 'glmha_mst_s' \\(GLMHAMST\\)"):
+    with pytest.raises(RuntimeError, match="method 'glmha_mst_s' \\(GLMHAMST\\).*does not fit GLMHAMST: .*missing"):
         model_generator('glmha_mst_s', str(tmp_path / 'mst_s.pth'))
 
 
 def test_checkpoint_is_read_weights_only(tmp_path):
     """A pickle that would run code is refused (torch.load(..., weights_only=True))."""
     torch.save({'state_dict': {}, 'hook': print}, tmp_path / 'evil.pth')
-    with pytest.raises(Exception, match='[Ww]eights only'):
+    with pytest.raises(Exception, match='refused'):
         model_generator('mst_s', str(tmp_path / 'evil.pth'))
