@@ -10,6 +10,9 @@ from . import compat
 compat.apply()
 
 from . import archs  # noqa: E402,F401  (registers in ARCH_REGISTRY)
+from . import data  # noqa: E402,F401  (registers in DATASET_REGISTRY)
+from . import metrics  # noqa: E402,F401  (registers in METRIC_REGISTRY)
+from . import models  # noqa: E402,F401  (registers in MODEL_REGISTRY)
 from .version import __version__  # noqa: E402
 
-__all__ = ['__version__', 'compat', 'archs']
+__all__ = ['__version__', 'compat', 'archs', 'data', 'metrics', 'models']

@@ -4,10 +4,12 @@ from .calibration import Calibration
 from .cost import csa_macs, csa_params, glmha_macs, glmha_params
 from .ffn import GatedDconvFFN
 from .norm import LayerNorm2d
+from .padding import pad_to_multiple
 
 __all__ = [
     'CSA', 'GLMHA', 'GUIDANCE', 'ChannelAttention', 'resolve_rank', 'transposed_attention', 'Calibration',
-    'csa_macs', 'csa_params', 'glmha_macs', 'glmha_params', 'GatedDconvFFN', 'LayerNorm2d', 'build_attention'
+    'csa_macs', 'csa_params', 'glmha_macs', 'glmha_params', 'GatedDconvFFN', 'LayerNorm2d', 'build_attention',
+    'pad_to_multiple'
 ]
 
 
