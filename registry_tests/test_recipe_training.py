@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from glmha_plugin.models import CosineAnnealingRestartCyclicLR, ImageCleanModel, MixingAugment, ProgressiveSchedule
 
-pytestmark = pytest.mark.filterwarnings('ignore:Detected call of `lr_scheduler.step()` before:UserWarning')
+pytestmark = pytest.mark.filterwarnings('ignore:Detected call of:UserWarning')  # basicsr steps schedulers first
 RESTORMER = dict(periods=[92000, 208000], restart_weights=[1, 1], eta_mins=[3e-4, 1e-6])
 PROGRESSIVE = dict(iters=[92000, 64000, 48000, 36000, 36000, 24000], mini_batch_sizes=[8, 5, 4, 2, 1, 1],
                    gt_sizes=[128, 160, 192, 256, 320, 384], batch_size=8, gt_size=384)
@@ -255,3 +255,24 @@ def test_model_validation_pads_and_does_not_crop(tmp_path):
     assert 'psnr' in model.metric_results and math.isfinite(model.metric_results['psnr'])
     model.feed_data(_batch())  # training feeding is back on after validation
     assert model.lq.shape[-1] == 16
+
+
+def test_model_ema_tracks_the_weights_and_is_saved(tmp_path):
+    opt = model_opt(tmp_path, progressive=False)
+    opt['train']['ema_decay'] = 0.9
+    for k in ('models', 'training_states'):
+        (tmp_path / k).mkdir()
+    torch.manual_seed(0)
+    model = ImageCleanModel(opt)
+    before = {k: v.clone() for k, v in model.net_g_ema.state_dict().items()}
+    model.update_learning_rate(1)
+    model.feed_data(_batch())
+    model.optimize_parameters(1)
+    after, net = model.net_g_ema.state_dict(), model.net_g.state_dict()
+    key = 'patch_embed.proj.weight'
+    torch.testing.assert_close(after[key], 0.9 * before[key] + 0.1 * net[key])
+    assert not torch.equal(after[key], net[key])
+    model.save(epoch=0, current_iter=1)
+    saved = torch.load(tmp_path / 'models' / 'net_g_1.pth', weights_only=True)
+    assert set(saved) == {'params', 'params_ema'}
+    assert (tmp_path / 'training_states' / '1.state').is_file()

@@ -50,9 +50,21 @@ class ImageCleanModel(SRModel):
         if opt['is_train']:
             self.progressive = ProgressiveSchedule.from_dataset_opt(opt['datasets']['train'])
         super().__init__(opt)
+        if self.progressive is not None:
+            self._check_stage_lengths(int(train_opt.get('total_iter', 0)))
         if opt['is_train'] and mixing.get('mixup', False):
             self.mixing_augmentation = MixingAugment(mixing.get('mixup_beta', 1.2), mixing.get('use_identity', False),
                                                      self.device)
+
+    def _check_stage_lengths(self, total_iter: int):
+        logger = get_root_logger()
+        end = self.progressive.boundaries[-1]
+        if end > total_iter:
+            unreached = [j + 1 for j in range(len(self.progressive)) if self.progressive.stage(total_iter).index < j]
+            logger.warning(f'Progressive learning: the stages end at iteration {end} but total_iter is {total_iter}; '
+                           f'stage(s) {unreached} will not be reached')
+        elif end < total_iter:
+            logger.info(f'Progressive learning: the last stage runs from iteration {end} to total_iter {total_iter}')
 
     # ------------------------------------------------------------------ optimisation
 
