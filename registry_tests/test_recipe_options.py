@@ -84,3 +84,15 @@ def test_test_yaml_layout(task, net):
     assert {m['type'] for m in opt['val']['metrics'].values()} == {'calculate_psnr_matlab', 'calculate_ssim_matlab'}
     assert all(m['test_y_channel'] is y for m in opt['val']['metrics'].values())
     assert opt['val']['window_size'] == 8
+
+
+def test_show_recipe_prints_restormer_stages(tmp_path, capsys):
+    from glmha_plugin.recipe_report import main
+    assert main(['-opt', osp.join(OPTIONS, 'Deraining_GLMHA.yml'), '--plot', str(tmp_path / 'r.png')]) == 0
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines()[2:8]]
+    train = RECIPE['Deraining']['datasets']['train']
+    ends = [sum(train['iters'][:j + 1]) for j in range(6)]
+    assert [r[1] for r in rows] == [f'{e - n + 1}-{e}' for e, n in zip(ends, train['iters'])]
+    assert [int(r[2]) for r in rows] == train['gt_sizes'] and [int(r[3]) for r in rows] == train['mini_batch_sizes']
+    assert float(rows[0][4]) == 3e-4 and float(rows[-1][5]) == 1e-6
+    assert (tmp_path / 'r.png').stat().st_size > 1000

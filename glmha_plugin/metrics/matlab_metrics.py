@@ -45,6 +45,16 @@ def _as_uint8_hwc(img: np.ndarray, input_order: str, crop_border: int) -> np.nda
     return img
 
 
+def _prepare(img: np.ndarray, img2: np.ndarray, input_order: str, crop_border: int, test_y_channel: bool):
+    """Both images as H x W x C uint8: Y (rounded, C = 1) when ``test_y_channel``, else as given (BGR)."""
+    img, img2 = _as_uint8_hwc(img, input_order, crop_border), _as_uint8_hwc(img2, input_order, crop_border)
+    if img.shape != img2.shape:
+        raise ValueError(f'image shapes differ: {img.shape} vs {img2.shape}')
+    if test_y_channel and img.shape[2] == 3:
+        img, img2 = matlab_y(img), matlab_y(img2)
+    return img, img2
+
+
 def matlab_y(img_bgr: np.ndarray) -> np.ndarray:
     """MATLAB ``rgb2ycbcr(uint8)`` Y channel of an H x W x 3 BGR uint8 image: H x W x 1 uint8 (rounded)."""
     if img_bgr.dtype != np.uint8 or img_bgr.ndim != 3 or img_bgr.shape[2] != 3:
@@ -99,11 +109,7 @@ def ssim_volume(img: np.ndarray, img2: np.ndarray, data_range: float = 255.0) ->
 def calculate_psnr_matlab(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, input_order: str = 'HWC',
                           test_y_channel: bool = False, **kwargs) -> float:
     """PSNR as Restormer's MATLAB scripts: rounded uint8 Y (``test_y_channel``) or all RGB values."""
-    img, img2 = _as_uint8_hwc(img, input_order, crop_border), _as_uint8_hwc(img2, input_order, crop_border)
-    if img.shape != img2.shape:
-        raise ValueError(f'image shapes differ: {img.shape} vs {img2.shape}')
-    if test_y_channel and img.shape[2] == 3:
-        img, img2 = matlab_y(img), matlab_y(img2)
+    img, img2 = _prepare(img, img2, input_order, crop_border, test_y_channel)
     return calculate_psnr(img, img2, crop_border=0)
 
 
@@ -111,11 +117,7 @@ def calculate_psnr_matlab(img: np.ndarray, img2: np.ndarray, crop_border: int = 
 def calculate_ssim_matlab(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, input_order: str = 'HWC',
                           test_y_channel: bool = False, **kwargs) -> float:
     """SSIM as Restormer's MATLAB scripts: Wang's SSIM_index on rounded Y, or built-in ``ssim`` on RGB."""
-    img, img2 = _as_uint8_hwc(img, input_order, crop_border), _as_uint8_hwc(img2, input_order, crop_border)
-    if img.shape != img2.shape:
-        raise ValueError(f'image shapes differ: {img.shape} vs {img2.shape}')
-    if test_y_channel and img.shape[2] == 3:
-        img, img2 = matlab_y(img), matlab_y(img2)
+    img, img2 = _prepare(img, img2, input_order, crop_border, test_y_channel)
     if img.shape[2] == 1:  # evaluate_PSNR_SSIM.m: SSIM_index (Wang), 'valid' 11x11 Gaussian window
         if min(img.shape[:2]) < MIN_SSIM_SIDE:
             raise ValueError(f'SSIM_index needs images of at least {MIN_SSIM_SIDE}x{MIN_SSIM_SIDE} '
