@@ -32,7 +32,7 @@ import os
 import os.path as osp
 import sys
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import nn

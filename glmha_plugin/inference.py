@@ -77,7 +77,8 @@ def tiled_forward(net: torch.nn.Module, x: torch.Tensor, tile: int, overlap: int
 
 
 @torch.no_grad()
-def restore(net: torch.nn.Module, img: torch.Tensor, tile: Optional[int] = None, tile_overlap: int = 32) -> torch.Tensor:
+def restore(net: torch.nn.Module, img: torch.Tensor, tile: Optional[int] = None,
+            tile_overlap: int = 32) -> torch.Tensor:
     """Restore 1 x C x H x W ``img`` in [0, 1]: pad (reflect) to a multiple of 8, run (tiled or not), crop, clamp."""
     from .layers import pad_to_multiple
     h, w = img.shape[-2:]

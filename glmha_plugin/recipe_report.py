@@ -39,7 +39,8 @@ def table(opt: dict, sched, prog: Optional[ProgressiveSchedule]) -> List[str]:
              f'cycles {sched.periods} with floors {sched.eta_mins}']
     if prog is None:
         return lines + ['no progressive learning (fixed gt_size patches)']
-    lines.append(f'{"stage":>5s} {"iterations":>17s} {"patch":>7s} {"batch/GPU":>9s} {"lr first":>10s} {"lr last":>10s}')
+    lines.append(f'{"stage":>5s} {"iterations":>17s} {"patch":>7s} {"batch/GPU":>9s} {"lr first":>10s} '
+                 f'{"lr last":>10s}')
     first = 1
     for j, end in enumerate(prog.boundaries):
         last = min(end, total) if j < len(prog) - 1 else total

@@ -1,5 +1,4 @@
 """Warm start of GLMHARestormer from a Restormer (CSA) checkpoint by truncated SVD."""
-import math
 
 import pytest
 import torch

@@ -58,7 +58,8 @@ def test_y_metrics_equal_basicsr_on_the_rounded_y():
     gt, out = photo(), noisy(photo(), 5)
     y_gt, y_out = matlab_y(gt), matlab_y(out)
     assert calculate_psnr_matlab(out, gt, test_y_channel=True) == calculate_psnr(y_out, y_gt, 0)
-    assert calculate_ssim_matlab(out, gt, test_y_channel=True) == pytest.approx(calculate_ssim(y_out, y_gt, 0), abs=1e-12)
+    assert calculate_ssim_matlab(out, gt, test_y_channel=True) == pytest.approx(calculate_ssim(y_out, y_gt, 0),
+                                                                                abs=1e-12)
 
 
 def test_rgb_psnr_is_matlab_psnr():

@@ -7,6 +7,7 @@ learning under 2-process gloo DDP.
 import os
 import os.path as osp
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import torch
 
 from conftest import BIN, OPTIONS, REPO, run
 from glmha_plugin import evaluate
-from glmha_plugin.inference import test_tool_main
+from glmha_plugin.inference import test_tool_main as tools_test_py  # (not collected as a test)
 
 pytestmark = pytest.mark.slow
 TRAIN_OPT = osp.join(OPTIONS, 'Deraining_GLMHA.yml')
@@ -83,7 +84,7 @@ def test_recipe_trains_resumes_tests_and_evaluates(derain_dir, monkeypatch, caps
     weights = osp.join(EXP, 'models', 'net_g_latest.pth')
 
     # basicsr's test pipeline (tools/test.py -opt), MATLAB-matching metrics
-    proc = run([os.sys.executable, osp.join(REPO, 'tools', 'test.py'), '-opt',
+    proc = run([sys.executable, osp.join(REPO, 'tools', 'test.py'), '-opt',
                 osp.join(OPTIONS, 'test_Deraining_GLMHA.yml'), '--force_yml',
                 *[f'network_g:{k}={v}' for k, v in TINY_NET.items()], f'path:pretrain_network_g={weights}'], cwd=cwd)
     assert (proc.stdout + proc.stderr).count('# ssim:') == 5
@@ -93,7 +94,7 @@ def test_recipe_trains_resumes_tests_and_evaluates(derain_dir, monkeypatch, caps
     net_opt.write_text('network_g:\n  type: GLMHARestormer\n  dim: 8\n  num_blocks: [1, 1, 1, 1]\n'
                        '  num_refinement_blocks: 1\n  ffn_expansion_factor: 2.0\n  rank_ratio: 0.5\n')
     monkeypatch.chdir(cwd)
-    assert test_tool_main(['--task', 'Deraining', '--weights', weights, '--network_opt', str(net_opt)]) == 0
+    assert tools_test_py(['--task', 'Deraining', '--weights', weights, '--network_opt', str(net_opt)]) == 0
     for name in SETS:
         assert os.listdir(osp.join(cwd, 'results', name)) == ['chelsea.png']
     assert evaluate.main(['--task', 'Deraining', '--workers', '1']) == 0

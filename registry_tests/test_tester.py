@@ -141,7 +141,7 @@ def test_tester_errors_are_clear(tmp_path, weights, capsys):
 
 
 def test_tools_test_dispatch(capsys):
-    """tools/test.py: -opt goes to basicsr's test pipeline (glmha-test), everything else to the Restormer-style tester."""
+    """tools/test.py: -opt goes to basicsr's test pipeline (glmha-test), the rest to the Restormer-style tester."""
     from glmha_plugin.inference import test_tool_main
     with pytest.raises(SystemExit) as exc:
         test_tool_main(['-opt', 'no_such_options.yml'])

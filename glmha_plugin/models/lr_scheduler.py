@@ -42,7 +42,8 @@ class CosineAnnealingRestartCyclicLR(LRScheduler):
         restart_weights = [1.0] * len(periods) if restart_weights is None else list(restart_weights)
         eta_mins = list(eta_mins)
         if not periods or any(p <= 0 for p in periods):
-            raise ValueError(f'CosineAnnealingRestartCyclicLR: periods must be positive iteration counts, got {periods}')
+            raise ValueError(f'CosineAnnealingRestartCyclicLR: periods must be positive iteration counts, '
+                             f'got {periods}')
         if len(restart_weights) != len(periods) or len(eta_mins) != len(periods):
             raise ValueError(f'CosineAnnealingRestartCyclicLR: periods {periods}, restart_weights {restart_weights} '
                              f'and eta_mins {eta_mins} need one entry per cycle ({len(periods)})')

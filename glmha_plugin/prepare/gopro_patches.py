@@ -90,18 +90,22 @@ def main(argv=None) -> int:
         print(f'error: {exc}', file=sys.stderr)
         return 2
     lq_out, gt_out = osp.join(args.tar, 'input_crops'), osp.join(args.tar, 'target_crops')
-    with ProcessPoolExecutor(args.workers) as pool:
-        jobs = [pool.submit(split_pair_into_patches, q['lq_path'], q['gt_path'], lq_out, gt_out, args.patch_size,
-                            args.overlap) for q in train]
-        n = sum(j.result() for j in tqdm(jobs, desc='train patches', unit='img'))
-        print(f'{n} training pairs from {len(train)} images -> {lq_out}, {gt_out}')
-        if val:
-            vq, vg = osp.join(args.val_tar, 'input_crops'), osp.join(args.val_tar, 'target_crops')
-            jobs = [pool.submit(center_crop_pair, q['lq_path'], q['gt_path'], vq, vg, args.val_patch_size)
-                    for q in val]
-            for j in tqdm(jobs, desc='val crops', unit='img'):
-                j.result()
-            print(f'{len(val)} validation crops -> {vq}, {vg}')
+    val_lq, val_gt = osp.join(args.val_tar, 'input_crops'), osp.join(args.val_tar, 'target_crops')
+    jobs = [(split_pair_into_patches, (q['lq_path'], q['gt_path'], lq_out, gt_out, args.patch_size, args.overlap))
+            for q in train]
+    jobs += [(center_crop_pair, (q['lq_path'], q['gt_path'], val_lq, val_gt, args.val_patch_size)) for q in val]
+    pool = ProcessPoolExecutor(args.workers) if args.workers > 1 else None
+    try:
+        futures = [pool.submit(fn, *a) for fn, a in jobs] if pool else None
+        results = []
+        for i in tqdm(range(len(jobs)), desc='GoPro crops', unit='img'):
+            results.append(futures[i].result() if pool else jobs[i][0](*jobs[i][1]))
+    finally:
+        if pool:
+            pool.shutdown()
+    print(f'{sum(results[:len(train)])} training pairs from {len(train)} images -> {lq_out}, {gt_out}')
+    if val:
+        print(f'{len(val)} validation crops -> {val_lq}, {val_gt}')
     return 0
 
 

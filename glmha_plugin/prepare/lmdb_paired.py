@@ -51,7 +51,8 @@ def _ascii_key(stem: str) -> str:
     try:
         stem.encode('ascii')
     except UnicodeEncodeError:
-        raise ValueError(f'image name {stem!r} is not ASCII; basicsr LMDB keys must be ASCII, rename the file') from None
+        raise ValueError(f'image name {stem!r} is not ASCII; basicsr LMDB keys must be ASCII, '
+                         f'rename the file') from None
     if ' ' in stem or '.' in stem:
         raise ValueError(f'image name {stem!r} contains a space or a dot, which basicsr\'s meta_info parsing '
                          f'cannot handle; rename the file')
@@ -174,7 +175,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog='tools/create_lmdb.py', description=(
         'Write INPUT.lmdb and TARGET.lmdb (basicsr format) from paired folders; re-running resumes; '
         'the result is verified. Use with io_backend: {type: lmdb} and dataroot_lq/gt pointing to them.'))
-    p.add_argument('--input', required=True, help='folder of degraded images, e.g. datasets/Deraining/train/Rain13K/input')
+    p.add_argument('--input', required=True,
+                   help='folder of degraded images, e.g. datasets/Deraining/train/Rain13K/input')
     p.add_argument('--target', required=True, help='folder of clean images, e.g. .../Rain13K/target')
     p.add_argument('--input_lmdb', help='default: <input>.lmdb')
     p.add_argument('--target_lmdb', help='default: <target>.lmdb')
