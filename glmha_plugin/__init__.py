@@ -10,7 +10,7 @@ from . import compat
 compat.apply()
 
 from . import archs  # noqa: E402,F401  (registers in ARCH_REGISTRY)
-from . import data, losses, metrics, models  # noqa: E402,F401  (spectral: DATASET/LOSS/METRIC/MODEL_REGISTRY)
+from . import data, losses, metrics, models  # noqa: E402,F401  (DATASET/LOSS/METRIC/MODEL_REGISTRY)
 from .version import __version__  # noqa: E402
 
-__all__ = ['__version__', 'compat', 'archs']
+__all__ = ['__version__', 'compat', 'archs', 'data', 'losses', 'metrics', 'models']

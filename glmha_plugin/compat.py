@@ -90,14 +90,17 @@ def load_resume_state(opt):
     newest state that cannot be read (a crash while it was written) is skipped
     with a warning in favour of the previous one.
     """
-    from basicsr.utils import check_resume, get_root_logger
+    import logging
+    from basicsr.utils import check_resume
     state = None
     if opt['auto_resume']:
         for path in training_states(opt):
             try:
                 state = _read_state(path, opt)
             except RuntimeError as exc:
-                get_root_logger().warning(f'{exc}; trying an earlier state')
+                # Not basicsr's get_root_logger(): called before train_pipeline sets the logger up (level, log
+                # file), it would initialise it without them, and the run would log nothing below WARNING.
+                logging.getLogger('basicsr').warning(f'{exc}; trying an earlier state')
                 continue
             opt['path']['resume_state'] = path
             break

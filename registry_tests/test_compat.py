@@ -110,6 +110,17 @@ def test_auto_resume_skips_a_truncated_newest_state(tmp_path):
     assert compat.load_resume_state(opt)['iter'] == 10
 
 
+def test_skipping_a_truncated_state_leaves_the_training_log_to_basicsr(tmp_path, monkeypatch):
+    """The warning must not initialise basicsr's logger early (it would drop INFO messages and the log file)."""
+    from basicsr.utils import logger as basicsr_logger
+    monkeypatch.setattr(basicsr_logger, 'initialized_logger', {})
+    opt = _training_state(tmp_path, it=10)
+    (tmp_path / 'experiments' / 'x' / 'training_states' / '12.state').write_bytes(b'PK\x03\x04truncated')
+    opt.update(auto_resume=True)
+    assert compat.load_resume_state(opt)['iter'] == 10
+    assert 'basicsr' not in basicsr_logger.initialized_logger
+
+
 def test_auto_resume_without_states_starts_fresh(tmp_path):
     opt = {'name': 'y', 'num_gpu': 0, 'auto_resume': True, 'path': {'training_states': str(tmp_path / 'none')}}
     assert compat.load_resume_state(opt) is None

@@ -15,7 +15,8 @@ FILES = sorted(glob.glob(osp.join(OPTIONS, '**', '*.yml'), recursive=True))
 def test_options_exist():
     names = {osp.relpath(f, OPTIONS) for f in FILES}
     assert {'Deraining_GLMHA.yml', 'Deraining_Restormer.yml', 'test_Deraining_GLMHA.yml',
-            'test_Deraining_Restormer.yml', 'tiny/Demo_Deraining_GLMHA.yml'} <= names
+            'test_Deraining_Restormer.yml', 'tiny/Demo_Deraining_GLMHA.yml', 'Deblurring_GLMHA.yml',
+            'Deblurring_Restormer.yml', 'test_Deblurring_GLMHA.yml', 'test_Deblurring_Restormer.yml'} <= names
 
 
 @pytest.mark.parametrize('path', FILES, ids=lambda p: osp.relpath(p, OPTIONS))

@@ -1,5 +1,16 @@
-"""``python tools/test.py -opt X``: same as ``glmha-test`` (basicsr's test_pipeline, plugin loaded)."""
-from glmha_plugin.test import main
+"""Testing, two ways (glmha_plugin.inference.test_tool_main).
+
+* ``python tools/test.py -opt options/test_Deraining_GLMHA.yml``: basicsr's
+  ``test_pipeline`` (same as ``glmha-test``): metrics in the log, images under
+  ``results/<name>/visualization/``.
+* ``python tools/test.py --task Deraining --weights W.pth [--tile 720]``:
+  Restormer's test scripts: ``results/<dataset>/<stem>.png`` where Restormer's
+  MATLAB evaluation and ``tools/evaluate.py`` look for them (``--help`` lists
+  the options).
+"""
+import sys
+
+from glmha_plugin.inference import test_tool_main
 
 if __name__ == '__main__':
-    main()
+    sys.exit(test_tool_main())

@@ -16,11 +16,10 @@ the output is cropped back.
 from typing import Dict, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from ..layers import GatedDconvFFN, LayerNorm2d, build_attention
+from ..layers import GatedDconvFFN, LayerNorm2d, build_attention, pad_to_multiple
 
 # Names of the transformer stages, in forward order (also the keys of per-stage rank options).
 STAGES = ('encoder_level1', 'encoder_level2', 'encoder_level3', 'latent', 'decoder_level3', 'decoder_level2',
@@ -182,7 +181,7 @@ class Restormer(nn.Module):
                              f'(inp_channels={self.inp_channels}), got {tuple(inp_img.shape)}; set '
                              f'network_g.inp_channels to the number of channels of your images')
         h, w = inp_img.shape[-2:]
-        x = _pad_to_multiple(inp_img, SIZE_MULTIPLE)
+        x = pad_to_multiple(inp_img, SIZE_MULTIPLE)
 
         emb = self.patch_embed(x)
         enc1 = self.encoder_level1(emb)
@@ -199,20 +198,6 @@ class Restormer(nn.Module):
         else:
             out = self.output(dec1) + x
         return out[..., :h, :w]
-
-
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad the bottom/right of B x C x H x W to multiples of ``multiple``.
-
-    Reflect padding as Restormer's test scripts; replicate where the image is
-    too small to reflect (pad >= size, e.g. H = 1).
-    """
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = 'reflect' if ph < h and pw < w else 'replicate'
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 class GLMHARestormer(Restormer):

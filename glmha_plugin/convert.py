@@ -1,0 +1,218 @@
+"""Warm start: a GLMHA network initialised from a trained CSA (Restormer) checkpoint.
+
+Every tensor that the two networks share (same name, same shape) is copied.
+Each GLMHA layer (rank r, h heads, r_h = r / h key/value channels per head)
+is initialised from the CSA layer at the same place, head by head, where the
+CSA head has d = C / h key and value channels with 1x1 weights
+``W_k, W_v`` (d x C), rows of the CSA ``qkv`` ordered [q | k | v]:
+
+1. truncated SVD of the head's key and value weights:
+   ``W_k ~ U_k S_k V_k^T`` and ``W_v ~ U_v S_v V_v^T`` at rank r_h (the best
+   rank-r_h approximations ``W_k^(r)``, ``W_v^(r)``);
+2. the r_h channels I that best span the key subspace: column-pivoted QR of
+   ``U_k[:, :r_h]^T`` (so ``U_k[I]`` is well conditioned and the kept rows span
+   the same space as the rank-r_h approximation);
+3. GLMHA's key/value rows are ``W_k^(r)[I]`` and ``W_v^(r)[I]``, with the
+   depth-wise 3x3 kernels (and biases) of channels I; queries, their
+   depth-wise kernels, the temperatures and the output projection are copied.
+
+At full rank (r = C) step 1 is exact and I keeps every channel in order, so a
+converted unguided model computes the CSA model's function.  Measured on a
+trained tiny Restormer (README), this start is closer to the parent than
+copying the shared tensors with random K/V (or a random GLMHA init).
+
+Guidance is made neutral: the calibration's last layer ``fc2`` gets zero
+weights (and bias), so g = sigmoid(0) = 1/2 for every channel and image, and
+the K/V rows are doubled to cancel it: the converted guided model equals the
+unguided one at the start, and the calibration then learns from there
+(``fc1`` keeps its fresh initialisation, so ``fc2`` gets gradients).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .checkpoint import load_into
+from .errors import CheckpointError
+from .layers import ChannelAttention
+
+
+@dataclass
+class LayerReport:
+    name: str
+    dim: int
+    heads: int
+    rank: int
+    key_energy: float    # fraction of the K weights' squared singular values kept
+    value_energy: float  # same for V
+
+
+def _pivot_channels(u_r: torch.Tensor, k: int) -> List[int]:
+    """k row indices of ``u_r`` (d x k) by column-pivoted QR of ``u_r^T``, in increasing order."""
+    import scipy.linalg
+    _, _, perm = scipy.linalg.qr(u_r.T.cpu().numpy(), mode='economic', pivoting=True)
+    return sorted(int(i) for i in perm[:k])
+
+
+def _truncate(w: torch.Tensor, k: int):
+    """Best rank-k approximation of ``w`` (float64), its left singular vectors and the kept energy."""
+    u, s, vh = torch.linalg.svd(w, full_matrices=False)
+    energy = float((s[:k]**2).sum() / (s**2).sum()) if s.numel() and float((s**2).sum()) > 0 else 1.0
+    return (u[:, :k] * s[:k]) @ vh[:k], u[:, :k], energy
+
+
+@torch.no_grad()
+def init_attention_from_csa(csa: ChannelAttention, glmha: ChannelAttention, name: str = '') -> LayerReport:
+    """Initialise ``glmha`` (any rank, any guidance) from a full-rank unguided ``csa`` of the same size (above)."""
+    c, h = csa.dim, csa.num_heads
+    if csa.rank != c or csa.calib is not None:
+        raise ValueError(f'{name}: the parent attention must be CSA (full rank, no guidance), got rank {csa.rank} '
+                         f'and guidance {csa.guidance}')
+    if (glmha.dim, glmha.num_heads) != (c, h):
+        raise ValueError(f'{name}: parent has {c} channels / {h} heads, the GLMHA layer {glmha.dim} / '
+                         f'{glmha.num_heads}; build the GLMHA network with the parent\'s dim and heads')
+    d, r = c // h, glmha.rank
+    rh = r // h
+    wq, wk, wv = csa.qkv.weight.flatten(1).double().split([c, c, c])
+    dq, dk, dv = csa.qkv_dwconv.weight.split([c, c, c])
+    has_bias = csa.qkv.bias is not None
+    if has_bias != (glmha.qkv.bias is not None):
+        raise ValueError(f'{name}: parent and GLMHA layer disagree on bias')
+    bias = csa.qkv.bias.split([c, c, c]) if has_bias else None
+    dw_bias = csa.qkv_dwconv.bias.split([c, c, c]) if has_bias else None
+    rows_k, rows_v, idx_k, energies = [], [], [], []
+    for j in range(h):
+        head = slice(j * d, (j + 1) * d)
+        wk_r, uk, ek = _truncate(wk[head], rh)
+        wv_r, _, ev = _truncate(wv[head], rh)
+        keep = [j * d + i for i in _pivot_channels(uk, rh)]
+        rows_k.append(wk_r[[i - j * d for i in keep]])
+        rows_v.append(wv_r[[i - j * d for i in keep]])
+        idx_k.extend(keep)
+        energies.append((ek, ev))
+    kv = torch.cat(rows_k + rows_v)
+    if glmha.calib is not None:  # neutral guidance: g = 1/2 everywhere, compensated in the K/V rows
+        nn.init.zeros_(glmha.calib.fc2.weight)
+        if glmha.calib.fc2.bias is not None:
+            nn.init.zeros_(glmha.calib.fc2.bias)
+        kv = kv * 2.0
+    glmha.qkv.weight.copy_(torch.cat([wq, kv]).to(glmha.qkv.weight.dtype).view_as(glmha.qkv.weight))
+    glmha.qkv_dwconv.weight.copy_(torch.cat([dq, dk[idx_k], dv[idx_k]]))
+    if has_bias:
+        glmha.qkv.bias.copy_(torch.cat([bias[0], bias[1][idx_k], bias[2][idx_k]]))
+        glmha.qkv_dwconv.bias.copy_(torch.cat([dw_bias[0], dw_bias[1][idx_k], dw_bias[2][idx_k]]))
+    glmha.temperature.copy_(csa.temperature)
+    glmha.project_out.load_state_dict(csa.project_out.state_dict())
+    ek, ev = zip(*energies)
+    return LayerReport(name, c, h, r, sum(ek) / h, sum(ev) / h)
+
+
+@torch.no_grad()
+def convert_network(parent: nn.Module, child: nn.Module, progress: bool = False) -> List[LayerReport]:
+    """Copy every shared tensor of ``parent`` into ``child`` and SVD-initialise each of its GLMHA layers.
+
+    ``parent`` and ``child`` must have the same structure apart from the
+    attention layers (e.g. ``Restormer`` and ``GLMHARestormer`` built with the
+    same ``dim``, ``num_blocks``, ``heads``, ...).
+    """
+    attn = {n: m for n, m in child.named_modules() if isinstance(m, ChannelAttention)}
+    parent_modules = dict(parent.named_modules())
+    p_state, c_state = parent.state_dict(), child.state_dict()
+    in_attn = tuple(f'{n}.' for n in attn)
+    problems = []
+    for key, value in c_state.items():
+        if key.startswith(in_attn):
+            continue
+        if key not in p_state:
+            problems.append(f'{key} missing in the parent')
+        elif p_state[key].shape != value.shape:
+            problems.append(f'{key}: parent {tuple(p_state[key].shape)} vs GLMHA {tuple(value.shape)}')
+        else:
+            value.copy_(p_state[key])
+    if problems:
+        raise ValueError(f'the parent checkpoint does not match the GLMHA network outside the attention layers '
+                         f'({len(problems)} tensors, e.g. {"; ".join(problems[:3])}); build the GLMHA network with '
+                         f'the parent\'s dim, num_blocks, heads, ffn_expansion_factor, bias and LayerNorm_type')
+    items = attn.items()
+    if progress:
+        from tqdm import tqdm
+        items = tqdm(items, desc='attention layers', unit='layer')
+    reports = []
+    for name, layer in items:
+        csa = parent_modules.get(name)
+        if not isinstance(csa, ChannelAttention):
+            raise ValueError(f'the parent has no attention layer {name!r}')
+        reports.append(init_attention_from_csa(csa, layer, name))
+    return reports
+
+
+def parent_options(network_g: dict) -> dict:
+    """The CSA ``Restormer`` options matching a GLMHA ``network_g`` (GLMHA's own keys dropped)."""
+    glmha_keys = {'attention', 'rank', 'rank_ratio', 'guidance', 'gamma'}
+    opt = {k: v for k, v in network_g.items() if k not in glmha_keys}
+    opt['type'] = 'Restormer'
+    return opt
+
+
+def convert_checkpoint(src: str, dst: str, network_g: dict, param_key: str = 'params',
+                       overwrite: bool = False) -> List[LayerReport]:
+    """Read a CSA checkpoint, write ``{'params': GLMHA state_dict}`` for ``network_g`` to ``dst``."""
+    from basicsr.archs import build_network
+    if not osp.isfile(src):
+        raise FileNotFoundError(f'input checkpoint {src!r} does not exist')
+    if osp.exists(dst) and not overwrite:
+        raise FileExistsError(f'{dst!r} exists; choose another --output or pass --overwrite')
+    parent = build_network(parent_options(network_g))
+    try:
+        load_into(parent, src, param_key, strict=True)
+    except CheckpointError as exc:
+        raise ValueError(f'{src!r} is not a Restormer (CSA) checkpoint matching network_g: {exc} Check dim, '
+                         f'num_blocks, heads, ... or --param_key') from None
+    child = build_network(dict(network_g))
+    reports = convert_network(parent, child, progress=True)
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    torch.save({'params': child.state_dict()}, dst)
+    return reports
+
+
+def format_report(reports: Sequence[LayerReport]) -> str:
+    lines = [f'{"layer":44s} {"C":>4s} {"h":>2s} {"r":>4s} {"K energy":>9s} {"V energy":>9s}']
+    for r in reports:
+        lines.append(f'{r.name:44s} {r.dim:4d} {r.heads:2d} {r.rank:4d} {r.key_energy:9.4f} {r.value_energy:9.4f}')
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    import yaml
+    p = argparse.ArgumentParser(prog='tools/convert_checkpoint.py', description=(
+        'Turn a Restormer (CSA) checkpoint into a GLMHARestormer checkpoint (SVD warm start); '
+        'then fine-tune with path.pretrain_network_g pointing to the output.'))
+    p.add_argument('--input', required=True, help='Restormer checkpoint, e.g. deraining.pth (official) or net_g_*.pth')
+    p.add_argument('--output', required=True, help='where to write the GLMHARestormer checkpoint')
+    p.add_argument('-opt', '--opt', default='options/Deraining_GLMHA.yml',
+                   help='option YAML whose network_g is the GLMHA network (default: options/Deraining_GLMHA.yml)')
+    p.add_argument('--param_key', default='params', help='checkpoint entry to convert (params or params_ema)')
+    p.add_argument('--overwrite', action='store_true', help='replace an existing --output')
+    args = p.parse_args(argv)
+    try:
+        with open(args.opt, encoding='utf-8') as f:
+            network_g = (yaml.safe_load(f) or {}).get('network_g')
+        if not network_g:
+            raise ValueError(f'{args.opt!r} has no network_g block')
+        reports = convert_checkpoint(args.input, args.output, network_g, args.param_key, args.overwrite)
+    except (OSError, KeyError, ValueError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    print(format_report(reports))
+    print(f'wrote {args.output} ({len(reports)} attention layers initialised by truncated SVD; '
+          f'fine-tune with path.pretrain_network_g: {args.output})')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Restormer-style testing (results/<dataset>/<stem>.png, tiling) and the Python evaluator."""
+import json
+import os
+import os.path as osp
+import re
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from glmha_plugin import evaluate, inference
+from glmha_plugin.archs import GLMHARestormer
+
+TINY = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, ffn_expansion_factor=2.0, rank_ratio=0.5)
+
+
+class Pointwise(torch.nn.Module):
+    """A per-pixel network: tiling must not change its output at all."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.conv(x))
+
+
+def test_tiles_covering_the_image_equal_one_pass():
+    torch.manual_seed(0)
+    net = GLMHARestormer(**TINY).eval()
+    img = torch.rand(1, 3, 37, 45)
+    full = inference.restore(net, img)
+    tiled = inference.restore(net, img, tile=48, tile_overlap=8)  # tile >= padded image: one window
+    assert torch.equal(full, tiled)
+    small = inference.restore(net, img, tile=16, tile_overlap=8)
+    print(f'Restormer-tiny 37x45, 16 px tiles (overlap 8): max |tiled - untiled| = {(small - full).abs().max():.4f}, '
+          f'PSNR(tiled vs untiled) = {10 * torch.log10(1 / ((small - full) ** 2).mean()):.2f} dB')
+    assert small.shape == full.shape
+
+
+def test_overlapping_tiles_reassemble_exactly():
+    net = Pointwise().eval()
+    img = torch.rand(1, 3, 50, 70)
+    torch.testing.assert_close(inference.restore(net, img, tile=24, tile_overlap=8), inference.restore(net, img),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_tile_errors():
+    img = torch.rand(1, 3, 32, 32)
+    with pytest.raises(inference.InferenceError, match='multiple of 8'):
+        inference.restore(Pointwise(), img, tile=20)
+    with pytest.raises(inference.InferenceError, match='smaller than the tile'):
+        inference.restore(Pointwise(), img, tile=16, tile_overlap=16)
+
+
+def make_test_sets(root, sets, size=(24, 30)):
+    rng = np.random.default_rng(0)
+    for d in sets:
+        for sub in ('input', 'target'):
+            os.makedirs(osp.join(root, 'test', d, sub), exist_ok=True)
+        for i in range(2):
+            gt = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            cv2.imwrite(osp.join(root, 'test', d, 'target', f'{d}_{i}.png'), gt)
+            cv2.imwrite(osp.join(root, 'test', d, 'input', f'{d}_{i}.png'), np.clip(gt.astype(int) + 20, 0, 255)
+                        .astype(np.uint8))
+
+
+@pytest.fixture
+def weights(tmp_path):
+    torch.manual_seed(0)
+    net = GLMHARestormer(**TINY)
+    path = tmp_path / 'w.pth'
+    torch.save({'params': net.state_dict()}, path)
+    opt = tmp_path / 'net.yml'
+    opt.write_text('network_g:\n' + ''.join(f'  {k}: {v}\n' for k, v in dict(type='GLMHARestormer', **TINY).items()))
+    return str(path), str(opt), net
+
+
+def test_restore_writes_restormer_layout_and_evaluator_scores_it(tmp_path, weights, capsys):
+    path, opt, net = weights
+    data, results = str(tmp_path / 'Datasets'), str(tmp_path / 'results')
+    make_test_sets(data, ['Rain100L', 'Test100'])
+    assert inference.main(['--task', 'Deraining', '--weights', path, '--network_opt', opt, '--input_dir', data,
+                           '--result_dir', results, '--dataset', 'Rain100L', 'Test100', '--device', 'cpu']) == 0
+    assert sorted(os.listdir(osp.join(results, 'Rain100L'))) == ['Rain100L_0.png', 'Rain100L_1.png']
+    # the PNG is the network's output on the input, rounded to 8 bits
+    img = cv2.imread(osp.join(data, 'test', 'Test100', 'input', 'Test100_1.png'))[..., ::-1] / 255.0
+    with torch.no_grad():
+        ref = net.eval()(torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float()).clamp(0, 1)
+    ref = (ref[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)[..., ::-1]
+    assert np.abs(cv2.imread(osp.join(results, 'Test100', 'Test100_1.png')).astype(int) - ref).max() <= 1
+    capsys.readouterr()
+    assert evaluate.main(['--task', 'Deraining', '--result_dir', results, '--gt_dir', osp.join(data, 'test'),
+                          '--dataset', 'Rain100L', 'Test100', '--workers', '1']) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if ln.startswith('For ')]
+    assert len(lines) == 3
+    for line, name in zip(lines, ['Rain100L dataset', 'Test100 dataset', 'all datasets']):  # the MATLAB wording
+        assert re.fullmatch(rf'For {name} PSNR: \d+\.\d{{6}} SSIM: -?\d\.\d{{6}}', line), line
+    scores = json.load(open(osp.join(results, 'evaluation_Deraining.json')))
+    assert set(scores) == {'Rain100L', 'Test100'} and scores['Rain100L']['protocol'] == 'y'
+    mean = np.mean([scores[d]['psnr'] for d in scores])
+    assert f'For all datasets PSNR: {mean:f}' in out
+    assert osp.getsize(osp.join(results, 'evaluation_Deraining.png')) > 1000
+
+
+def test_evaluator_matches_the_metric_per_image_and_pairs_by_name(tmp_path, capsys):
+    from glmha_plugin.metrics import calculate_psnr_matlab, calculate_ssim_matlab
+    data, results = str(tmp_path / 'd'), str(tmp_path / 'r')
+    make_test_sets(data, ['GoPro'])
+    os.makedirs(osp.join(results, 'GoPro'))
+    for i in range(2):
+        cv2.imwrite(osp.join(results, 'GoPro', f'GoPro_{i}.png'),
+                    cv2.imread(osp.join(data, 'test', 'GoPro', 'input', f'GoPro_{i}.png')))
+    scores = evaluate.evaluate('Motion_Deblurring', ['GoPro'], results, osp.join(data, 'test'))
+    a = cv2.imread(osp.join(results, 'GoPro', 'GoPro_0.png'))
+    b = cv2.imread(osp.join(data, 'test', 'GoPro', 'target', 'GoPro_0.png'))
+    assert scores['GoPro']['protocol'] == 'rgb'
+    assert scores['GoPro']['images']['GoPro_0'] == [calculate_psnr_matlab(a, b), calculate_ssim_matlab(a, b)]
+    os.rename(osp.join(results, 'GoPro', 'GoPro_1.png'), osp.join(results, 'GoPro', 'other.png'))
+    assert evaluate.main(['--task', 'Motion_Deblurring', '--result_dir', results, '--gt_dir', osp.join(data, 'test'),
+                          '--dataset', 'GoPro', '--workers', '1']) == 2
+    assert 'do not pair by name' in capsys.readouterr().err
+    assert evaluate.main(['--task', 'Motion_Deblurring', '--result_dir', results, '--gt_dir', osp.join(data, 'test'),
+                          '--dataset', 'GoPro', '--workers', '1', '--pair_by', 'order']) == 0
+
+
+def test_tester_errors_are_clear(tmp_path, weights, capsys):
+    path, opt, _ = weights
+    assert inference.main(['--task', 'Deraining', '--weights', path, '--network_opt', opt,
+                           '--input_dir', str(tmp_path / 'none'), '--dataset', 'Rain100L']) == 2
+    assert 'missing input folder' in capsys.readouterr().err
+    make_test_sets(str(tmp_path / 'D'), ['Rain100L'])
+    wrong = tmp_path / 'wrong.yml'
+    wrong.write_text(open(opt).read().replace('dim: 8', 'dim: 16'))
+    assert inference.main(['--task', 'Deraining', '--weights', path, '--network_opt', str(wrong),
+                           '--input_dir', str(tmp_path / 'D'), '--dataset', 'Rain100L']) == 2
+    assert 'does not fit network_g' in capsys.readouterr().err
+
+
+def test_tools_test_dispatch(capsys):
+    """tools/test.py: -opt goes to basicsr's test pipeline (glmha-test), the rest to the Restormer-style tester."""
+    from glmha_plugin.inference import test_tool_main
+    with pytest.raises(SystemExit) as exc:
+        test_tool_main(['-opt', 'no_such_options.yml'])
+    assert exc.value.code == 2 and "option file 'no_such_options.yml' does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        test_tool_main(['--weights', 'w.pth'])
+    assert exc.value.code == 2 and '--task' in capsys.readouterr().err
