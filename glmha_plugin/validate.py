@@ -9,8 +9,9 @@ names the problem and the fix.  It checks, in order:
 
 1. the keys basicsr needs are present;
 2. every ``type`` is registered (model, datasets, network, losses, metrics);
-3. the network builds (unknown or misspelled constructor arguments are named,
-   with the closest valid one);
+3. keys of the plugin's own option blocks (its datasets, ``train.mixing_augs``)
+   and the network's constructor arguments are known (a misspelled one is
+   named with the closest valid one), and the network builds;
 4. dataset folders exist, are not empty and pair up; the first sample loads
    and its channel count matches the network's input channels;
 5. ``path.pretrain_network_g`` is a safe, readable checkpoint whose keys and
@@ -27,6 +28,31 @@ from copy import deepcopy
 from .errors import CheckpointError, OptionError
 
 INPUT_CHANNEL_KEYS = ('inp_channels', 'in_channels', 'in_nc', 'num_in_ch', 'in_dim')
+# Dataset-block keys that basicsr itself reads (parse_options, build_dataloader, train_pipeline).
+LOADER_KEYS = frozenset({'name', 'type', 'phase', 'scale', 'use_shuffle', 'num_worker_per_gpu', 'batch_size_per_gpu',
+                         'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory', 'persistent_workers'})
+
+
+def check_known_keys(section: dict, allowed, where: str):
+    """Misspelled keys in a block whose keys the plugin owns: name the key and the closest valid one."""
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
+            hint = f'; did you mean {close[0]!r}?' if close else ''
+            raise OptionError(f'{where}: unknown option {key!r}{hint} Valid options: {", ".join(sorted(allowed))}')
+
+
+def check_own_sections(opt: dict):
+    """Keys of the option blocks that belong to the plugin's own classes (datasets, recipe)."""
+    from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
+    for phase, ds in (opt.get('datasets') or {}).items():
+        cls = DATASET_REGISTRY._obj_map.get(ds.get('type')) if isinstance(ds, dict) else None
+        if getattr(cls, 'option_keys', None):
+            check_known_keys(ds, cls.option_keys | LOADER_KEYS, f'datasets.{phase} ({ds["type"]})')
+    model = MODEL_REGISTRY._obj_map.get(opt.get('model_type'))
+    mixing = (opt.get('train') or {}).get('mixing_augs')
+    if getattr(model, 'mixing_augs_keys', None) and isinstance(mixing, dict):
+        check_known_keys(mixing, model.mixing_augs_keys, 'train.mixing_augs')
 
 
 def apply_overrides(opt: dict, overrides) -> dict:
@@ -210,6 +236,7 @@ def _check_options(opt: dict, is_train: bool):
     for key, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
         _check_type(METRIC_REGISTRY, 'metric', f'val.metrics.{key}.type', metric.get('type'))
 
+    check_own_sections(opt)
     net = build_network_checked(opt['network_g'])
     in_channels = next((opt['network_g'][k] for k in INPUT_CHANNEL_KEYS if k in opt['network_g']), None)
     datasets = opt['datasets']

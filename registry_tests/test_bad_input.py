@@ -96,6 +96,20 @@ def test_misspelled_network_option(opt):
     expect(opt, "GLMHARestormer has no option 'rank_ratoi'", "did you mean 'rank_ratio'")
 
 
+def test_misspelled_key_in_our_dataset_block(opt):
+    train = opt['datasets']['train']
+    train.update(type='Dataset_PairedImage', geometric_aug=True)
+    for key in ('use_hflip', 'use_rot'):  # basicsr's PairedImageDataset keys, not Dataset_PairedImage's
+        train.pop(key)
+    expect(opt, 'datasets.train (Dataset_PairedImage): unknown option', "did you mean 'geometric_augs'")
+
+
+def test_misspelled_key_in_the_recipe(opt):
+    opt['model_type'] = 'ImageCleanModel'
+    opt['train']['mixing_augs'] = {'mixup': True, 'mixup_betta': 1.2}
+    expect(opt, 'train.mixing_augs: unknown option', "did you mean 'mixup_beta'")
+
+
 def test_missing_dataset_folder(opt, data):
     opt['datasets']['train']['dataroot_lq'] = str(data / 'nowhere')
     expect(opt, 'datasets.train (DemoRainTrain).dataroot_lq', 'does not exist')

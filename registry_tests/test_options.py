@@ -38,3 +38,11 @@ def test_option_file(path):
         assert opt['path'].get('pretrain_network_g'), 'test options must name weights'
     else:
         assert {'optim_g', 'scheduler', 'total_iter'} <= set(opt['train'])
+
+
+@pytest.mark.parametrize('path', FILES, ids=lambda p: osp.relpath(p, OPTIONS))
+def test_shipped_options_use_only_known_keys(path):
+    """The misspelled-key check (glmha_plugin.validate) accepts every shipped option file."""
+    from glmha_plugin.validate import check_own_sections
+    with open(path) as f:
+        check_own_sections(yaml.safe_load(f))

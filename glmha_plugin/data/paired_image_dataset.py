@@ -28,6 +28,11 @@ from .transforms import pad_to_size, random_dihedral
 class Dataset_PairedImage(data.Dataset):  # noqa: N801 (Restormer's name)
     """Paired (input, target) images in Restormer's layout; see the module docstring."""
 
+    # Keys of this dataset's option block (checked by glmha_plugin.validate); the progressive-learning
+    # keys are read by ImageCleanModel from the train dataset's block, as in Restormer.
+    option_keys = frozenset({'dataroot_gt', 'dataroot_lq', 'filename_tmpl', 'io_backend', 'gt_size', 'geometric_augs',
+                             'mini_batch_sizes', 'iters', 'gt_sizes'})
+
     def __init__(self, opt: dict):
         super().__init__()
         self.opt = opt

@@ -39,6 +39,9 @@ def _optimizer_names():
 class ImageCleanModel(SRModel):
     """Restormer's image-restoration model (see the module docstring for the options)."""
 
+    # Keys of ``train.mixing_augs`` (checked by glmha_plugin.validate).
+    mixing_augs_keys = frozenset({'mixup', 'mixup_beta', 'use_identity'})
+
     def __init__(self, opt):
         self.current_iter = None   # set by update_learning_rate, i.e. by the training loop each iteration
         self._validating = False
