@@ -33,3 +33,24 @@ def test_same_seed_same_weights(workdir, yml, name):
         assert torch.equal(a[k], b[k]), k
     c = train(124)  # a different seed does change them: the comparison can fail
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_deterministic_kernels_can_be_requested(workdir):
+    """GLMHA_DETERMINISTIC=1 turns on torch's deterministic-algorithm mode in the training process."""
+    proc = run([osp.join(BIN, 'glmha-train'), '-opt', osp.join(OPTIONS, 'tiny', 'Demo_Deraining_GLMHA.yml'),
+                '--force_yml', *FAST], cwd=workdir, GLMHA_DETERMINISTIC=1)
+    assert 'GLMHA_DETERMINISTIC=1: deterministic algorithms requested' in proc.stdout
+    assert 'End of training' in proc.stdout + proc.stderr
+
+
+def test_request_deterministic_kernels_sets_torch_flags(monkeypatch):
+    from glmha_plugin.train import request_deterministic_kernels
+    monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
+    try:
+        request_deterministic_kernels()
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        import os
+        assert os.environ['CUBLAS_WORKSPACE_CONFIG'] == ':4096:8'
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
