@@ -145,9 +145,20 @@ def _check_paired_names(ds: dict, where: str):
         raise OptionError('; '.join(msg))
 
 
+def _unreadable_images(dataset):
+    """The first image path of sample 0 that OpenCV cannot decode (basicsr datasets keep ``paths``)."""
+    import cv2
+    paths = getattr(dataset, 'paths', None)
+    first = paths[0] if paths else None
+    candidates = first.values() if isinstance(first, dict) else [first]
+    for path in candidates:
+        if isinstance(path, str) and osp.isfile(path) and cv2.imread(path, cv2.IMREAD_UNCHANGED) is None:
+            return path
+    return None
+
+
 def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1):
     """Folders, pairing, the first sample and its channel count for one dataset entry."""
-    from basicsr.data import build_dataset
     from basicsr.utils.registry import DATASET_REGISTRY
     where = f'datasets.{phase} ({ds_opt.get("name", "?")})'
     _check_type(DATASET_REGISTRY, 'dataset', f'{where}.type', ds_opt.get('type'))
@@ -160,14 +171,19 @@ def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1):
     opt = deepcopy(ds_opt)
     opt.setdefault('phase', phase.split('_')[0])
     opt.setdefault('scale', scale)
+    dataset = None
     try:
-        dataset = build_dataset(opt)
+        dataset = DATASET_REGISTRY.get(opt['type'])(opt)
         if len(dataset) == 0:
             raise OptionError(f'{where}: no samples found')
         sample = dataset[0]
     except OptionError:
         raise
     except Exception as exc:  # basicsr reports these as asserts / attribute errors
+        bad = _unreadable_images(dataset)
+        if bad:
+            raise OptionError(f'{where}: cannot decode image {bad!r} (corrupt or not an image): replace or '
+                              f'remove it (and its partner)') from None
         raise OptionError(f'{where}: cannot read the data ({type(exc).__name__}: {exc})') from None
     lq = sample.get('lq') if isinstance(sample, dict) else None
     if in_channels is not None and hasattr(lq, 'shape') and lq.dim() == 3 and lq.shape[0] != in_channels:
@@ -242,10 +258,12 @@ def _check_options(opt: dict, is_train: bool):
     datasets = opt['datasets']
     if not isinstance(datasets, dict) or not datasets:
         raise OptionError('option datasets is empty: add a train (and val) or test entry')
+    for phase in datasets:
+        if phase.split('_')[0] not in ('train', 'val', 'test'):
+            raise OptionError(f'datasets.{phase}: entry names must start with train, val or test '
+                              f'(e.g. train, val, test_1)')
     if is_train and 'train' not in datasets:
         raise OptionError('training needs datasets.train')
     for phase, ds in datasets.items():
-        if phase.split('_')[0] not in ('train', 'val', 'test'):
-            raise OptionError(f'datasets.{phase}: entries must start with train, val or test')
         check_dataset(phase, ds, in_channels, opt.get('scale', 1))
     check_pretrained(opt, net)

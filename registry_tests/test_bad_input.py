@@ -129,7 +129,7 @@ def test_unpaired_names(opt, data):
 
 def test_corrupt_image(opt, data):
     (data / 'test' / 'input' / 'chelsea.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
-    expect(opt, 'datasets.val (DemoRainTest): cannot read the data')
+    expect(opt, 'datasets.val (DemoRainTest): cannot decode image', 'chelsea.png', 'corrupt or not an image')
 
 
 def test_lmdb_without_the_requested_keys(opt, data, tmp_path):
@@ -154,6 +154,8 @@ def test_path_must_be_a_mapping(opt):
 
 def test_bad_dataset_phase(opt):
     opt['datasets']['training'] = opt['datasets'].pop('train')
+    expect(opt, 'datasets.training: entry names must start with train, val or test')
+    opt['datasets']['val_1'] = opt['datasets'].pop('training')
     expect(opt, 'training needs datasets.train')
 
 
