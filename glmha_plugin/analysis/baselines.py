@@ -44,7 +44,8 @@ class LinformerChannelAttention(CSA):
     def split_qkv(self, x: torch.Tensor):
         """CSA's q (B x C x N), then E k and F v (B x r x N each)."""
         q, k, v = super().split_qkv(x)
-        return q, torch.matmul(self.proj_k, k), torch.matmul(self.proj_v, v)
+        b = x.shape[0]
+        return q, torch.bmm(self.proj_k.expand(b, -1, -1), k), torch.bmm(self.proj_v.expand(b, -1, -1), v)
 
 
 def linformer_macs(dim: int, num_heads: int, rank: int, n_pixels: int) -> Dict[str, int]:

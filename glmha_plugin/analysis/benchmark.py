@@ -121,7 +121,7 @@ class LayerRow:
 
 def benchmark_layers(channels: Sequence[int], sides: Sequence[int], rank_ratio: float, repeats: int,
                      device: torch.device, batch: int = 1, variants: Sequence[str] = LAYER_VARIANTS,
-                     seed: int = 0) -> List[LayerRow]:
+                     seed: int = 0, min_time: float = 0.05, clock: str = 'wall') -> List[LayerRow]:
     """Forward time (no grad) of each attention variant over a C x N grid."""
     rows = []
     for c, side in tqdm([(c, s) for c in channels for s in sides], desc='attention layers', unit='config'):
@@ -129,7 +129,8 @@ def benchmark_layers(channels: Sequence[int], sides: Sequence[int], rank_ratio: 
         layers = {v: build_layer(v, c, rank_ratio).to(device).eval() for v in variants}
         x = torch.randn(batch, c, side, side, device=device)
         with torch.no_grad():
-            samples = time_interleaved({v: (lambda m=m: m(x)) for v, m in layers.items()}, repeats, device)
+            samples = time_interleaved({v: (lambda m=m: m(x)) for v, m in layers.items()}, repeats, device,
+                                       min_time, clock)
         med = {v: statistics.median(s) for v, s in samples.items()}
         macs = {v: batch * layer_macs(m, side * side) for v, m in layers.items()}
         for v, m in layers.items():
@@ -164,7 +165,8 @@ def _train_step(model: nn.Module, inputs: tuple, optimizer=None):
 
 
 def benchmark_models(host: HostSpec, size: Size, variants: Dict[str, Dict], repeats: int, device: torch.device,
-                     batch: int = 1, overrides: Dict = None, seed: int = 0) -> List[ModelRow]:
+                     batch: int = 1, overrides: Dict = None, seed: int = 0, min_time: float = 0.0,
+                     clock: str = 'wall') -> List[ModelRow]:
     """Whole-model forward (no grad) and forward+backward times of each variant, interleaved."""
     torch.manual_seed(seed)
     models = {v: host.build(**opts, **(overrides or {})).to(device) for v, opts in variants.items()}
@@ -178,11 +180,12 @@ def benchmark_models(host: HostSpec, size: Size, variants: Dict[str, Dict], repe
         with torch.no_grad():
             m(*inputs)
 
-    fwd_samples = time_interleaved({v: (lambda m=m.eval(): fwd(m)) for v, m in models.items()}, repeats, device)
+    fwd_samples = time_interleaved({v: (lambda m=m.eval(): fwd(m)) for v, m in models.items()}, repeats, device,
+                                   min_time, clock)
     for m in models.values():
         m.train()
     bwd_samples = time_interleaved({v: (lambda m=m: _train_step(m, inputs)) for v, m in models.items()}, repeats,
-                                   device)
+                                   device, min_time, clock)
     f = {v: statistics.median(s) for v, s in fwd_samples.items()}
     fb = {v: statistics.median(s) for v, s in bwd_samples.items()}
     base = next(iter(variants))

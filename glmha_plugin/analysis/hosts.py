@@ -43,6 +43,11 @@ class HostSpec:
         tiny: constructor overrides for a seconds-long model (tests, demos).
         default_options: constructor options of the paper's model (written
             into generated option files).
+        other_archs: further registered names of the same network (e.g. its
+            GLMHA-by-default twin), to recognise option files.
+        from_images: ``from_images(B x 3 x H x W RGB in [0, 1]) -> tuple`` of
+            forward inputs, for tools that feed real photos; None when the
+            photo itself is the input.
     """
     name: str
     arch: str
@@ -53,6 +58,8 @@ class HostSpec:
     upstream: Tuple[UpstreamFigure, ...] = ()
     tiny: Dict = field(default_factory=dict)
     default_options: Dict = field(default_factory=dict)
+    other_archs: Tuple[str, ...] = ()
+    from_images: Optional[Callable[[torch.Tensor], tuple]] = None
 
     def stage_of(self, module_name: str) -> Optional[str]:
         """The stage a submodule belongs to (first dotted component), or None."""
@@ -85,6 +92,7 @@ def _restormer() -> HostSpec:
                    'q k^T and A v products, i.e. it leaves them out'),),
         tiny=dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8],
                   ffn_expansion_factor=2.0),
+        other_archs=('GLMHARestormer',),
         default_options=dict(inp_channels=3, out_channels=3, dim=48, num_blocks=[4, 6, 6, 8],
                              num_refinement_blocks=4, heads=[1, 2, 4, 8], ffn_expansion_factor=2.66, bias=False,
                              LayerNorm_type='WithBias', dual_pixel_task=False),
@@ -104,6 +112,16 @@ def get_host(name: str) -> HostSpec:
         return HOSTS[name]()
     except KeyError:
         raise ValueError(f'unknown host {name!r}; known hosts: {", ".join(sorted(HOSTS))}') from None
+
+
+def host_for_arch(arch: str) -> HostSpec:
+    """The host whose registered name (or twin) is ``arch``; a clear error otherwise."""
+    for make in HOSTS.values():
+        host = make()
+        if arch == host.arch or arch in host.other_archs:
+            return host
+    known = sorted(n for make in HOSTS.values() for n in (make().arch, *make().other_archs))
+    raise ValueError(f'network type {arch!r} is not a known host network; known: {", ".join(known)}')
 
 
 def attention_variants(ratios=(0.25, 0.5, 0.75), guidances=('calibration', 'none')) -> Dict[str, Dict]:
