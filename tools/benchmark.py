@@ -65,6 +65,9 @@ def main(argv=None):
     parser.add_argument('--clock', default='wall', choices=bench.CLOCKS,
                         help='wall: elapsed time; cpu: process CPU time (CPU only; ignores time descheduled on a '
                              'shared machine)')
+    parser.add_argument('--malloc', default='system', choices=bench.MALLOC_MODES,
+                        help='system: the C library allocator as it is; keep: glibc keeps freed memory instead of '
+                             'returning it to the kernel (no page faults per call; CPU, Linux)')
     parser.add_argument('--repeats', type=int, default=7, help='interleaved samples per variant (median reported)')
     parser.add_argument('--min-time', type=float, default=0.05, help='seconds per sample (short calls are looped)')
     parser.add_argument('--channels', type=int, nargs='+', default=[28, 31, 48, 96, 192, 384])
@@ -91,6 +94,11 @@ def main(argv=None):
         parser.error('--clock cpu measures host CPU time; use --clock wall on a GPU')
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.malloc == 'keep':
+        try:
+            bench.keep_freed_memory()
+        except ValueError as exc:
+            parser.error(str(exc))
     try:
         hosts = [get_host(name) for name in args.hosts]
         model_sizes = _host_sizes(args.model_size, hosts, 'paper_sizes')
@@ -100,7 +108,7 @@ def main(argv=None):
     except ValueError as exc:
         parser.error(str(exc))
 
-    started, load_start = time.strftime('%Y-%m-%d %H:%M'), _load()
+    started, load_start, faults = time.strftime('%Y-%m-%d %H:%M'), _load(), bench.minor_page_faults()
     variants = attention_variants([args.ratio], args.guidance)
     layers, models, memory = [], [], []
     if 'layers' in args.parts:
@@ -119,6 +127,8 @@ def main(argv=None):
               f'- device: {machine(device)}; torch {torch.__version__}',
               f'- clock: {args.clock}; {args.repeats} interleaved repeats, median; >= {args.min_time}s per sample',
               f'- load average (1/5/15 min) at start: {load_start}; at end: {_load()}',
+              f'- allocator: {"glibc keeping freed memory (--malloc keep)" if args.malloc == "keep" else "system default"}'
+              f'; {bench.minor_page_faults() - faults:,} minor page faults during the run',
               f'- command: `{" ".join([osp.relpath(sys.argv[0]) if argv is None else "tools/benchmark.py"] + (sys.argv[1:] if argv is None else list(argv)))}`',
               '']
     sections = []

@@ -12,7 +12,6 @@ compare.png under --workdir.
 """
 import argparse
 import csv
-import os
 import os.path as osp
 import shutil
 import sys

@@ -75,6 +75,41 @@ def time_interleaved(fns: Dict[str, Callable[[], object]], repeats: int, device:
     return samples
 
 
+MALLOC_MODES = ('system', 'keep')
+
+
+def keep_freed_memory() -> None:
+    """Make glibc's malloc keep freed memory in the process (``--malloc keep``).
+
+    By default glibc serves large blocks with fresh ``mmap`` pages and hands
+    freed memory back to the kernel, so every forward pass page-faults its
+    activations in again; on the development VM that was up to 40% of a
+    layer's time (thousands of minor faults per call), varying run to run
+    with glibc's adaptive threshold.  ``mallopt(M_MMAP_MAX, 0)`` and an
+    unlimited ``M_TRIM_THRESHOLD`` keep the memory instead, as a caching
+    allocator (jemalloc, tcmalloc, PyTorch's CUDA allocator) does.  Linux/glibc only.
+    """
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c'))
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        raise ValueError('--malloc keep needs glibc (Linux); use --malloc system') from None
+    m_trim_threshold, m_mmap_max = -1, -4
+    if not (mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, 2 ** 31 - 1)):
+        raise ValueError('glibc rejected mallopt(); use --malloc system')
+
+
+def minor_page_faults() -> int:
+    """Minor page faults of this process so far (0 where the platform does not report them)."""
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    except (ImportError, OSError):
+        return 0
+
+
 def heads_for(channels: int) -> int:
     """Heads of a layer with C channels: C/48 (Restormer's head width) when 48 divides C, else 1 (MST-L, MST++)."""
     return channels // HEAD_WIDTH if channels % HEAD_WIDTH == 0 else 1
@@ -129,7 +164,7 @@ def benchmark_layers(channels: Sequence[int], sides: Sequence[int], rank_ratio: 
         layers = {v: build_layer(v, c, rank_ratio).to(device).eval() for v in variants}
         x = torch.randn(batch, c, side, side, device=device)
         with torch.no_grad():
-            samples = time_interleaved({v: (lambda m=m: m(x)) for v, m in layers.items()}, repeats, device,
+            samples = time_interleaved({v: (lambda m=m, x=x: m(x)) for v, m in layers.items()}, repeats, device,
                                        min_time, clock)
         med = {v: statistics.median(s) for v, s in samples.items()}
         macs = {v: batch * layer_macs(m, side * side) for v, m in layers.items()}

@@ -135,7 +135,6 @@ def score(workdir: str, test_name: str) -> (float, float):
 def complexity_of(network_g: Dict, image_hw) -> (int, float):
     """Parameters and GMACs of ``network_g`` on one image of size ``image_hw``."""
     from basicsr.utils.registry import ARCH_REGISTRY
-    import glmha_plugin  # noqa: F401
     net = dict(network_g)
     model = ARCH_REGISTRY.get(net.pop('type'))(**net).eval()
     c = count(model, torch.rand(1, 3, *image_hw))

@@ -19,11 +19,20 @@ r_h = r/h.
 per-instance copy of the K/V weight (2r x C numbers) instead of scaling the
 full-resolution input (C x N numbers), and Q, K and V come out of one batched
 matrix product, i.e. one pass over X.
+
+Speed (same parameters and arithmetic as the modules' definitions; the tests
+compare forward and backward with a plain ``nn.Conv2d``/``F.normalize``
+reference): the 1x1 convs run as matrix products whose results are
+channels-last, where PyTorch's depth-wise conv is fastest on CPU
+(:mod:`.pointwise`); the L2 normalisation is applied to the small d x r_h
+score matrix instead of writing normalised copies of q and k
+(:func:`attention_maps`); attention runs one image at a time over strided
+views, so q, k and v are never copied.  The ``qkv`` and ``project_out``
+modules hold the weights but are not called (their forward hooks do not fire).
 """
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .calibration import Calibration
