@@ -32,6 +32,9 @@ def main(argv=None):
     parser.add_argument('--batch', type=int, default=4)
     parser.add_argument('--gt-size', type=int, default=48, help='training patch size')
     parser.add_argument('--workers', type=int, default=0, help='data-loader workers per run')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch CPU threads per run (OMP_NUM_THREADS; 0 = torch default). The tiny model gains '
+                             'little from more, and one thread does not stall when other processes share the cores')
     parser.add_argument('--warm-start', action='store_true',
                         help='start GLMHA from the same seed\'s CSA run by SVD (PENDING: needs issue 3\'s '
                              'tools/convert_checkpoint.py)')
@@ -49,7 +52,7 @@ def main(argv=None):
     t0 = time.time()
     try:
         runs = compare.run_comparison(workdir, compare.variants(args.ratios, args.guidance), args.seeds, args.iters,
-                                      args.batch, args.gt_size, args.workers, args.warm_start,
+                                      args.batch, args.gt_size, args.workers, args.warm_start, args.threads or None,
                                       progress=lambda msg: print(f'[compare] {msg}', flush=True))
     except compare.PendingFeature as exc:
         print(f'error: {exc}', file=sys.stderr)

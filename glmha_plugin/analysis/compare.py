@@ -106,9 +106,12 @@ def _write(opt: Dict, path: str) -> str:
     return path
 
 
-def _run(cmd: List[str], cwd: str, log: str) -> None:
+def _run(cmd: List[str], cwd: str, log: str, threads: Optional[int]) -> None:
+    env = dict(os.environ)
+    if threads:
+        env['OMP_NUM_THREADS'] = str(threads)
     with open(log, 'w', encoding='utf-8') as f:
-        proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env)
     if proc.returncode != 0:
         with open(log, encoding='utf-8') as f:
             tail = f.read()[-3000:]
@@ -142,9 +145,12 @@ def complexity_of(network_g: Dict, image_hw) -> (int, float):
 
 
 def run_comparison(workdir: str, variant_opts: Dict[str, Dict], seeds: Sequence[int], iters: int, batch: int = 4,
-                   gt_size: int = 48, workers: int = 0, warm_start: bool = False,
+                   gt_size: int = 48, workers: int = 0, warm_start: bool = False, threads: Optional[int] = None,
                    progress: Callable[[str], None] = print) -> List[Run]:
-    """Train and test every variant for every seed under ``workdir`` (which holds ``datasets/demo_rain``)."""
+    """Train and test every variant for every seed under ``workdir`` (which holds ``datasets/demo_rain``).
+
+    ``threads`` sets ``OMP_NUM_THREADS`` (torch's CPU threads) of the runs.
+    """
     with open(osp.join(ROOT, DEMO_TRAIN_OPT), encoding='utf-8') as f:
         train_template = yaml.safe_load(f)
     with open(osp.join(ROOT, DEMO_TEST_OPT), encoding='utf-8') as f:
@@ -169,13 +175,13 @@ def run_comparison(workdir: str, variant_opts: Dict[str, Dict], seeds: Sequence[
         log = osp.join(opt_dir, f'{name}.train.log')
         opt = train_options(train_template, name, network_g, seed, iters, batch, gt_size, workers, pretrain)
         _run([sys.executable, '-m', 'glmha_plugin.train', '-opt', _write(opt, osp.join(opt_dir, f'{name}.yml'))],
-             workdir, log)
+             workdir, log, threads)
         weights = osp.join('experiments', name, 'models', 'net_g_latest.pth')
         progress(f'[{i}/{len(jobs)}] {variant}, seed {seed}: testing')
         test_name = f'test_{name}'
         topt = test_options(test_template, test_name, network_g, weights, seed)
         _run([sys.executable, '-m', 'glmha_plugin.test', '-opt', _write(topt, osp.join(opt_dir, f'{test_name}.yml'))],
-             workdir, osp.join(opt_dir, f'{test_name}.log'))
+             workdir, osp.join(opt_dir, f'{test_name}.log'), threads)
         psnr, ssim = score(workdir, test_name)
         runs.append(Run(variant, seed, psnr, ssim, sizes[variant][0], sizes[variant][1], log))
     return runs
