@@ -74,6 +74,8 @@ def main(argv=None):
     parser.add_argument('--sides', type=int, nargs='+', default=[32, 64, 128, 256], help='N = side^2 pixels')
     parser.add_argument('--ratio', type=float, default=0.5, help='GLMHA / Linformer rank ratio')
     parser.add_argument('--batch', type=int, default=1, help='batch of the attention-layer benchmark')
+    parser.add_argument('--profile', nargs='+', default=[], metavar='CxSIDE',
+                        help='also profile CSA vs GLMHA per op at these layer sizes, e.g. 96x256 48x128')
     parser.add_argument('--hosts', nargs='+', default=sorted(HOSTS), help=f'known: {sorted(HOSTS)}')
     parser.add_argument('--guidance', nargs='+', default=['calibration'], choices=['calibration', 'none'])
     parser.add_argument('--model-size', nargs='+', metavar='HOST=CxHxW',
@@ -108,6 +110,12 @@ def main(argv=None):
     except ValueError as exc:
         parser.error(str(exc))
 
+    try:
+        profiles = [tuple(int(v) for v in p.lower().split('x')) for p in args.profile]
+        if any(len(p) != 2 for p in profiles):
+            raise ValueError
+    except ValueError:
+        parser.error(f'--profile entries must look like CxSIDE, e.g. 96x256; got {args.profile}')
     started, load_start, faults = time.strftime('%Y-%m-%d %H:%M'), _load(), bench.minor_page_faults()
     variants = attention_variants([args.ratio], args.guidance)
     layers, models, memory = [], [], []
@@ -143,6 +151,10 @@ def main(argv=None):
         sections += ['## Peak memory of a training step (forward, backward, Adam step)', '',
                      'CUDA: allocator peak; CPU: torch MemTracker peak (parameters, gradients, optimiser state, '
                      'activations, temporaries). Target: GLMHA <= 0.95 of CSA.', '', report.memory_markdown(memory)]
+    if profiles:
+        sections += ['## Profiles (self time per op, CSA vs GLMHA)', '']
+        for c, side in profiles:
+            sections += [bench.profile_layers(c, side, args.ratio, args.repeats, device), '']
     md = '\n'.join(header + sections)
     os.makedirs(args.out_dir, exist_ok=True)
     written = [osp.join(args.out_dir, 'benchmark.md')]

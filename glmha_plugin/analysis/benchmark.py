@@ -176,6 +176,49 @@ def benchmark_layers(channels: Sequence[int], sides: Sequence[int], rank_ratio: 
     return rows
 
 
+def profile_layers(channels: int, side: int, rank_ratio: float, repeats: int, device: torch.device,
+                   variants: Sequence[str] = ('CSA', 'GLMHA'), top: int = 14) -> str:
+    """Where an attention layer's time goes: torch.profiler self time per op and input shape, CSA vs GLMHA.
+
+    Each repeat profiles one forward of every variant (interleaved); the table
+    shows the median self time per (op, input shapes) row, the sum over all
+    rows, and the ratio to CSA.  Returns Markdown.
+    """
+    from torch.profiler import ProfilerActivity, profile
+    torch.manual_seed(0)
+    layers = {v: build_layer(v, channels, rank_ratio).to(device).eval() for v in variants}
+    x = torch.randn(1, channels, side, side, device=device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
+    times = {v: {} for v in variants}
+    with torch.no_grad():
+        for m in layers.values():
+            m(x)
+        for _ in range(repeats):
+            for v, m in layers.items():
+                synchronize(device)
+                with profile(activities=acts, record_shapes=True) as prof:
+                    m(x)
+                    synchronize(device)
+                for e in prof.key_averages(group_by_input_shape=True):
+                    t = e.self_device_time_total if device.type == 'cuda' else e.self_cpu_time_total
+                    key = f'{e.key} {[s for s in e.input_shapes if s][:2]}'
+                    times[v].setdefault(key, []).append(t / 1e3)
+    med = {v: {k: statistics.median(t + [0.0] * (repeats - len(t))) for k, t in r.items()} for v, r in times.items()}
+    keys = sorted(set().union(*med.values()), key=lambda k: -max(med[v].get(k, 0.0) for v in variants))
+    head = ' | '.join(f'{v} ms' for v in variants)
+    lines = [f'Profile, C={channels}, N={side}² (heads {heads_for(channels)}, rank ratio {rank_ratio:g}), median of '
+             f'{repeats}:', '', f'| op [input shapes] | {head} |', '|---|' + '---:|' * len(variants)]
+    for k in keys[:top]:
+        lines.append(f'| `{k}` | ' + ' | '.join(f'{med[v].get(k, 0.0):.3f}' for v in variants) + ' |')
+    totals = {v: sum(med[v].values()) for v in variants}
+    lines.append('| **all ops** | ' + ' | '.join(f'**{totals[v]:.3f}**' for v in variants) + ' |')
+    macs = {v: layer_macs(m, side * side) for v, m in layers.items()}
+    base = variants[0]
+    lines += ['', ', '.join(f'{v}: op time / {base} {totals[v] / totals[base]:.3f}, MACs / {base} '
+                            f'{macs[v] / macs[base]:.3f}' for v in variants[1:])]
+    return '\n'.join(lines) + '\n'
+
+
 @dataclass
 class ModelRow:
     host: str
