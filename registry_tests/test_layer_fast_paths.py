@@ -137,3 +137,21 @@ def test_restormer_output_is_contiguous_nchw():
     with torch.no_grad():
         y = net(torch.rand(1, 3, 12, 20))
     assert y.is_contiguous() and y.shape == (1, 3, 12, 20)
+
+
+def test_pixel_norms_match_vector_norm_and_stay_finite_at_zero():
+    from glmha_plugin.layers.attention import pixel_norms
+    torch.manual_seed(0)
+    t = torch.randn(3, 5, 70)
+    torch.testing.assert_close(pixel_norms(t, chunk=16), torch.linalg.vector_norm(t, dim=-1))
+    torch.testing.assert_close(pixel_norms(t), torch.linalg.vector_norm(t, dim=-1))
+    zero = torch.zeros(2, 4, 9, requires_grad=True)
+    n = pixel_norms(zero)
+    assert torch.all(n == 1e-12)
+    n.sum().backward()
+    assert torch.isfinite(zero.grad).all()
+    # and through a whole layer: an all-zero input gives finite gradients everywhere
+    m = GLMHA(16, 2)
+    x = torch.zeros(1, 16, 4, 4, requires_grad=True)
+    m(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in m.parameters())
