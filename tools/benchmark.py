@@ -24,6 +24,7 @@ from glmha_plugin.analysis import benchmark as bench
 from glmha_plugin.analysis import benchmark_report as report
 from glmha_plugin.analysis.complexity_report import parse_size
 from glmha_plugin.analysis.hosts import HOSTS, attention_variants, get_host
+from glmha_plugin.analysis.tables import write_csv
 
 PARTS = ('layers', 'models', 'memory')
 
@@ -163,7 +164,7 @@ def main(argv=None):
     for name, rows in (('layers', layers), ('models', models), ('memory', memory)):
         if rows:
             written.append(osp.join(args.out_dir, f'benchmark_{name}.csv'))
-            report.to_csv(rows, written[-1])
+            write_csv(rows, written[-1])
     if layers or models:
         written.append(osp.join(args.out_dir, 'benchmark.png'))
         report.plot(layers, models, written[-1])

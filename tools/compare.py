@@ -11,14 +11,13 @@ difference to CSA, and parameters/MACs.  Writes compare.md, compare.csv and
 compare.png under --workdir.
 """
 import argparse
-import csv
 import os.path as osp
 import shutil
 import sys
 import time
-from dataclasses import asdict
 
 from glmha_plugin.analysis import compare
+from glmha_plugin.analysis.tables import write_csv
 from glmha_plugin.demo import DATA_DIR, make_rain_pairs
 
 
@@ -62,11 +61,7 @@ def main(argv=None):
           f'test image\'s size; {time.time() - t0:.0f} s in total.\n\n' + compare.summary_markdown(runs))
     with open(osp.join(workdir, 'compare.md'), 'w', encoding='utf-8') as f:
         f.write(md)
-    with open(osp.join(workdir, 'compare.csv'), 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, fieldnames=list(asdict(runs[0])))
-        writer.writeheader()
-        for r in runs:
-            writer.writerow(asdict(r))
+    write_csv(runs, osp.join(workdir, 'compare.csv'))
     compare.plot(runs, osp.join(workdir, 'compare.png'))
     print(md)
     print(f'written: {", ".join(osp.join(workdir, f) for f in ("compare.md", "compare.csv", "compare.png"))}')

@@ -17,6 +17,7 @@ import sys
 import glmha_plugin  # noqa: F401  (registers the architectures)
 from glmha_plugin.analysis import complexity_report as report
 from glmha_plugin.analysis.hosts import HOSTS, attention_variants, get_host
+from glmha_plugin.analysis.tables import write_csv
 
 
 def _sizes(entries, hosts):
@@ -57,7 +58,7 @@ def main(argv=None):
     paths = {ext: osp.join(args.out_dir, f'complexity.{ext}') for ext in ('md', 'csv', 'png')}
     with open(paths['md'], 'w', encoding='utf-8') as f:
         f.write(md)
-    report.to_csv(rows, paths['csv'])
+    write_csv(rows, paths['csv'])
     report.plot(rows, paths['png'])
     print(md)
     print('written: ' + ', '.join(paths.values()))

@@ -5,8 +5,6 @@ C >= 48 and N >= 64^2; whole-model forward ratio of GLMHA-Restormer <= its MAC
 ratio + 0.05; training-step peak memory of GLMHA-Restormer <= 0.95 of
 Restormer's.  Rows outside a target's scope say ``-``.
 """
-import csv
-from dataclasses import asdict
 from typing import List, Sequence
 
 from .benchmark import LayerRow, MemoryRow, ModelRow
@@ -64,15 +62,6 @@ def memory_markdown(rows: Sequence[MemoryRow]) -> str:
         lines.append(f'| {r.host} | {r.size} | {r.batch} | {r.variant} | {r.peak_mib:.1f} | {r.ratio:.3f} | '
                      f'{memory_target(r)} |')
     return '\n'.join(lines) + '\n'
-
-
-def to_csv(rows: Sequence, path: str) -> None:
-    rows = list(rows)
-    with open(path, 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(asdict(r))
 
 
 def plot(layers: List[LayerRow], models: List[ModelRow], path: str) -> None:

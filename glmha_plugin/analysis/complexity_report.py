@@ -1,6 +1,5 @@
 """The complexity report: parameters and MACs of each host, CSA vs GLMHA variants, as Markdown, CSV and PNG."""
-import csv
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import torch
@@ -88,15 +87,6 @@ def to_markdown(rows: Iterable[Row], hosts: Sequence[HostSpec], op_kinds: Iterab
     if sources:
         lines += [''] + sources
     return '\n'.join(lines) + '\n'
-
-
-def to_csv(rows: Iterable[Row], path: str) -> None:
-    rows = list(rows)
-    with open(path, 'w', newline='', encoding='utf-8') as f:
-        writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(asdict(r))
 
 
 def plot(rows: Iterable[Row], path: str) -> None:
