@@ -57,7 +57,8 @@ def measure(hosts: Sequence[HostSpec], variants: Dict[str, Dict], sizes: Optiona
 
 
 def _upstream_cell(host: HostSpec, size: str) -> str:
-    cells = [f'{f.params:g}M / {f.gmacs:g}G' for f in host.upstream if size_label(f.size) == size]
+    cells = [f'{f.params:g}M / {f.gmacs:g}G' + ('' if f.giga == 1e9 else f' (G = 2^30: {f.macs() / 1e9:.2f}e9)')
+             for f in host.upstream if size_label(f.size) == size]
     return '; '.join(cells) or '-'
 
 

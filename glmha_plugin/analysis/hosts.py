@@ -21,8 +21,31 @@ class UpstreamFigure:
     """A complexity figure reported upstream, shown beside ours."""
     size: Size
     params: Optional[float]  # millions
-    gmacs: Optional[float]   # G multiply-accumulates (what papers call GFLOPs)
+    gmacs: Optional[float]   # G multiply-accumulates (what papers call GFLOPs), as printed upstream
     source: str
+    giga: float = 1e9        # what upstream's "G" means (MST's and MST++'s scripts divide by 2**30)
+
+    def macs(self) -> Optional[float]:
+        """The reported figure in plain MACs."""
+        return None if self.gmacs is None else self.gmacs * self.giga
+
+
+# Figures reported upstream, per host name (the MST entries wait for their hosts, issue 4).
+UPSTREAM: Dict[str, Tuple[UpstreamFigure, ...]] = {
+    'restormer': (UpstreamFigure(
+        size=(3, 256, 256), params=26.13, gmacs=140.99,
+        source="figure quoted for Restormer by follow-up papers (e.g. WeatherDiff, TPAMI 2023); Restormer's authors "
+               'compute FLOPs at 256x256 (swz30/Restormer issue #19). It equals our count minus the q k^T and A v '
+               'products, i.e. it leaves them out'),),
+    'mst_l': (UpstreamFigure(
+        size=(28, 256, 256), params=2.03, gmacs=28.15, giga=2 ** 30,
+        source='caiyuanhao1998/MST README (MST-L); its my_summary(MST(), 256, 256, 28, 1) prints fvcore '
+               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element)'),),
+    'mst_plus_plus': (UpstreamFigure(
+        size=(3, 256, 256), params=1.62, gmacs=23.05, giga=2 ** 30,
+        source='caiyuanhao1998/MST-plus-plus README; its my_summary(MST_Plus_Plus(), 256, 256, 3, 1) prints fvcore '
+               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element)'),),
+}
 
 
 @dataclass(frozen=True)
@@ -85,11 +108,7 @@ def _restormer() -> HostSpec:
         make_inputs=_image_inputs,
         paper_sizes=((3, 256, 256),),
         stages=tuple(RESTORMER_STAGES),
-        upstream=(UpstreamFigure(
-            size=(3, 256, 256), params=26.13, gmacs=140.99,
-            source='figure quoted for Restormer by follow-up papers (e.g. WeatherDiff, TPAMI 2023); Restormer\'s '
-                   'authors compute FLOPs at 256x256 (swz30/Restormer issue #19). It equals our count minus the '
-                   'q k^T and A v products, i.e. it leaves them out'),),
+        upstream=UPSTREAM['restormer'],
         tiny=dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8],
                   ffn_expansion_factor=2.0),
         other_archs=('GLMHARestormer',),
