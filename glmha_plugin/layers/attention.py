@@ -19,18 +19,30 @@ r_h = r/h.
 per-instance copy of the K/V weight (2r x C numbers) instead of scaling the
 full-resolution input (C x N numbers), and Q, K and V come out of one batched
 matrix product, i.e. one pass over X.
+
+Speed (same parameters and arithmetic as the modules' definitions; the tests
+compare forward and backward with a plain ``nn.Conv2d``/``F.normalize``
+reference): the 1x1 convs run as matrix products whose results are
+channels-last, where PyTorch's depth-wise conv is fastest on CPU
+(:mod:`.pointwise`); the L2 normalisation is applied to the small d x r_h
+score matrix instead of writing normalised copies of q and k
+(:func:`attention_maps`); attention runs one image at a time over strided
+views, so q, k and v are never copied.  The ``qkv`` and ``project_out``
+modules hold the weights but are not called (their forward hooks do not fire).
 """
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .calibration import Calibration
+from .pointwise import pointwise_nhwc
 
 GUIDANCE = ('calibration', 'none')
 DEFAULT_RANK_RATIO = 0.5
 DEFAULT_GAMMA = 8
+NORM_EPS = 1e-12  # F.normalize's default
+NORM_CHUNK = 2048  # pixels per piece in pixel_norms
 
 
 def resolve_rank(dim: int, num_heads: int, rank: Optional[int] = None, rank_ratio: Optional[float] = None) -> int:
@@ -61,23 +73,54 @@ def resolve_rank(dim: int, num_heads: int, rank: Optional[int] = None, rank_rati
     return per_head * num_heads
 
 
+def pixel_norms(t: torch.Tensor, chunk: int = NORM_CHUNK) -> torch.Tensor:
+    """L2 norms over the last dimension (pixels), clamped at 1e-12 like ``F.normalize``: ... x N -> ....
+
+    Sums squares ``chunk`` pixels at a time: on channels-last tensors PyTorch's
+    CPU norm kernel reduces over the strided pixel axis about 10x slower than
+    a sum over small, cache-resident pieces.  The clamp is applied to the sum
+    of squares (at 1e-24), which gives the same value and keeps the gradient
+    finite for all-zero rows.
+    """
+    total = None
+    for piece in t.split(chunk, dim=-1):
+        s = piece.square().sum(-1)
+        total = s if total is None else total + s
+    return total.clamp_min(NORM_EPS * NORM_EPS).sqrt()
+
+
+def attention_maps(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """``softmax(t * l2norm_N(q) l2norm_N(k)^T)``: ... x h x d x r_h, rows sum to 1.
+
+    Args:
+        q: ... x h x d x N queries, k: ... x h x r_h x N keys (any strides).
+        temperature: h x 1 x 1.
+
+    The L2 normalisation is applied to the d x r_h product instead of to q and
+    k: ``(q / |q|)(k / |k|)^T = (q k^T) / (|q| |k|^T)``, with the norms clamped
+    at 1e-12 exactly as ``F.normalize`` does, so no normalised copy of q or k
+    (C x N and r x N numbers) is written or kept for the backward pass.
+    """
+    nq = pixel_norms(q).unsqueeze(-1)
+    nk = pixel_norms(k).unsqueeze(-2)
+    scores = torch.matmul(q, k.transpose(-2, -1))
+    return (scores / (nq * nk) * temperature).softmax(dim=-1)
+
+
 def transposed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                          temperature: torch.Tensor) -> torch.Tensor:
     """Attention across channels.
 
     Args:
-        q: B x h x d x N queries.
-        k, v: B x h x r_h x N keys and values.
+        q: ... x h x d x N queries.
+        k, v: ... x h x r_h x N keys and values.
         temperature: h x 1 x 1 learned scale.
 
     Returns:
-        B x h x d x N, ``softmax(t * norm(q) norm(k)^T) v`` with L2 norms over N
-        (finite for all-zero inputs: F.normalize clamps the norm).
+        ... x h x d x N, ``softmax(t * norm(q) norm(k)^T) v`` with L2 norms over N
+        (finite for all-zero inputs: the norms are clamped like F.normalize).
     """
-    q = F.normalize(q, dim=-1)
-    k = F.normalize(k, dim=-1)
-    attn = (q @ k.transpose(-2, -1)) * temperature
-    return attn.softmax(dim=-1) @ v
+    return torch.matmul(attention_maps(q, k, temperature), v)
 
 
 class ChannelAttention(nn.Module):
@@ -117,28 +160,46 @@ class ChannelAttention(nn.Module):
         return f'dim={self.dim}, heads={self.num_heads}, rank={self.rank}, guidance={self.guidance}'
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """1x1 projection to [q | k | v]: B x C x H x W -> B x (C + 2r) x H x W (before the depth-wise conv)."""
-        if self.calib is None:
-            return self.qkv(x)
-        b, c, h, w = x.shape
-        g = self.calib(x)                                              # B x C
-        q_w, kv_w = self.qkv.weight.flatten(1).split([c, 2 * self.rank])
-        weight = torch.cat([q_w.expand(b, -1, -1), kv_w * g.unsqueeze(1)], dim=1)  # B x (C+2r) x C
-        if self.qkv.bias is None:
-            out = torch.bmm(weight, x.flatten(2))
-        else:
-            out = torch.baddbmm(self.qkv.bias.view(1, -1, 1), weight, x.flatten(2))
-        return out.view(b, -1, h, w)
+        """1x1 projection to [q | k | v]: B x C x H x W -> B x (C + 2r) x H x W (before the depth-wise conv).
+
+        The result is in channels-last layout (see :mod:`.pointwise`); with
+        guidance, g is folded into a per-image copy of the K/V rows of the
+        weight, so Q, K and V still come out of one product.
+        """
+        weight = self.qkv.weight.flatten(1)                                  # (C+2r) x C
+        if self.calib is not None:
+            b, c = x.shape[:2]
+            g = self.calib(x)                                                # B x C
+            q_w, kv_w = weight.split([c, 2 * self.rank])
+            weight = torch.cat([q_w.expand(b, -1, -1), kv_w * g.unsqueeze(1)], dim=1)  # B x (C+2r) x C
+        return pointwise_nhwc(x, weight, self.qkv.bias)
+
+    def split_qkv(self, x: torch.Tensor):
+        """q (B x C x N), k and v (B x r x N) after the projection and the depth-wise conv (views, no copies)."""
+        c = x.shape[1]
+        if x.dim() != 4 or c != self.dim:
+            raise ValueError(f'{type(self).__name__} was built for {self.dim} channels, got input {tuple(x.shape)}')
+        return self.qkv_dwconv(self.project(x)).flatten(2).split([c, self.rank, self.rank], dim=1)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        """One image's channels x N -> heads x channels/heads x N (a view for any strides)."""
+        return t.unflatten(0, (self.num_heads, -1))
+
+    def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The softmax attention maps of input x: B x h x d x r_h (rows sum to 1); for analysis tools."""
+        q, k, _ = self.split_qkv(x)
+        return torch.stack([attention_maps(self._heads(q[i]), self._heads(k[i]), self.temperature)
+                            for i in range(x.shape[0])])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        if c != self.dim:
-            raise ValueError(f'{type(self).__name__} was built for {self.dim} channels, got input {tuple(x.shape)}')
-        heads, r = self.num_heads, self.rank
-        q, k, v = self.qkv_dwconv(self.project(x)).split([c, r, r], dim=1)
-        out = transposed_attention(q.reshape(b, heads, c // heads, h * w), k.reshape(b, heads, r // heads, h * w),
-                                   v.reshape(b, heads, r // heads, h * w), self.temperature)
-        return self.project_out(out.reshape(b, c, h, w))
+        q, k, v = self.split_qkv(x)
+        # One image at a time: each image's q/k/v are strided views that batched products take as they are,
+        # where a B x h batch would force copies.
+        out = [transposed_attention(self._heads(q[i]), self._heads(k[i]), self._heads(v[i]), self.temperature)
+               for i in range(b)]
+        out = out[0].unsqueeze(0) if b == 1 else torch.stack(out)           # B x h x d x N
+        return pointwise_nhwc(out.view(b, c, h, w), self.project_out.weight, self.project_out.bias)
 
 
 class CSA(ChannelAttention):

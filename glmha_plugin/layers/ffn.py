@@ -3,13 +3,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pointwise import pointwise_nhwc
+
 
 class GatedDconvFFN(nn.Module):
     """GDFN. Input/output: B x C x H x W; hidden width ``int(C * ffn_expansion_factor)``.
 
     ``project_in`` (1x1, C -> 2 hid) -> depth-wise 3x3 -> GELU(x1) * x2 ->
     ``project_out`` (1x1, hid -> C).  Parameter names match Restormer's
-    ``FeedForward``.
+    ``FeedForward``.  The 1x1 convs run as matrix products so the depth-wise
+    conv and the gate work on a channels-last tensor (:mod:`.pointwise`).
     """
 
     def __init__(self, dim: int, ffn_expansion_factor: float, bias: bool):
@@ -20,5 +23,5 @@ class GatedDconvFFN(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(x1) * x2)
+        x1, x2 = self.dwconv(pointwise_nhwc(x, self.project_in.weight, self.project_in.bias)).chunk(2, dim=1)
+        return pointwise_nhwc(F.gelu(x1) * x2, self.project_out.weight, self.project_out.bias)

@@ -1,0 +1,238 @@
+"""Equal-budget quality comparison: CSA vs GLMHA variants of a tiny Restormer, same data, iterations and seeds.
+
+Each (variant, seed) run goes through the real pipelines: an option file
+derived from the demo's (``options/tiny/``) is trained by
+``python -m glmha_plugin.train`` (basicsr's ``train_pipeline``) and tested by
+``python -m glmha_plugin.test`` (``test_pipeline``, saving the restored
+images), then PSNR/SSIM of the saved images against the targets are computed
+with basicsr's metrics (RGB, no border crop).  The variants differ only in
+``network_g``; everything else, seeds included, is shared, so per seed the
+runs are paired.
+"""
+import copy
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import cv2
+import torch
+import yaml
+
+from ..demo import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, ROOT
+from .complexity import count
+
+TEST_SET = 'DemoRainTest'
+
+
+@dataclass
+class Run:
+    variant: str
+    seed: int
+    psnr: float
+    ssim: float
+    params: int
+    gmacs: float   # at the test images' size (first test image)
+    log: str       # training log file
+
+
+class PendingFeature(RuntimeError):
+    """A feature whose implementation lives in work not merged yet."""
+
+
+def variants(ratios: Sequence[float] = (0.5,), guidances: Sequence[str] = ('calibration',)) -> Dict[str, Dict]:
+    """``network_g`` overrides per variant label: CSA (type Restormer) and GLMHA per rank ratio and guidance."""
+    out = {'CSA': {'type': 'Restormer', 'attention': 'csa'}}
+    for ratio in ratios:
+        for guidance in guidances:
+            label = f'GLMHA r={ratio:g}' + ('' if guidance == 'calibration' else ' no guidance')
+            out[label] = {'type': 'GLMHARestormer', 'rank_ratio': ratio, 'guidance': guidance}
+    return out
+
+
+def check_warm_start() -> None:
+    """Raise :class:`PendingFeature` while the SVD warm start (``--warm-start``) is not available.
+
+    PENDING: GLMHA runs are to start from the same seed's CSA run, its K/V
+    projection initialised by truncated SVD with issue 3's
+    ``tools/convert_checkpoint.py`` (not in this checkout yet).  Once merged,
+    this check passes and :func:`run_comparison` sets ``pretrain`` for GLMHA
+    runs to the converted CSA weights (see the marked line there).
+    """
+    raise PendingFeature('--warm-start needs the SVD warm start (tools/convert_checkpoint.py, issue 3), which is '
+                         'not in this checkout yet; run without --warm-start')
+
+
+def _network_g(template: Dict, overrides: Dict) -> Dict:
+    net = {k: v for k, v in template.items() if k not in ('rank', 'rank_ratio', 'guidance', 'gamma', 'attention')}
+    net.update(overrides)
+    return net
+
+
+def train_options(template: Dict, name: str, network_g: Dict, seed: int, iters: int, batch: int, gt_size: int,
+                  workers: int, pretrain: Optional[str] = None) -> Dict:
+    """The demo's training options with the run's network, seed and budget; no validation during training."""
+    opt = copy.deepcopy(template)
+    opt['name'] = name
+    opt['manual_seed'] = seed
+    opt['network_g'] = network_g
+    opt.pop('val', None)
+    opt['datasets'] = {'train': opt['datasets']['train']}
+    train_set = opt['datasets']['train']
+    train_set.update(batch_size_per_gpu=batch, gt_size=gt_size, num_worker_per_gpu=workers)
+    opt['train']['total_iter'] = iters
+    opt['train']['scheduler']['periods'] = [iters]
+    opt['logger'].update(print_freq=max(1, iters // 5), save_checkpoint_freq=iters, use_tb_logger=False)
+    opt['path'] = {'pretrain_network_g': pretrain, 'strict_load_g': True, 'resume_state': None}
+    return opt
+
+
+def test_options(template: Dict, name: str, network_g: Dict, weights: str, seed: int) -> Dict:
+    opt = copy.deepcopy(template)
+    opt['name'] = name
+    opt['manual_seed'] = seed
+    opt['network_g'] = network_g
+    opt['path'] = {'pretrain_network_g': weights, 'strict_load_g': True, 'param_key_g': 'params'}
+    opt['val'].update(save_img=True, suffix=None, pbar=False)
+    return opt
+
+
+def _write(opt: Dict, path: str) -> str:
+    with open(path, 'w', encoding='utf-8') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+    return path
+
+
+def _run(cmd: List[str], cwd: str, log: str, threads: Optional[int]) -> None:
+    env = dict(os.environ)
+    if threads:
+        env['OMP_NUM_THREADS'] = str(threads)
+    with open(log, 'w', encoding='utf-8') as f:
+        proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        with open(log, encoding='utf-8') as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f'{" ".join(cmd)} failed (exit {proc.returncode}); log {log}:\n{tail}')
+
+
+def score(workdir: str, test_name: str) -> (float, float):
+    """Mean PSNR/SSIM (basicsr metrics, RGB, no crop) of the saved test outputs against the targets."""
+    from basicsr.metrics import calculate_psnr, calculate_ssim
+    gt_dir = osp.join(workdir, DATA_DIR, 'test', 'target')
+    out_dir = osp.join(workdir, 'results', test_name, 'visualization', TEST_SET)
+    psnrs, ssims = [], []
+    for name in sorted(os.listdir(gt_dir)):
+        stem = osp.splitext(name)[0]
+        pred = cv2.imread(osp.join(out_dir, f'{stem}_{test_name}.png'))
+        if pred is None:
+            raise FileNotFoundError(f'test output for {stem} missing in {out_dir}')
+        gt = cv2.imread(osp.join(gt_dir, name))
+        psnrs.append(calculate_psnr(pred, gt, crop_border=0))
+        ssims.append(calculate_ssim(pred, gt, crop_border=0))
+    return statistics.fmean(psnrs), statistics.fmean(ssims)
+
+
+def complexity_of(network_g: Dict, image_hw) -> (int, float):
+    """Parameters and GMACs of ``network_g`` on one image of size ``image_hw``."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+    net = dict(network_g)
+    model = ARCH_REGISTRY.get(net.pop('type'))(**net).eval()
+    c = count(model, torch.rand(1, 3, *image_hw))
+    return c.params, c.macs / 1e9
+
+
+def run_comparison(workdir: str, variant_opts: Dict[str, Dict], seeds: Sequence[int], iters: int, batch: int = 4,
+                   gt_size: int = 48, workers: int = 0, warm_start: bool = False, threads: Optional[int] = None,
+                   progress: Callable[[str], None] = print) -> List[Run]:
+    """Train and test every variant for every seed under ``workdir`` (which holds ``datasets/demo_rain``).
+
+    ``threads`` sets ``OMP_NUM_THREADS`` (torch's CPU threads) of the runs.
+    """
+    with open(osp.join(ROOT, DEMO_TRAIN_OPT), encoding='utf-8') as f:
+        train_template = yaml.safe_load(f)
+    with open(osp.join(ROOT, DEMO_TEST_OPT), encoding='utf-8') as f:
+        test_template = yaml.safe_load(f)
+    if warm_start:
+        check_warm_start()
+    if not osp.isdir(osp.join(workdir, DATA_DIR, 'train', 'input')):
+        raise FileNotFoundError(f'no demo data under {osp.join(workdir, DATA_DIR)}')
+    opt_dir = osp.join(workdir, 'compare_options')
+    os.makedirs(opt_dir, exist_ok=True)
+    first_test = sorted(os.listdir(osp.join(workdir, DATA_DIR, 'test', 'target')))[0]
+    test_hw = cv2.imread(osp.join(workdir, DATA_DIR, 'test', 'target', first_test)).shape[:2]
+    sizes = {v: complexity_of(_network_g(train_template['network_g'], o), test_hw) for v, o in variant_opts.items()}
+    runs = []
+    jobs = [(seed, v) for seed in seeds for v in variant_opts]
+    for i, (seed, variant) in enumerate(jobs, 1):
+        tag = f'{variant.replace(" ", "_").replace("=", "")}_s{seed}'
+        network_g = _network_g(train_template['network_g'], variant_opts[variant])
+        pretrain = None  # PENDING (--warm-start): for GLMHA, this seed's CSA run converted by SVD (issue 3)
+        name = f'compare_{tag}'
+        progress(f'[{i}/{len(jobs)}] {variant}, seed {seed}: training {iters} iterations')
+        log = osp.join(opt_dir, f'{name}.train.log')
+        opt = train_options(train_template, name, network_g, seed, iters, batch, gt_size, workers, pretrain)
+        _run([sys.executable, '-m', 'glmha_plugin.train', '-opt', _write(opt, osp.join(opt_dir, f'{name}.yml'))],
+             workdir, log, threads)
+        weights = osp.join('experiments', name, 'models', 'net_g_latest.pth')
+        progress(f'[{i}/{len(jobs)}] {variant}, seed {seed}: testing')
+        test_name = f'test_{name}'
+        topt = test_options(test_template, test_name, network_g, weights, seed)
+        _run([sys.executable, '-m', 'glmha_plugin.test', '-opt', _write(topt, osp.join(opt_dir, f'{test_name}.yml'))],
+             workdir, osp.join(opt_dir, f'{test_name}.log'), threads)
+        psnr, ssim = score(workdir, test_name)
+        runs.append(Run(variant, seed, psnr, ssim, sizes[variant][0], sizes[variant][1], log))
+    return runs
+
+
+def _mean_sd(values: Sequence[float]) -> (float, float):
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summary_markdown(runs: Sequence[Run]) -> str:
+    """Per variant: params, GMACs, PSNR/SSIM mean ± sample std over seeds, and the paired difference to CSA."""
+    labels = list(dict.fromkeys(r.variant for r in runs))
+    by = {(r.variant, r.seed): r for r in runs}
+    seeds = sorted({r.seed for r in runs})
+    lines = ['| variant | params | GMACs | PSNR (dB) mean ± sd | SSIM mean ± sd | ΔPSNR vs CSA (paired) | '
+             'ΔSSIM vs CSA (paired) | seeds |', '|---|---:|---:|---:|---:|---:|---:|---|']
+    for label in labels:
+        sel = [by[(label, s)] for s in seeds if (label, s) in by]
+        p, ps = _mean_sd([r.psnr for r in sel])
+        s, ss = _mean_sd([r.ssim for r in sel])
+        if label != 'CSA' and all(('CSA', r.seed) in by for r in sel):
+            dp, dps = _mean_sd([r.psnr - by[('CSA', r.seed)].psnr for r in sel])
+            ds, dss = _mean_sd([r.ssim - by[('CSA', r.seed)].ssim for r in sel])
+            delta = f'{dp:+.2f} ± {dps:.2f} | {ds:+.4f} ± {dss:.4f}'
+        else:
+            delta = '- | -'
+        lines.append(f'| {label} | {sel[0].params:,} | {sel[0].gmacs:.3f} | {p:.2f} ± {ps:.2f} | {s:.4f} ± {ss:.4f} | '
+                     f'{delta} | {", ".join(str(r.seed) for r in sel)} |')
+    lines += ['', '| variant | seed | PSNR | SSIM |', '|---|---:|---:|---:|']
+    lines += [f'| {r.variant} | {r.seed} | {r.psnr:.2f} | {r.ssim:.4f} |' for r in runs]
+    return '\n'.join(lines) + '\n'
+
+
+def plot(runs: Sequence[Run], path: str) -> None:
+    """PSNR and SSIM per variant: one dot per seed, bar = mean."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    labels = list(dict.fromkeys(r.variant for r in runs))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, attr, unit in ((axes[0], 'psnr', 'PSNR (dB)'), (axes[1], 'ssim', 'SSIM')):
+        for i, label in enumerate(labels):
+            vals = [getattr(r, attr) for r in runs if r.variant == label]
+            ax.bar(i, statistics.fmean(vals), color='tab:gray' if label == 'CSA' else 'tab:blue', alpha=0.5)
+            ax.scatter([i] * len(vals), vals, color='k', s=12, zorder=3)
+        lo = min(getattr(r, attr) for r in runs)
+        hi = max(getattr(r, attr) for r in runs)
+        ax.set_ylim(lo - (hi - lo + 1e-3) * 1.5, hi + (hi - lo + 1e-3) * 0.8)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8)
+        ax.set_ylabel(unit)
+    fig.suptitle('equal budget: same data, iterations and seeds (dots: seeds)', fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,116 @@
+"""The complexity report: parameters and MACs of each host, CSA vs GLMHA variants, as Markdown, CSV and PNG."""
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import torch
+from tqdm import tqdm
+
+from .complexity import CONVENTION, count, describe_ops
+from .hosts import HostSpec, Size
+
+
+@dataclass
+class Row:
+    """One measured (host, input size, variant)."""
+    host: str
+    size: str          # 'CxHxW'
+    variant: str
+    params: int
+    macs: int
+    attn_macs: int     # the q k^T and A v products (aten::matmul) within ``macs``
+    other_ops: int
+    unclassified: str  # op kinds the counter had no rule for ('' when none)
+
+
+def size_label(size: Size) -> str:
+    return 'x'.join(str(s) for s in size)
+
+
+def parse_size(text: str) -> Size:
+    """``'3x256x256'`` -> (3, 256, 256), with a clear error otherwise."""
+    try:
+        c, h, w = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise ValueError(f'input size {text!r} must look like CxHxW, e.g. 3x256x256') from None
+    return c, h, w
+
+
+def measure(hosts: Sequence[HostSpec], variants: Dict[str, Dict], sizes: Optional[Dict[str, List[Size]]] = None,
+            overrides: Optional[Dict] = None, op_kinds: Optional[set] = None) -> List[Row]:
+    """Count every host x input size x variant (batch 1, eval mode, CPU).
+
+    ``sizes`` maps host name -> sizes (default: the host's paper sizes);
+    ``overrides`` are constructor options applied to every model (e.g. a
+    host's ``tiny``); the op kinds seen are added to ``op_kinds`` when given.
+    """
+    jobs = [(h, s, v) for h in hosts for s in (sizes or {}).get(h.name, h.paper_sizes) for v in variants]
+    rows = []
+    for host, size, label in tqdm(jobs, desc='counting', unit='model'):
+        model = host.build(**variants[label], **(overrides or {})).eval()
+        c = count(model, host.make_inputs(size, 1, torch.device('cpu')))
+        attn = c.by_op.get('aten::matmul', ('mac', 0, 0))[2]
+        rows.append(Row(host.name, size_label(size), label, c.params, int(c.macs), int(attn), int(c.other_ops),
+                        ', '.join(sorted(c.unclassified))))
+        if op_kinds is not None:
+            op_kinds.update(c.by_op)
+    return rows
+
+
+def _upstream_cell(host: HostSpec, size: str) -> str:
+    cells = [f'{f.params:g}M / {f.gmacs:g}G' + ('' if f.giga == 1e9 else f' (G = 2^30: {f.macs() / 1e9:.2f}e9)')
+             for f in host.upstream if size_label(f.size) == size]
+    return '; '.join(cells) or '-'
+
+
+def to_markdown(rows: Iterable[Row], hosts: Sequence[HostSpec], op_kinds: Iterable[str] = (),
+                show_upstream: bool = True) -> str:
+    """A Markdown table with ratios to the CSA row of the same host and size, then the counting notes.
+
+    ``show_upstream=False`` leaves the upstream column empty (for models that
+    are not the papers' configurations).
+    """
+    rows = list(rows)
+    by_name = {h.name: h for h in hosts}
+    base = {(r.host, r.size): r for r in rows if r.variant == 'CSA'}
+    lines = ['| host | input | attention | params | vs CSA | GMACs | vs CSA | of which q·kᵀ, A·v | other Gops | '
+             'upstream params / GMACs |', '|---|---|---|---:|---:|---:|---:|---:|---:|---|']
+    for r in rows:
+        b = base.get((r.host, r.size))
+        pr = f'{r.params / b.params:.3f}' if b else '-'
+        mr = f'{r.macs / b.macs:.3f}' if b else '-'
+        up = _upstream_cell(by_name[r.host], r.size) if r.variant == 'CSA' and show_upstream else ''
+        flag = f' (UNCLASSIFIED: {r.unclassified})' if r.unclassified else ''
+        lines.append(f'| {r.host} | {r.size} | {r.variant}{flag} | {r.params:,} | {pr} | {r.macs / 1e9:.2f} | {mr} | '
+                     f'{r.attn_macs / 1e9:.2f} | {r.other_ops / 1e9:.2f} | {up} |')
+    lines += ['', f'Convention: {CONVENTION}', '']
+    lines += [f'- {n}' for n in describe_ops(op_kinds, {})]
+    sources = [f'- {h.name} upstream: {f.source}' for h in hosts for f in h.upstream] if show_upstream else []
+    if sources:
+        lines += [''] + sources
+    return '\n'.join(lines) + '\n'
+
+
+def plot(rows: Iterable[Row], path: str) -> None:
+    """Bar charts of GMACs and parameters per variant, one row of panels per host and input size."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = list(rows)
+    groups = list(dict.fromkeys((r.host, r.size) for r in rows))
+    fig, axes = plt.subplots(len(groups), 2, figsize=(12, 3.6 * len(groups)), squeeze=False)
+    for (host, size), (ax_m, ax_p) in zip(groups, axes):
+        sel = [r for r in rows if (r.host, r.size) == (host, size)]
+        labels = [r.variant.replace('GLMHA ', '').replace(' calibration', '\n+calib').replace(' none', '\nno guid.')
+                  for r in sel]
+        colors = ['tab:gray' if r.variant == 'CSA' else 'tab:blue' for r in sel]
+        for ax, values, title in ((ax_m, [r.macs / 1e9 for r in sel], 'GMACs'),
+                                  (ax_p, [r.params / 1e6 for r in sel], 'parameters (M)')):
+            bars = ax.bar(range(len(sel)), values, color=colors)
+            ax.set_xticks(range(len(sel)), labels, fontsize=7)
+            ax.set_title(f'{host} {size}: {title}', fontsize=10)
+            ax.set_ylim(0, max(values) * 1.15)
+            for bar, v in zip(bars, values):
+                ax.text(bar.get_x() + bar.get_width() / 2, v, f'{v:.2f}', ha='center', va='bottom', fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,157 @@
+"""The host models the analysis tools know, one :class:`HostSpec` entry each.
+
+A host is everything the complexity report, the benchmark and the spectrum
+tool need to know about a network that carries CSA or GLMHA: how to build it
+with a given attention, what its inputs look like (extra inputs such as a
+mask included), the input sizes its paper reports, the names of its stages
+(the keys of per-stage ``rank`` options) and the figures upstream reports.
+Adding a host is adding one entry to :data:`HOSTS`.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+Size = Tuple[int, int, int]  # C x H x W of one input image
+
+
+@dataclass(frozen=True)
+class UpstreamFigure:
+    """A complexity figure reported upstream, shown beside ours."""
+    size: Size
+    params: Optional[float]  # millions
+    gmacs: Optional[float]   # G multiply-accumulates (what papers call GFLOPs), as printed upstream
+    source: str
+    giga: float = 1e9        # what upstream's "G" means (MST's and MST++'s scripts divide by 2**30)
+
+    def macs(self) -> Optional[float]:
+        """The reported figure in plain MACs."""
+        return None if self.gmacs is None else self.gmacs * self.giga
+
+
+# Figures reported upstream, per host name (the MST entries wait for their hosts, issue 4).
+UPSTREAM: Dict[str, Tuple[UpstreamFigure, ...]] = {
+    'restormer': (UpstreamFigure(
+        size=(3, 256, 256), params=26.13, gmacs=140.99,
+        source="figure quoted for Restormer by follow-up papers (e.g. WeatherDiff, TPAMI 2023); Restormer's authors "
+               'compute FLOPs at 256x256 (swz30/Restormer issue #19). It equals our count minus the q k^T and A v '
+               'products, i.e. it leaves them out'),),
+    'mst_l': (UpstreamFigure(
+        size=(28, 256, 256), params=2.03, gmacs=28.15, giga=2 ** 30,
+        source='caiyuanhao1998/MST README (MST-L); its my_summary(MST(), 256, 256, 28, 1) prints fvcore '
+               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element)'),),
+    'mst_plus_plus': (UpstreamFigure(
+        size=(3, 256, 256), params=1.62, gmacs=23.05, giga=2 ** 30,
+        source='caiyuanhao1998/MST-plus-plus README; its my_summary(MST_Plus_Plus(), 256, 256, 3, 1) prints fvcore '
+               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element)'),),
+}
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One host network.
+
+    Attributes:
+        name: short name used on command lines (``--host``).
+        arch: registered name of the CSA model in basicsr's ``ARCH_REGISTRY``.
+        build: ``build(**options) -> nn.Module``; options are the attention
+            options (``attention``, ``rank_ratio``, ``rank``, ``guidance``,
+            ``gamma``) plus constructor overrides (e.g. :attr:`tiny`).
+        make_inputs: ``make_inputs(size, batch, device) -> tuple`` of the
+            tensors the forward takes, for a ``size`` = C x H x W image.
+        paper_sizes: input sizes the host's papers report complexity at.
+        stages: names of the transformer stages (keys of per-stage ranks).
+        upstream: figures reported upstream, for the report.
+        tiny: constructor overrides for a seconds-long model (tests, demos).
+        default_options: constructor options of the paper's model (written
+            into generated option files).
+        other_archs: further registered names of the same network (e.g. its
+            GLMHA-by-default twin), to recognise option files.
+        from_images: ``from_images(B x 3 x H x W RGB in [0, 1]) -> tuple`` of
+            forward inputs, for tools that feed real photos; None when the
+            photo itself is the input.
+    """
+    name: str
+    arch: str
+    build: Callable[..., nn.Module]
+    make_inputs: Callable[[Size, int, torch.device], tuple]
+    paper_sizes: Tuple[Size, ...]
+    stages: Tuple[str, ...]
+    upstream: Tuple[UpstreamFigure, ...] = ()
+    tiny: Dict = field(default_factory=dict)
+    default_options: Dict = field(default_factory=dict)
+    other_archs: Tuple[str, ...] = ()
+    from_images: Optional[Callable[[torch.Tensor], tuple]] = None
+
+    def stage_of(self, module_name: str) -> Optional[str]:
+        """The stage a submodule belongs to (first dotted component), or None."""
+        head = module_name.split('.', 1)[0]
+        return head if head in self.stages else None
+
+
+def _image_inputs(size: Size, batch: int, device) -> tuple:
+    return (torch.rand(batch, *size, device=device),)
+
+
+def _build_restormer(**options) -> nn.Module:
+    from ..archs import Restormer
+    return Restormer(**options)
+
+
+def _restormer() -> HostSpec:
+    from ..archs import RESTORMER_STAGES
+    return HostSpec(
+        name='restormer',
+        arch='Restormer',
+        build=_build_restormer,
+        make_inputs=_image_inputs,
+        paper_sizes=((3, 256, 256),),
+        stages=tuple(RESTORMER_STAGES),
+        upstream=UPSTREAM['restormer'],
+        tiny=dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8],
+                  ffn_expansion_factor=2.0),
+        other_archs=('GLMHARestormer',),
+        default_options=dict(inp_channels=3, out_channels=3, dim=48, num_blocks=[4, 6, 6, 8],
+                             num_refinement_blocks=4, heads=[1, 2, 4, 8], ffn_expansion_factor=2.66, bias=False,
+                             LayerNorm_type='WithBias', dual_pixel_task=False),
+    )
+
+
+HOSTS: Dict[str, Callable[[], HostSpec]] = {
+    'restormer': _restormer,
+    # 'mst_l': ...      MST-L, 28 x 256 x 256 plus its mask input (issue 4)
+    # 'mst_plus_plus': ...  MST++, 3 x 256 x 256 and 3 x 482 x 512 (issue 4)
+}
+
+
+def get_host(name: str) -> HostSpec:
+    """The :class:`HostSpec` called ``name``; a clear error lists the known hosts."""
+    try:
+        return HOSTS[name]()
+    except KeyError:
+        raise ValueError(f'unknown host {name!r}; known hosts: {", ".join(sorted(HOSTS))}') from None
+
+
+def host_for_arch(arch: str) -> HostSpec:
+    """The host whose registered name (or twin) is ``arch``; a clear error otherwise."""
+    for make in HOSTS.values():
+        host = make()
+        if arch == host.arch or arch in host.other_archs:
+            return host
+    known = sorted(n for make in HOSTS.values() for n in (make().arch, *make().other_archs))
+    raise ValueError(f'network type {arch!r} is not a known host network; known: {", ".join(known)}')
+
+
+def attention_variants(ratios=(0.25, 0.5, 0.75), guidances=('calibration', 'none')) -> Dict[str, Dict]:
+    """Attention options of the report's variants: CSA, then GLMHA per rank ratio and guidance.
+
+    Returns ``{label: options}``, e.g. ``{'CSA': {'attention': 'csa'},
+    'GLMHA r=0.5 calibration': {'attention': 'glmha', 'rank_ratio': 0.5, 'guidance': 'calibration'}}``.
+    """
+    variants = {'CSA': {'attention': 'csa'}}
+    for ratio in ratios:
+        for guidance in guidances:
+            variants[f'GLMHA r={ratio:g} {guidance}'] = {'attention': 'glmha', 'rank_ratio': ratio,
+                                                          'guidance': guidance}
+    return variants
