@@ -41,11 +41,14 @@ UPSTREAM: Dict[str, Tuple[UpstreamFigure, ...]] = {
     'mst_l': (UpstreamFigure(
         size=(28, 256, 256), params=2.03, gmacs=28.15, giga=2 ** 30, counts_norms=True,
         source='caiyuanhao1998/MST README (MST-L); its my_summary(MST(), 256, 256, 28, 1) prints fvcore '
-               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element)'),),
+               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element). fvcore 0.1.5 '
+               'on the official class (CPU, zero mask as upstream) prints 25.60 and 2,018,156 parameters, i.e. '
+               'ours; the README figures could not be reproduced'),),
     'mst_plus_plus': (UpstreamFigure(
         size=(3, 256, 256), params=1.62, gmacs=23.05, giga=2 ** 30, counts_norms=True,
         source='caiyuanhao1998/MST-plus-plus README; its my_summary(MST_Plus_Plus(), 256, 256, 3, 1) prints fvcore '
-               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element)'),),
+               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element). fvcore 0.1.5 '
+               'on the official class (CPU) prints 20.76, i.e. ours; the README figure could not be reproduced'),),
 }
 
 
