@@ -142,15 +142,17 @@ def _restormer() -> HostSpec:
     )
 
 
-def _upstream_options(method: str) -> Dict:
-    """Constructor options of one of the toolboxes' methods (``glmha_plugin.registry.METHODS``)."""
-    from ..registry import METHODS
-    return dict(METHODS[method][1])
+def _toolbox_host(method: str, **fields) -> HostSpec:
+    """A host built like the MST / MST++ toolboxes' ``method`` (``glmha_plugin.registry.METHODS``), rank per level."""
+    from ..registry import GLMHA_PREFIX, METHODS, SPECTRAL_MODELS
+    type_name, options = METHODS[method]
 
+    def build(**overrides) -> nn.Module:
+        return SPECTRAL_MODELS.build(dict(options, type=type_name, **overrides))
 
-def _build_mst_l(**options) -> nn.Module:
-    from ..archs import MST
-    return MST(**dict(_upstream_options('mst_l'), **options))
+    return HostSpec(name=method, arch=type_name, build=build, upstream=UPSTREAM[method], default_options=dict(options),
+                    other_archs=(METHODS[GLMHA_PREFIX + method][0],), stages=('level0', 'level1', 'level2'),
+                    rank_per_level=True, **fields)
 
 
 def _cassi_inputs(size: Size, batch: int, device) -> tuple:
@@ -187,41 +189,13 @@ def _cassi_from_images(rgb: torch.Tensor) -> tuple:
 
 
 def _mst_l() -> HostSpec:
-    return HostSpec(
-        name='mst_l',
-        arch='MST',
-        build=_build_mst_l,
-        make_inputs=_cassi_inputs,
-        paper_sizes=((CASSI_BANDS, 256, 256),),
-        stages=('level0', 'level1', 'level2'),
-        upstream=UPSTREAM['mst_l'],
-        tiny=dict(num_blocks=[1, 1, 1]),
-        default_options=_upstream_options('mst_l'),
-        other_archs=('GLMHAMST',),
-        from_images=_cassi_from_images,
-        rank_per_level=True,
-    )
-
-
-def _build_mst_plus_plus(**options) -> nn.Module:
-    from ..archs import MST_Plus_Plus
-    return MST_Plus_Plus(**dict(_upstream_options('mst_plus_plus'), **options))
+    return _toolbox_host('mst_l', make_inputs=_cassi_inputs, paper_sizes=((CASSI_BANDS, 256, 256),),
+                         tiny=dict(num_blocks=[1, 1, 1]), from_images=_cassi_from_images)
 
 
 def _mst_plus_plus() -> HostSpec:
-    return HostSpec(
-        name='mst_plus_plus',
-        arch='MST_Plus_Plus',
-        build=_build_mst_plus_plus,
-        make_inputs=_image_inputs,
-        paper_sizes=((3, 256, 256), (3, 482, 512)),
-        stages=('level0', 'level1', 'level2'),
-        upstream=UPSTREAM['mst_plus_plus'],
-        tiny=dict(n_feat=8, out_channels=8, stage=1),
-        default_options=_upstream_options('mst_plus_plus'),
-        other_archs=('GLMHAMSTPlusPlus',),
-        rank_per_level=True,
-    )
+    return _toolbox_host('mst_plus_plus', make_inputs=_image_inputs, paper_sizes=((3, 256, 256), (3, 482, 512)),
+                         tiny=dict(n_feat=8, out_channels=8, stage=1))
 
 
 HOSTS: Dict[str, Callable[[], HostSpec]] = {
