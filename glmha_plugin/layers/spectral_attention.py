@@ -182,7 +182,7 @@ class SpectralMSA(nn.Module):
         out = transposed_attention(self._heads_first(query), self._heads_first(key), self._heads_first(attended),
                                    self.rescale)
         out = self.proj(out.permute(0, 3, 1, 2).reshape(b, n, c)).view(b, h, w, c)
-        pos = value.reshape(b, h, w, r).permute(0, 3, 1, 2)
-        if self.pos_index is not None:
-            pos = pos.index_select(1, self.pos_index)
-        return out + self.pos_emb(pos).permute(0, 2, 3, 1)
+        pos = value.reshape(b, h, w, r)
+        if self.pos_index is not None:  # on the channel-last tokens, so the conv input stays channels-last
+            pos = pos.index_select(3, self.pos_index)
+        return out + self.pos_emb(pos.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
