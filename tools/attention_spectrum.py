@@ -173,11 +173,11 @@ def main(argv=None):
     print(md)
     print(f'written: {osp.join(args.out_dir, "spectrum.md")}, spectrum_ranks.csv, spectrum.png')
     if args.write_options:
-        ranks = spectrum.stage_ranks(layers, args.energy)
+        rank = host.rank_option(spectrum.stage_ranks(layers, args.energy))
         os.makedirs(osp.dirname(osp.abspath(args.write_options)), exist_ok=True)
         with open(args.write_options, 'w', encoding='utf-8') as f:
-            f.write(ranks_yaml(net_opt, host.rank_option(ranks), args.energy, source))
-        print(f'written: {args.write_options} (rank per stage for {args.energy:.0%} energy: {ranks})')
+            f.write(ranks_yaml(net_opt, rank, args.energy, source))
+        print(f'written: {args.write_options} (rank for {args.energy:.0%} energy: {rank})')
     return 0
 
 
