@@ -134,7 +134,8 @@ def test_complexity_tool_writes_markdown_csv_png(tmp_path, capsys):
         import complexity as tool
     finally:
         sys.path.pop(0)
-    rc = tool.main(['--tiny', '--sizes', 'restormer=3x32x32', '--ratios', '0.5', '--out-dir', str(tmp_path)])
+    rc = tool.main(['--tiny', '--hosts', 'restormer', '--sizes', 'restormer=3x32x32', '--ratios', '0.5',
+                    '--out-dir', str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
     assert '| restormer | 3x32x32 | CSA |' in out and 'GLMHA r=0.5 calibration' in out and 'Convention:' in out

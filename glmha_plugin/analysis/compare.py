@@ -135,8 +135,6 @@ def complexity_of(network_g: Dict, image_hw) -> (int, float):
     return c.params, c.macs / 1e9
 
 
-
-
 def _tag(variant: str, seed: int) -> str:
     return f'compare_{variant.replace(" ", "_").replace("=", "")}_s{seed}'
 
