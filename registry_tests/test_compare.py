@@ -44,9 +44,12 @@ def test_options_carry_the_budget_and_the_variant():
     assert template['train']['total_iter'] != 33  # the template itself is untouched
 
 
-def test_warm_start_is_reported_as_pending():
-    with pytest.raises(compare.PendingFeature, match='convert_checkpoint.py'):
-        compare.check_warm_start()
+def test_warm_start_needs_the_csa_runs(tmp_path):
+    with pytest.raises(FileNotFoundError, match='the CSA run of seed 5 has no checkpoint'):
+        compare.warm_start_weights(str(tmp_path), 5, {'type': 'GLMHARestormer'}, str(tmp_path / 'x.pth'))
+    glmha_only = {k: v for k, v in compare.variants().items() if k != 'CSA'}
+    with pytest.raises(ValueError, match="have no 'CSA'"):
+        compare.run_comparison(str(tmp_path), glmha_only, [0], 1, warm_start=True)
 
 
 @pytest.mark.slow
@@ -56,19 +59,28 @@ def test_compare_tool_short_run(workdir, capsys):
         import compare as tool
     finally:
         sys.path.pop(0)
-    rc = tool.main(['--workdir', str(workdir), '--iters', '2', '--seeds', '3', '--batch', '2', '--gt-size', '32'])
+    rc = tool.main(['--workdir', str(workdir), '--iters', '2', '--seeds', '3', '--batch', '2', '--gt-size', '32',
+                    '--warm-start'])
     assert rc == 0
     out = capsys.readouterr().out
-    assert '| CSA |' in out and '| GLMHA r=0.5 |' in out
+    assert '| CSA |' in out and '| GLMHA r=0.5 |' in out and '| GLMHA r=0.5 warm start |' in out
     with open(workdir / 'compare.csv') as f:
         rows = list(csv.DictReader(f))
-    assert [(r['variant'], r['seed']) for r in rows] == [('CSA', '3'), ('GLMHA r=0.5', '3')]
+    assert [(r['variant'], r['seed']) for r in rows] == [('CSA', '3'), ('GLMHA r=0.5', '3'),
+                                                          ('GLMHA r=0.5 warm start', '3')]
     assert int(rows[1]['params']) < int(rows[0]['params']) and float(rows[1]['gmacs']) < float(rows[0]['gmacs'])
+    # the warm run started from the CSA run's checkpoint, converted: shared tensors equal the CSA weights
+    import torch
+    init = workdir / 'compare_options' / 'compare_GLMHA_r0.5_warm_start_s3.init.pth'
+    csa = torch.load(workdir / 'experiments' / 'compare_CSA_s3' / 'models' / 'net_g_latest.pth')['params']
+    warm = torch.load(init)['params']
+    assert torch.equal(warm['patch_embed.proj.weight'], csa['patch_embed.proj.weight'])
+    assert torch.equal(warm['latent.0.attn.project_out.weight'], csa['latent.0.attn.project_out.weight'])
+    assert not (workdir / 'compare_options' / 'compare_GLMHA_r0.5_s3.init.pth').exists()  # the cold run did not
+    assert str(init) in open(rows[2]['log']).read()  # basicsr loaded it
     for r in rows:
         assert 5 < float(r['psnr']) < 60 and 0 < float(r['ssim']) <= 1
     assert (workdir / 'compare.png').stat().st_size > 0
     # the runs went through basicsr's pipelines: a training log and saved test images exist
     assert osp.isfile(rows[0]['log']) and 'End of training' in open(rows[0]['log']).read()
     assert (workdir / 'results' / 'test_compare_CSA_s3' / 'visualization' / 'DemoRainTest').is_dir()
-    assert tool.main(['--workdir', str(workdir), '--iters', '2', '--seeds', '3', '--warm-start']) == 2
-    assert 'issue 3' in capsys.readouterr().err

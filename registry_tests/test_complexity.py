@@ -11,7 +11,7 @@ from glmha_plugin.analysis.baselines import LinformerChannelAttention, linformer
 from glmha_plugin.analysis.complexity import FREE, MAC, OP_RULES, OTHER, count
 from glmha_plugin.analysis.hosts import get_host
 from glmha_plugin.archs import GLMHARestormer, Restormer
-from glmha_plugin.layers import CSA, GLMHA, csa_macs, glmha_macs
+from glmha_plugin.layers import CSA, GLMHA, SpectralMSA, csa_macs, glmha_macs
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -134,7 +134,8 @@ def test_complexity_tool_writes_markdown_csv_png(tmp_path, capsys):
         import complexity as tool
     finally:
         sys.path.pop(0)
-    rc = tool.main(['--tiny', '--sizes', 'restormer=3x32x32', '--ratios', '0.5', '--out-dir', str(tmp_path)])
+    rc = tool.main(['--tiny', '--hosts', 'restormer', '--sizes', 'restormer=3x32x32', '--ratios', '0.5',
+                    '--out-dir', str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
     assert '| restormer | 3x32x32 | CSA |' in out and 'GLMHA r=0.5 calibration' in out and 'Convention:' in out
@@ -150,5 +151,64 @@ def test_complexity_tool_writes_markdown_csv_png(tmp_path, capsys):
 
 
 def test_unknown_host_lists_known_ones():
-    with pytest.raises(ValueError, match="unknown host 'restomer'; known hosts: restormer"):
+    with pytest.raises(ValueError, match="unknown host 'restomer'; known hosts: mst_l, mst_plus_plus, restormer"):
         get_host('restomer')
+
+
+def _spectral_layers(net):
+    return {name: m for name, m in net.named_modules() if isinstance(m, SpectralMSA)}
+
+
+def _guidance_not_macs(m: SpectralMSA, n: int) -> int:
+    """The calibration's pooling (C N) and the fold of g into the K/V weights (2 r C): element-wise, not MACs."""
+    return m.dim * n + 2 * m.rank * m.dim if m.guidance == 'calibration' else 0
+
+
+@pytest.mark.parametrize('options', [dict(attention='csa'), dict(attention='glmha', rank_ratio=0.5),
+                                     dict(attention='glmha', rank=[7, 14, 56], guidance='none')])
+def test_mst_attention_modules_match_formulas(options):
+    """Inside a (small) MST fed as the host feeds it ((H, Phi) of a simulated CASSI shot), every MS-MSA's
+    counted MACs equal SpectralMSA.analytic_macs at its level: N = H W / 4^l tokens and the dispersed mask,
+    (W + 27 * 2) columns wide at level 0, halved in both sides per level by the mask downsampling."""
+    host = get_host('mst_l')
+    h, w = 16, 24
+    net = host.build(**host.tiny, **options).eval()
+    inputs = host.make_inputs((28, h, w), 1, torch.device('cpu'))
+    assert inputs[1].shape == (1, 28, h, w + 27 * 2)
+    c = count(net, inputs)
+    layers = _spectral_layers(net)
+    assert len(layers) == 5 and all(m.mm is not None for m in layers.values())
+    for name, m in layers.items():
+        n = (h >> m.level) * (w >> m.level)
+        n_mask = (h >> m.level) * ((w + 27 * 2) >> m.level)
+        assert c.by_module[name] == sum(m.analytic_macs(n, n_mask).values()) - _guidance_not_macs(m, n), name
+        assert sum(p.numel() for p in m.parameters()) == m.analytic_params()
+    if 'rank' in options:
+        assert [m.rank for m in layers.values()] == [7, 14, 56, 14, 7]  # encoder 0, 1, bottleneck, decoder 1, 0
+    assert c.params == sum(p.numel() for p in net.parameters())
+    assert not c.unclassified
+
+
+@pytest.mark.parametrize('options', [dict(attention='csa'), dict(attention='glmha', rank=[4, 8, 16]),
+                                     dict(attention='glmha', rank_ratio=0.25, guidance='none')])
+def test_mst_plus_plus_attention_modules_match_formulas(options):
+    host = get_host('mst_plus_plus')
+    side = 16
+    net = host.build(**host.tiny, **options).eval()
+    c = count(net, host.make_inputs((3, side, side), 1, torch.device('cpu')))
+    layers = _spectral_layers(net)
+    assert len(layers) == 5 and all(m.mm is None for m in layers.values())
+    for name, m in layers.items():
+        n = (side >> m.level) ** 2
+        assert c.by_module[name] == sum(m.analytic_macs(n).values()) - _guidance_not_macs(m, n), name
+    assert not c.unclassified
+
+
+@pytest.mark.parametrize('host_name,size', [('mst_l', (28, 18, 22)), ('mst_plus_plus', (3, 19, 21))])
+def test_every_op_of_the_spectral_hosts_has_a_rule(host_name, size):
+    """Sizes that are not multiples of the U-Net's stride: MST extends its inputs, MST++ pads (reflect)."""
+    host = get_host(host_name)
+    for options in (dict(attention='csa'), dict(attention='glmha')):
+        c = count(host.build(**host.tiny, **options).eval(), host.make_inputs(size, 1, torch.device('cpu')))
+        assert not c.unclassified, c.unclassified
+        assert {cat for cat, _, _ in c.by_op.values()} == {MAC, OTHER, FREE}

@@ -134,7 +134,8 @@ def test_tool_reads_an_option_file_and_explains_bad_input(tool, demo_data, tmp_p
     bad = tmp_path / 'bad.yml'
     bad.write_text(yaml.safe_dump({'network_g': {'type': 'UNet'}}))
     assert tool.main(['--opt', str(bad), '--images', images]) == 2
-    assert "'UNet' is not a known host network; known: GLMHARestormer, Restormer" in capsys.readouterr().err
+    assert ("'UNet' is not a known host network; known: GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, MST, "
+            "MST_Plus_Plus, Restormer") in capsys.readouterr().err
 
 
 def test_tool_loads_weights_by_key(tool, demo_data, tmp_path, capsys):
@@ -149,3 +150,58 @@ def test_tool_loads_weights_by_key(tool, demo_data, tmp_path, capsys):
     assert f'weights {ckpt}' in capsys.readouterr().out
     assert tool.main(common + ['--weights', str(ckpt), '--param-key', 'params_ema']) == 2
     assert "no key 'params_ema'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('attention,kwargs', [('csa', {}), ('glmha', dict(rank=16)),
+                                              ('glmha', dict(rank=8, guidance='none'))])
+def test_spectral_msa_maps_are_the_maps_its_forward_uses(monkeypatch, attention, kwargs):
+    """SpectralMSA.attention_maps gives the softmax maps that forward multiplies the values with."""
+    from glmha_plugin.layers import SpectralMSA, attention as attention_module, spectral_attention
+    torch.manual_seed(0)
+    m = SpectralMSA(32, 2, attention, mask_step=2, level=1, **kwargs).eval()
+    with torch.no_grad():
+        m.rescale.copy_(torch.tensor([[[3.0]], [[0.5]]]))
+    x, mask = torch.randn(2, 6, 5, 32), torch.rand(1, 32, 6, 5 + 40)
+    used = []
+
+    def recording(q, k, v, temperature):
+        used.append(attention_module.attention_maps(q, k, temperature))
+        return attention_module.transposed_attention(q, k, v, temperature)
+
+    monkeypatch.setattr(spectral_attention, 'transposed_attention', recording)
+    with torch.no_grad():
+        m(x, mask)
+        maps = m.attention_maps(x)
+    assert maps.shape == (2, 2, 16, m.rank // 2)
+    torch.testing.assert_close(maps, used[0], rtol=0, atol=0)
+    torch.testing.assert_close(maps.sum(-1), torch.ones(2, 2, 16))
+
+
+def test_rgb_to_bands_interpolates_blue_to_red():
+    from glmha_plugin.analysis.hosts import rgb_to_bands
+    rgb = torch.tensor([1.0, 0.5, 0.0]).view(1, 3, 1, 1).expand(2, 3, 4, 5)   # R, G, B
+    bands = rgb_to_bands(rgb, 28)
+    assert bands.shape == (2, 28, 4, 5)
+    torch.testing.assert_close(bands[0, :, 0, 0], torch.linspace(0, 1, 28))
+
+
+@pytest.mark.parametrize('host_name', ['mst_l', 'mst_plus_plus'])
+def test_tool_on_spectral_hosts_writes_per_level_ranks(tool, demo_data, tmp_path, capsys, host_name):
+    """MST (photos -> 28-band scenes -> simulated CASSI shot) and MST++ (photos as input): stages are the
+    U-Net levels and the written rank option is one value per level, which the GLMHA network accepts."""
+    images = str(demo_data / 'datasets' / 'demo_rain' / 'test' / 'input')
+    opts = tmp_path / 'ranks.yml'
+    rc = tool.main(['--host', host_name, '--tiny', '--images', images, '--size', '16', '--out-dir',
+                    str(tmp_path / 'r'), '--write-options', str(opts), '--energy', '0.9'])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    first = {'mst_l': 'encoder_layers.0.0.blocks.0.0', 'mst_plus_plus': 'body.0.encoder_layers.0.0.blocks.0.0'}
+    assert f'| {first[host_name]} | level0 |' in printed
+    net_opt = yaml.safe_load(opts.read_text())['network_g']
+    assert net_opt['attention'] == 'glmha' and isinstance(net_opt['rank'], list) and len(net_opt['rank']) == 3
+    from basicsr.utils.registry import ARCH_REGISTRY
+    model = ARCH_REGISTRY.get(net_opt.pop('type'))(**net_opt)
+    from glmha_plugin.layers import SpectralMSA
+    layers = [m for m in model.modules() if isinstance(m, SpectralMSA)]
+    assert layers and all(m.rank == net_opt['rank'][m.level] for m in layers)
+    assert all(m.rank % m.num_heads == 0 for m in layers)

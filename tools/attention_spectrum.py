@@ -1,16 +1,17 @@
 """How low-rank are a model's channel-attention maps? Spectra per level on real images, and ranks for GLMHA.
 
     .venv/bin/python tools/attention_spectrum.py                     # Restormer (random init) on the demo photos
+    .venv/bin/python tools/attention_spectrum.py --host mst_l      # MST-L: photos -> 28-band scenes -> CASSI shots
     .venv/bin/python tools/attention_spectrum.py --opt options/Deraining_Restormer.yml \\
         --weights experiments/Deraining_Restormer/models/net_g_latest.pth --images datasets/Rain13K/test/input \\
         --write-options options/my_GLMHA_ranks.yml --energy 0.95
 
-Hooks every CSA (and GLMHA) layer, runs the images, and writes
+Hooks every CSA (and GLMHA) layer, Restormer's or the MS-MSA of MST / MST++, runs the images, and writes
 spectrum.png (mean cumulative eigenvalue and singular-value distributions per
 level, the GLMHA paper's Figure 1), spectrum.md and spectrum_ranks.csv (per
 layer, the smallest rank keeping 90/95/99% of the singular-value energy).
 ``--write-options`` writes an option file whose ``network_g`` uses GLMHA with
-those per-stage ranks.
+those ranks: per stage for Restormer, one per U-Net level for MST / MST++.
 """
 import argparse
 import copy
@@ -100,13 +101,13 @@ def load_weights(model, path: str, key: str):
     model.load_state_dict(ckpt, strict=True)
 
 
-def ranks_yaml(net_opt: dict, ranks: dict, energy: float, source: str) -> str:
-    """``network_g`` with GLMHA and per-stage ranks (rank_ratio removed)."""
+def ranks_yaml(net_opt: dict, rank, energy: float, source: str) -> str:
+    """``network_g`` with GLMHA and the ``rank`` option (per stage or per level; rank_ratio removed)."""
     net = {k: v for k, v in net_opt.items() if k not in ('rank_ratio', 'rank')}
     net['attention'] = 'glmha'
-    net['rank'] = dict(ranks)
-    header = (f'# GLMHA ranks per stage keeping {energy:.0%} of the attention maps\' singular-value energy,\n'
-              f'# measured by tools/attention_spectrum.py on {source}.\n'
+    net['rank'] = rank
+    header = (f'# GLMHA ranks per stage (or U-Net level) keeping {energy:.0%} of the attention maps\'\n'
+              f'# singular-value energy, measured by tools/attention_spectrum.py on {source}.\n'
               f'# Paste network_g into your option file (other sections are yours to keep).\n')
     return header + yaml.safe_dump({'network_g': net}, sort_keys=False)
 
@@ -146,7 +147,7 @@ def main(argv=None):
         return 2
     device = torch.device(args.device)
     model = model.to(device).eval()
-    with spectrum.SpectrumCollector(model, host.stage_of) as collector, torch.no_grad():
+    with spectrum.SpectrumCollector(model, host.stage_namer(model)) as collector, torch.no_grad():
         for img in tqdm(images, desc='images', unit='img'):
             img = img.to(device)
             model(*(host.from_images(img) if host.from_images else (img,)))
@@ -172,11 +173,11 @@ def main(argv=None):
     print(md)
     print(f'written: {osp.join(args.out_dir, "spectrum.md")}, spectrum_ranks.csv, spectrum.png')
     if args.write_options:
-        ranks = spectrum.stage_ranks(layers, args.energy)
+        rank = host.rank_option(spectrum.stage_ranks(layers, args.energy))
         os.makedirs(osp.dirname(osp.abspath(args.write_options)), exist_ok=True)
         with open(args.write_options, 'w', encoding='utf-8') as f:
-            f.write(ranks_yaml(net_opt, ranks, args.energy, source))
-        print(f'written: {args.write_options} (rank per stage for {args.energy:.0%} energy: {ranks})')
+            f.write(ranks_yaml(net_opt, rank, args.energy, source))
+        print(f'written: {args.write_options} (rank for {args.energy:.0%} energy: {rank})')
     return 0
 
 

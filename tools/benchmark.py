@@ -77,7 +77,7 @@ def main(argv=None):
     parser.add_argument('--batch', type=int, default=1, help='batch of the attention-layer benchmark')
     parser.add_argument('--profile', nargs='+', default=[], metavar='CxSIDE',
                         help='also profile CSA vs GLMHA per op at these layer sizes, e.g. 96x256 48x128')
-    parser.add_argument('--hosts', nargs='+', default=sorted(HOSTS), help=f'known: {sorted(HOSTS)}')
+    parser.add_argument('--hosts', nargs='+', default=list(HOSTS), help=f'known: {list(HOSTS)}')
     parser.add_argument('--guidance', nargs='+', default=['calibration'], choices=['calibration', 'none'])
     parser.add_argument('--model-size', nargs='+', metavar='HOST=CxHxW',
                         help="whole-model input per host (default: the host's first paper size)")

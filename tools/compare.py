@@ -2,6 +2,7 @@
 
     .venv/bin/python tools/compare.py                         # CSA vs GLMHA r=0.5, 3 seeds, 200 iterations each
     .venv/bin/python tools/compare.py --seeds 0 1 2 3 --iters 400 --ratios 0.25 0.5 --guidance calibration none
+    .venv/bin/python tools/compare.py --warm-start           # adds GLMHA started from each seed's CSA run (SVD)
 
 Builds the demo's rain dataset under --workdir (reused when present), trains
 every variant x seed with ``python -m glmha_plugin.train`` on identical data,
@@ -35,8 +36,9 @@ def main(argv=None):
                         help='torch CPU threads per run (OMP_NUM_THREADS; 0 = torch default). The tiny model gains '
                              'little from more, and one thread does not stall when other processes share the cores')
     parser.add_argument('--warm-start', action='store_true',
-                        help='start GLMHA from the same seed\'s CSA run by SVD (PENDING: needs issue 3\'s '
-                             'tools/convert_checkpoint.py)')
+                        help='also run every GLMHA variant started from the same seed\'s trained CSA run, converted '
+                             'by truncated SVD (glmha_plugin.convert, as tools/convert_checkpoint.py), then trained '
+                             '--iters more iterations')
     parser.add_argument('--fresh', action='store_true', help='delete the work directory first')
     args = parser.parse_args(argv)
     if len(args.seeds) < 1 or args.iters < 1:
@@ -49,16 +51,14 @@ def main(argv=None):
         print(f'[compare] building the demo rain dataset under {osp.join(workdir, DATA_DIR)}', flush=True)
         make_rain_pairs(osp.join(workdir, DATA_DIR))
     t0 = time.time()
-    try:
-        runs = compare.run_comparison(workdir, compare.variants(args.ratios, args.guidance), args.seeds, args.iters,
-                                      args.batch, args.gt_size, args.workers, args.warm_start, args.threads or None,
-                                      progress=lambda msg: print(f'[compare] {msg}', flush=True))
-    except compare.PendingFeature as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+    runs = compare.run_comparison(workdir, compare.variants(args.ratios, args.guidance), args.seeds, args.iters,
+                                  args.batch, args.gt_size, args.workers, args.warm_start, args.threads or None,
+                                  progress=lambda msg: print(f'[compare] {msg}', flush=True))
+    warm = (f' "{compare.WARM_SUFFIX.strip()}": initialised from the same seed\'s CSA run (after its {args.iters} '
+            f'iterations) by truncated SVD, then trained {args.iters} iterations.' if args.warm_start else '')
     md = (f'# Equal-budget comparison on the demo data\n\n{args.iters} iterations, batch {args.batch}, patch '
           f'{args.gt_size}, seeds {args.seeds}; test: {DATA_DIR}/test (RGB PSNR/SSIM, no crop); GMACs at the first '
-          f'test image\'s size; {time.time() - t0:.0f} s in total.\n\n' + compare.summary_markdown(runs))
+          f'test image\'s size; {time.time() - t0:.0f} s in total.{warm}\n\n' + compare.summary_markdown(runs))
     with open(osp.join(workdir, 'compare.md'), 'w', encoding='utf-8') as f:
         f.write(md)
     write_csv(runs, osp.join(workdir, 'compare.csv'))

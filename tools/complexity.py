@@ -1,6 +1,6 @@
 """Parameters and MACs of each host with CSA vs GLMHA, as Markdown + CSV + PNG.
 
-    .venv/bin/python tools/complexity.py                       # Restormer at 3x256x256, ratios 0.25/0.5/0.75
+    .venv/bin/python tools/complexity.py                       # every host at its papers' sizes, ratios 0.25/0.5/0.75
     .venv/bin/python tools/complexity.py --hosts restormer --sizes restormer=3x128x128 --ratios 0.5
     .venv/bin/python tools/complexity.py --tiny --out-dir /tmp/cx  # seconds-long check with tiny models
 
@@ -33,7 +33,7 @@ def _sizes(entries, hosts):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--hosts', nargs='+', default=sorted(HOSTS), help=f'hosts to count (known: {sorted(HOSTS)})')
+    parser.add_argument('--hosts', nargs='+', default=list(HOSTS), help=f'hosts to count (known: {list(HOSTS)})')
     parser.add_argument('--sizes', nargs='+', metavar='HOST=CxHxW',
                         help="input sizes instead of the papers' (repeat a host for several sizes)")
     parser.add_argument('--ratios', type=float, nargs='+', default=[0.25, 0.5, 0.75], help='GLMHA rank ratios')

@@ -8,6 +8,12 @@ images), then PSNR/SSIM of the saved images against the targets are computed
 with basicsr's metrics (RGB, no border crop).  The variants differ only in
 ``network_g``; everything else, seeds included, is shared, so per seed the
 runs are paired.
+
+Warm start (``warm_start=True``): each GLMHA variant is also run a second
+time ("... warm start"), initialised from the same seed's trained CSA run
+converted by truncated SVD (:func:`glmha_plugin.convert.convert_checkpoint`,
+what ``tools/convert_checkpoint.py`` does) and then trained for the same
+number of iterations, so it has seen the CSA run's iterations as well.
 """
 import copy
 import os
@@ -26,6 +32,8 @@ from ..demo import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, ROOT
 from .complexity import count
 
 TEST_SET = 'DemoRainTest'
+CSA = 'CSA'                  # label of the baseline variant
+WARM_SUFFIX = ' warm start'  # label suffix of warm-started GLMHA runs
 
 
 @dataclass
@@ -39,31 +47,14 @@ class Run:
     log: str       # training log file
 
 
-class PendingFeature(RuntimeError):
-    """A feature whose implementation lives in work not merged yet."""
-
-
 def variants(ratios: Sequence[float] = (0.5,), guidances: Sequence[str] = ('calibration',)) -> Dict[str, Dict]:
     """``network_g`` overrides per variant label: CSA (type Restormer) and GLMHA per rank ratio and guidance."""
-    out = {'CSA': {'type': 'Restormer', 'attention': 'csa'}}
+    out = {CSA: {'type': 'Restormer', 'attention': 'csa'}}
     for ratio in ratios:
         for guidance in guidances:
             label = f'GLMHA r={ratio:g}' + ('' if guidance == 'calibration' else ' no guidance')
             out[label] = {'type': 'GLMHARestormer', 'rank_ratio': ratio, 'guidance': guidance}
     return out
-
-
-def check_warm_start() -> None:
-    """Raise :class:`PendingFeature` while the SVD warm start (``--warm-start``) is not available.
-
-    PENDING: GLMHA runs are to start from the same seed's CSA run, its K/V
-    projection initialised by truncated SVD with issue 3's
-    ``tools/convert_checkpoint.py`` (not in this checkout yet).  Once merged,
-    this check passes and :func:`run_comparison` sets ``pretrain`` for GLMHA
-    runs to the converted CSA weights (see the marked line there).
-    """
-    raise PendingFeature('--warm-start needs the SVD warm start (tools/convert_checkpoint.py, issue 3), which is '
-                         'not in this checkout yet; run without --warm-start')
 
 
 def _network_g(template: Dict, overrides: Dict) -> Dict:
@@ -144,19 +135,39 @@ def complexity_of(network_g: Dict, image_hw) -> (int, float):
     return c.params, c.macs / 1e9
 
 
+def _tag(variant: str, seed: int) -> str:
+    return f'compare_{variant.replace(" ", "_").replace("=", "")}_s{seed}'
+
+
+def _weights(workdir: str, name: str) -> str:
+    return osp.join(workdir, 'experiments', name, 'models', 'net_g_latest.pth')
+
+
+def warm_start_weights(workdir: str, seed: int, network_g: Dict, dst: str) -> str:
+    """The same seed's trained CSA run, converted for ``network_g`` by truncated SVD, written to ``dst``."""
+    from ..convert import convert_checkpoint
+    src = _weights(workdir, _tag(CSA, seed))
+    if not osp.isfile(src):
+        raise FileNotFoundError(f'warm start: the CSA run of seed {seed} has no checkpoint {src}')
+    convert_checkpoint(src, dst, network_g, overwrite=True)
+    return dst
+
+
 def run_comparison(workdir: str, variant_opts: Dict[str, Dict], seeds: Sequence[int], iters: int, batch: int = 4,
                    gt_size: int = 48, workers: int = 0, warm_start: bool = False, threads: Optional[int] = None,
                    progress: Callable[[str], None] = print) -> List[Run]:
     """Train and test every variant for every seed under ``workdir`` (which holds ``datasets/demo_rain``).
 
-    ``threads`` sets ``OMP_NUM_THREADS`` (torch's CPU threads) of the runs.
+    ``warm_start`` adds, after each GLMHA variant, its warm-started twin
+    (module docstring; needs the ``CSA`` variant).  ``threads`` sets
+    ``OMP_NUM_THREADS`` (torch's CPU threads) of the runs.
     """
     with open(osp.join(ROOT, DEMO_TRAIN_OPT), encoding='utf-8') as f:
         train_template = yaml.safe_load(f)
     with open(osp.join(ROOT, DEMO_TEST_OPT), encoding='utf-8') as f:
         test_template = yaml.safe_load(f)
-    if warm_start:
-        check_warm_start()
+    if warm_start and CSA not in variant_opts:
+        raise ValueError(f'warm start converts the CSA runs; the variants {list(variant_opts)} have no {CSA!r}')
     if not osp.isdir(osp.join(workdir, DATA_DIR, 'train', 'input')):
         raise FileNotFoundError(f'no demo data under {osp.join(workdir, DATA_DIR)}')
     opt_dir = osp.join(workdir, 'compare_options')
@@ -164,26 +175,32 @@ def run_comparison(workdir: str, variant_opts: Dict[str, Dict], seeds: Sequence[
     first_test = sorted(os.listdir(osp.join(workdir, DATA_DIR, 'test', 'target')))[0]
     test_hw = cv2.imread(osp.join(workdir, DATA_DIR, 'test', 'target', first_test)).shape[:2]
     sizes = {v: complexity_of(_network_g(train_template['network_g'], o), test_hw) for v, o in variant_opts.items()}
+    jobs = []  # (seed, label, variant): a CSA run comes before its seed's warm starts
+    for seed in seeds:
+        for v in variant_opts:
+            jobs.append((seed, v, v))
+            if warm_start and v != CSA:
+                jobs.append((seed, v + WARM_SUFFIX, v))
     runs = []
-    jobs = [(seed, v) for seed in seeds for v in variant_opts]
-    for i, (seed, variant) in enumerate(jobs, 1):
-        tag = f'{variant.replace(" ", "_").replace("=", "")}_s{seed}'
+    for i, (seed, label, variant) in enumerate(jobs, 1):
         network_g = _network_g(train_template['network_g'], variant_opts[variant])
-        pretrain = None  # PENDING (--warm-start): for GLMHA, this seed's CSA run converted by SVD (issue 3)
-        name = f'compare_{tag}'
-        progress(f'[{i}/{len(jobs)}] {variant}, seed {seed}: training {iters} iterations')
+        name = _tag(label, seed)
+        pretrain = None
+        if label != variant:
+            progress(f'[{i}/{len(jobs)}] {label}, seed {seed}: converting the CSA run by truncated SVD')
+            pretrain = warm_start_weights(workdir, seed, network_g, osp.join(opt_dir, f'{name}.init.pth'))
+        progress(f'[{i}/{len(jobs)}] {label}, seed {seed}: training {iters} iterations')
         log = osp.join(opt_dir, f'{name}.train.log')
         opt = train_options(train_template, name, network_g, seed, iters, batch, gt_size, workers, pretrain)
         _run([sys.executable, '-m', 'glmha_plugin.train', '-opt', _write(opt, osp.join(opt_dir, f'{name}.yml'))],
              workdir, log, threads)
-        weights = osp.join('experiments', name, 'models', 'net_g_latest.pth')
-        progress(f'[{i}/{len(jobs)}] {variant}, seed {seed}: testing')
+        progress(f'[{i}/{len(jobs)}] {label}, seed {seed}: testing')
         test_name = f'test_{name}'
-        topt = test_options(test_template, test_name, network_g, weights, seed)
+        topt = test_options(test_template, test_name, network_g, _weights(workdir, name), seed)
         _run([sys.executable, '-m', 'glmha_plugin.test', '-opt', _write(topt, osp.join(opt_dir, f'{test_name}.yml'))],
              workdir, osp.join(opt_dir, f'{test_name}.log'), threads)
         psnr, ssim = score(workdir, test_name)
-        runs.append(Run(variant, seed, psnr, ssim, sizes[variant][0], sizes[variant][1], log))
+        runs.append(Run(label, seed, psnr, ssim, sizes[variant][0], sizes[variant][1], log))
     return runs
 
 
@@ -202,9 +219,9 @@ def summary_markdown(runs: Sequence[Run]) -> str:
         sel = [by[(label, s)] for s in seeds if (label, s) in by]
         p, ps = _mean_sd([r.psnr for r in sel])
         s, ss = _mean_sd([r.ssim for r in sel])
-        if label != 'CSA' and all(('CSA', r.seed) in by for r in sel):
-            dp, dps = _mean_sd([r.psnr - by[('CSA', r.seed)].psnr for r in sel])
-            ds, dss = _mean_sd([r.ssim - by[('CSA', r.seed)].ssim for r in sel])
+        if label != CSA and all((CSA, r.seed) in by for r in sel):
+            dp, dps = _mean_sd([r.psnr - by[(CSA, r.seed)].psnr for r in sel])
+            ds, dss = _mean_sd([r.ssim - by[(CSA, r.seed)].ssim for r in sel])
             delta = f'{dp:+.2f} ± {dps:.2f} | {ds:+.4f} ± {dss:.4f}'
         else:
             delta = '- | -'
@@ -225,7 +242,7 @@ def plot(runs: Sequence[Run], path: str) -> None:
     for ax, attr, unit in ((axes[0], 'psnr', 'PSNR (dB)'), (axes[1], 'ssim', 'SSIM')):
         for i, label in enumerate(labels):
             vals = [getattr(r, attr) for r in runs if r.variant == label]
-            ax.bar(i, statistics.fmean(vals), color='tab:gray' if label == 'CSA' else 'tab:blue', alpha=0.5)
+            ax.bar(i, statistics.fmean(vals), color='tab:gray' if label == CSA else 'tab:blue', alpha=0.5)
             ax.scatter([i] * len(vals), vals, color='k', s=12, zorder=3)
         lo = min(getattr(r, attr) for r in runs)
         hi = max(getattr(r, attr) for r in runs)

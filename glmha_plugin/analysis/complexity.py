@@ -68,7 +68,8 @@ def _var_mean(inputs, outputs):
 
 _ELEMENTWISE_1 = ('add', 'add_', 'sub', 'sub_', 'rsub', 'mul', 'mul_', 'div', 'div_', 'neg', 'abs', 'relu', 'relu_',
                   'gelu', 'sigmoid', 'silu', 'tanh', 'exp', 'log', 'sqrt', 'rsqrt', 'reciprocal', 'pow', 'square',
-                  'clamp', 'clamp_', 'clamp_min', 'clamp_max', 'leaky_relu', 'hardtanh', 'maximum', 'minimum',
+                  'clamp', 'clamp_', 'clamp_min', 'clamp_max', 'leaky_relu', 'leaky_relu_', 'hardtanh', 'maximum',
+                  'minimum',
                   'where', 'sign', 'floor', 'round', 'masked_fill', 'elu', 'eq', 'ne', 'ge', 'gt', 'le', 'lt',
                   '__and__', '__or__', 'bitwise_not', 'logical_not', 'remainder', 'floor_divide')
 _FREE = ('view', 'reshape', 'flatten', 'unflatten', 'permute', 'transpose', 't', 'contiguous', 'expand',
@@ -79,6 +80,10 @@ _FREE = ('view', 'reshape', 'flatten', 'unflatten', 'permute', 'transpose', 't',
          'new_zeros', 'new_empty', 'new_full', 'arange', 'index', 'gather', 'repeat', 'dropout', 'feature_dropout',
          'alias', 'lift_fresh', 'as_strided', 'numpy_T', 'movedim', 'broadcast_to', 'index_select', 'index_put_',
          'nonzero', 'masked_select')
+
+# Normalisation op kinds (in ``other``): fvcore's FlopCountAnalysis, which MST's and MST++'s scripts use, adds
+# them to its total under the same rule (5 per element with affine), so the report can convert.
+NORM_KINDS = ('aten::layer_norm', 'aten::group_norm', 'aten::instance_norm')
 
 OP_RULES: Dict[str, OpRule] = {
     'aten::_convolution': OpRule(MAC, 'B * prod(weight shape) * prod(output spatial) (grouped/depth-wise included)',

@@ -5,7 +5,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from .complexity import CONVENTION, count, describe_ops
+from .complexity import CONVENTION, NORM_KINDS, count, describe_ops
 from .hosts import HostSpec, Size
 
 
@@ -19,6 +19,7 @@ class Row:
     macs: int
     attn_macs: int     # the q k^T and A v products (aten::matmul) within ``macs``
     other_ops: int
+    norm_ops: int      # the layer / group / instance norm ops within ``other_ops``
     unclassified: str  # op kinds the counter had no rule for ('' when none)
 
 
@@ -49,16 +50,27 @@ def measure(hosts: Sequence[HostSpec], variants: Dict[str, Dict], sizes: Optiona
         model = host.build(**variants[label], **(overrides or {})).eval()
         c = count(model, host.make_inputs(size, 1, torch.device('cpu')))
         attn = c.by_op.get('aten::matmul', ('mac', 0, 0))[2]
+        norms = sum(c.by_op.get(kind, ('other', 0, 0))[2] for kind in NORM_KINDS)
         rows.append(Row(host.name, size_label(size), label, c.params, int(c.macs), int(attn), int(c.other_ops),
-                        ', '.join(sorted(c.unclassified))))
+                        int(norms), ', '.join(sorted(c.unclassified))))
         if op_kinds is not None:
             op_kinds.update(c.by_op)
     return rows
 
 
-def _upstream_cell(host: HostSpec, size: str) -> str:
-    cells = [f'{f.params:g}M / {f.gmacs:g}G' + ('' if f.giga == 1e9 else f' (G = 2^30: {f.macs() / 1e9:.2f}e9)')
-             for f in host.upstream if size_label(f.size) == size]
+def _upstream_cell(host: HostSpec, row: Row) -> str:
+    """Upstream's figures for this row's size, and ours converted to upstream's convention where it differs."""
+    cells = []
+    for f in host.upstream:
+        if size_label(f.size) != row.size:
+            continue
+        notes = [f'G = 2^30: {f.macs() / 1e9:.2f}e9'] if f.giga != 1e9 else []
+        if f.counts_norms:
+            notes.append('norm ops included')
+        if notes:
+            ours = (row.macs + (row.norm_ops if f.counts_norms else 0)) / f.giga
+            notes.append(f'ours counted so: {ours:.2f}G')
+        cells.append(f'{f.params:g}M / {f.gmacs:g}G' + (f' ({"; ".join(notes)})' if notes else ''))
     return '; '.join(cells) or '-'
 
 
@@ -78,7 +90,7 @@ def to_markdown(rows: Iterable[Row], hosts: Sequence[HostSpec], op_kinds: Iterab
         b = base.get((r.host, r.size))
         pr = f'{r.params / b.params:.3f}' if b else '-'
         mr = f'{r.macs / b.macs:.3f}' if b else '-'
-        up = _upstream_cell(by_name[r.host], r.size) if r.variant == 'CSA' and show_upstream else ''
+        up = _upstream_cell(by_name[r.host], r) if r.variant == 'CSA' and show_upstream else ''
         flag = f' (UNCLASSIFIED: {r.unclassified})' if r.unclassified else ''
         lines.append(f'| {r.host} | {r.size} | {r.variant}{flag} | {r.params:,} | {pr} | {r.macs / 1e9:.2f} | {mr} | '
                      f'{r.attn_macs / 1e9:.2f} | {r.other_ops / 1e9:.2f} | {up} |')

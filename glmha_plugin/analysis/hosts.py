@@ -24,13 +24,14 @@ class UpstreamFigure:
     gmacs: Optional[float]   # G multiply-accumulates (what papers call GFLOPs), as printed upstream
     source: str
     giga: float = 1e9        # what upstream's "G" means (MST's and MST++'s scripts divide by 2**30)
+    counts_norms: bool = False  # upstream's total also counts normalisation ops (fvcore: 5 per element)
 
     def macs(self) -> Optional[float]:
         """The reported figure in plain MACs."""
         return None if self.gmacs is None else self.gmacs * self.giga
 
 
-# Figures reported upstream, per host name (the MST entries wait for their hosts, issue 4).
+# Figures reported upstream, per host name.
 UPSTREAM: Dict[str, Tuple[UpstreamFigure, ...]] = {
     'restormer': (UpstreamFigure(
         size=(3, 256, 256), params=26.13, gmacs=140.99,
@@ -38,13 +39,16 @@ UPSTREAM: Dict[str, Tuple[UpstreamFigure, ...]] = {
                'compute FLOPs at 256x256 (swz30/Restormer issue #19). It equals our count minus the q k^T and A v '
                'products, i.e. it leaves them out'),),
     'mst_l': (UpstreamFigure(
-        size=(28, 256, 256), params=2.03, gmacs=28.15, giga=2 ** 30,
+        size=(28, 256, 256), params=2.03, gmacs=28.15, giga=2 ** 30, counts_norms=True,
         source='caiyuanhao1998/MST README (MST-L); its my_summary(MST(), 256, 256, 28, 1) prints fvcore '
-               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element)'),),
+               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element). fvcore 0.1.5 '
+               'on the official class (CPU, zero mask as upstream) prints 25.60 and 2,018,156 parameters, i.e. '
+               'ours; the README figures could not be reproduced'),),
     'mst_plus_plus': (UpstreamFigure(
-        size=(3, 256, 256), params=1.62, gmacs=23.05, giga=2 ** 30,
+        size=(3, 256, 256), params=1.62, gmacs=23.05, giga=2 ** 30, counts_norms=True,
         source='caiyuanhao1998/MST-plus-plus README; its my_summary(MST_Plus_Plus(), 256, 256, 3, 1) prints fvcore '
-               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element)'),),
+               'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element). fvcore 0.1.5 '
+               'on the official class (CPU) prints 20.76, i.e. ours; the README figure could not be reproduced'),),
 }
 
 
@@ -71,6 +75,9 @@ class HostSpec:
         from_images: ``from_images(B x 3 x H x W RGB in [0, 1]) -> tuple`` of
             forward inputs, for tools that feed real photos; None when the
             photo itself is the input.
+        rank_per_level: the ``rank`` option takes one value per U-Net level
+            (a list; stages are then named ``level0``, ``level1``, ... after
+            the attention layers' ``level``) instead of ``{stage: rank}``.
     """
     name: str
     arch: str
@@ -83,11 +90,28 @@ class HostSpec:
     default_options: Dict = field(default_factory=dict)
     other_archs: Tuple[str, ...] = ()
     from_images: Optional[Callable[[torch.Tensor], tuple]] = None
+    rank_per_level: bool = False
 
     def stage_of(self, module_name: str) -> Optional[str]:
         """The stage a submodule belongs to (first dotted component), or None."""
         head = module_name.split('.', 1)[0]
         return head if head in self.stages else None
+
+    def stage_namer(self, model: nn.Module) -> Callable[[str], Optional[str]]:
+        """``name -> stage`` for the submodules of a built ``model`` (``levelL`` for per-level hosts)."""
+        if not self.rank_per_level:
+            return self.stage_of
+        levels = {name: m.level for name, m in model.named_modules() if isinstance(getattr(m, 'level', None), int)}
+        return lambda name: f'level{levels[name]}' if name in levels else None
+
+    def rank_option(self, ranks: Dict[str, int]):
+        """The ``rank`` option for per-stage ranks ``{stage: rank}`` (from :meth:`stage_namer`'s names)."""
+        if not self.rank_per_level:
+            return dict(ranks)
+        levels = sorted(int(name[len('level'):]) for name in ranks)
+        if levels != list(range(len(levels))):
+            raise ValueError(f'ranks for levels {levels}: every level from 0 up needs one')
+        return [ranks[f'level{level}'] for level in levels]
 
 
 def _image_inputs(size: Size, batch: int, device) -> tuple:
@@ -118,10 +142,66 @@ def _restormer() -> HostSpec:
     )
 
 
+def _toolbox_host(method: str, **fields) -> HostSpec:
+    """A host built like the MST / MST++ toolboxes' ``method`` (``glmha_plugin.registry.METHODS``), rank per level."""
+    from ..registry import GLMHA_PREFIX, METHODS, SPECTRAL_MODELS
+    type_name, options = METHODS[method]
+
+    def build(**overrides) -> nn.Module:
+        return SPECTRAL_MODELS.build(dict(options, type=type_name, **overrides))
+
+    return HostSpec(name=method, arch=type_name, build=build, upstream=UPSTREAM[method], default_options=dict(options),
+                    other_archs=(METHODS[GLMHA_PREFIX + method][0],), stages=('level0', 'level1', 'level2'),
+                    rank_per_level=True, **fields)
+
+
+def _cassi_inputs(size: Size, batch: int, device) -> tuple:
+    """(H, Phi) of random scenes seen through one random binary coded aperture, simulated as MST trains."""
+    from ..data.cassi_simulation import simulate
+    c, h, w = size
+    mask = (torch.rand(1, 1, h, w, device=device) > 0.5).float()
+    return simulate(torch.rand(batch, c, h, w, device=device), mask)
+
+
+CASSI_BANDS = 28
+
+
+def rgb_to_bands(rgb: torch.Tensor, bands: int) -> torch.Tensor:
+    """A smooth ``bands``-band stand-in scene from RGB: B x 3 x H x W -> B x bands x H x W.
+
+    Band j interpolates linearly between the blue, green and red channels,
+    placed at the first, middle and last band (CASSI's 28 bands span about
+    450 to 650 nm); for feeding photos to MST, not a spectral reconstruction.
+    """
+    pos = torch.linspace(0, 2, bands, dtype=rgb.dtype, device=rgb.device)   # 0 = blue, 1 = green, 2 = red
+    lo = pos.floor().clamp(max=1).long()
+    frac = (pos - lo).view(1, bands, 1, 1)
+    bgr = rgb.flip(1)
+    return bgr[:, lo] * (1 - frac) + bgr[:, lo + 1] * frac
+
+
+def _cassi_from_images(rgb: torch.Tensor) -> tuple:
+    """(H, Phi) of :func:`rgb_to_bands` scenes through a fixed random binary mask (seed 0)."""
+    from ..data.cassi_simulation import simulate
+    gen = torch.Generator().manual_seed(0)
+    mask = (torch.rand(1, 1, *rgb.shape[-2:], generator=gen) > 0.5).to(rgb)
+    return simulate(rgb_to_bands(rgb, CASSI_BANDS), mask)
+
+
+def _mst_l() -> HostSpec:
+    return _toolbox_host('mst_l', make_inputs=_cassi_inputs, paper_sizes=((CASSI_BANDS, 256, 256),),
+                         tiny=dict(num_blocks=[1, 1, 1]), from_images=_cassi_from_images)
+
+
+def _mst_plus_plus() -> HostSpec:
+    return _toolbox_host('mst_plus_plus', make_inputs=_image_inputs, paper_sizes=((3, 256, 256), (3, 482, 512)),
+                         tiny=dict(n_feat=8, out_channels=8, stage=1))
+
+
 HOSTS: Dict[str, Callable[[], HostSpec]] = {
     'restormer': _restormer,
-    # 'mst_l': ...      MST-L, 28 x 256 x 256 plus its mask input (issue 4)
-    # 'mst_plus_plus': ...  MST++, 3 x 256 x 256 and 3 x 482 x 512 (issue 4)
+    'mst_l': _mst_l,                  # MST-L, 28 x 256 x 256 plus its dispersed mask Phi
+    'mst_plus_plus': _mst_plus_plus,  # MST++, 3 x 256 x 256 and 3 x 482 x 512 (ARAD-1K's full size)
 }
 
 

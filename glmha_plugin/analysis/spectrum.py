@@ -1,7 +1,8 @@
 """Attention spectra (the GLMHA paper's Figure 1): how low-rank are a model's channel-attention maps?
 
 Every attention layer of the package (any module with an
-``attention_maps(x) -> B x h x d x r_h`` method, i.e. CSA and GLMHA) is
+``attention_maps(x) -> B x h x d x r_h`` method: CSA and GLMHA, and the
+MS-MSA of MST / MST++, :class:`~glmha_plugin.layers.SpectralMSA`) is
 hooked; each forward pass then records, per image and head, two cumulative
 spectra of its softmax map A (d x r_h):
 
@@ -86,7 +87,7 @@ class SpectrumCollector:
         self.layers = {name: m for name, m in model.named_modules() if callable(getattr(m, 'attention_maps', None))}
         if not self.layers:
             raise ValueError(f'{type(model).__name__} has no attention layer with an attention_maps() method '
-                             f'(CSA / GLMHA from glmha_plugin.layers)')
+                             f'(CSA / GLMHA / SpectralMSA from glmha_plugin.layers)')
         self.stage_of = stage_of
         self._sums: Dict[str, _Sums] = {}
         self._handles = []

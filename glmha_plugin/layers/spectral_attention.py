@@ -50,7 +50,7 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from .attention import DEFAULT_GAMMA, GUIDANCE, resolve_rank, transposed_attention
+from .attention import DEFAULT_GAMMA, GUIDANCE, attention_maps, resolve_rank, transposed_attention
 from .calibration import Calibration
 from .cost import spectral_csa_macs, spectral_csa_params, spectral_glmha_macs, spectral_glmha_params
 from .mask_guidance import MaskGuidance
@@ -70,7 +70,8 @@ class SpectralMSA(nn.Module):
         gamma: GLMHA calibration reduction (default 8).
         mask_step: ``None`` for MST++ (no mask branch); MST's dispersion step
             (2) to add the mask-guided branch.
-        level: U-Net level of this block (0 = full resolution), for the mask shift.
+        level: U-Net level of this block (0 = full resolution), for the mask shift; kept as
+            ``self.level`` (the analysis tools group layers by level).
 
     Shapes: ``forward(x, mask=None)``: x B x H x W x C; mask (MST only) the
     dispersed mask at this level, B x C x H x W' or 1 x C x H x W'
@@ -94,7 +95,7 @@ class SpectralMSA(nn.Module):
             guidance = 'calibration' if guidance is None else guidance
             if guidance not in GUIDANCE:
                 raise ValueError(f'guidance must be one of {GUIDANCE}, got {guidance!r}')
-        self.dim, self.num_heads, self.rank, self.attention = dim, num_heads, r, attention
+        self.dim, self.num_heads, self.rank, self.attention, self.level = dim, num_heads, r, attention, level
         self.gamma = DEFAULT_GAMMA if gamma is None else gamma
         # Registration order = upstream's state_dict order (rescale first: own parameter).
         self.to_q = nn.Linear(dim, r, bias=False)
@@ -152,10 +153,24 @@ class SpectralMSA(nn.Module):
         key, value = torch.bmm(tokens, weight.transpose(1, 2)).split([self.rank, self.rank], dim=-1)
         return query, key, value
 
+    def _heads_first(self, t: torch.Tensor) -> torch.Tensor:
+        """B x N x k tokens -> B x h x k/h x N (a view)."""
+        b, n = t.shape[:2]
+        return t.reshape(b, n, self.num_heads, -1).permute(0, 2, 3, 1)
+
+    def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The softmax attention maps of tokens x (B x H x W x C): B x h x d x r_h, rows sum to 1; for analysis tools.
+
+        The same projection and map function as :meth:`forward` (the mask
+        only modulates the values, so the maps do not depend on it).
+        """
+        query, key, _ = self.project(x)
+        return attention_maps(self._heads_first(query), self._heads_first(key), self.rescale)
+
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         query, key, value = self.project(x)
         b, h, w, c = x.shape
-        n, r, heads = h * w, self.rank, self.num_heads
+        n, r = h * w, self.rank
         attended = value
         if self.mm is not None:
             if mask is None:
@@ -164,12 +179,10 @@ class SpectralMSA(nn.Module):
                 raise ValueError(f'mask batch {mask.shape[0]} does not match the input batch {b} (use {b} or 1)')
             attended = value * self.mm(mask, w).flatten(2).transpose(1, 2)    # B x N x r
 
-        def heads_first(t: torch.Tensor) -> torch.Tensor:                      # B x N x k -> B x h x k/h x N
-            return t.reshape(b, n, heads, -1).permute(0, 2, 3, 1)
-
-        out = transposed_attention(heads_first(query), heads_first(key), heads_first(attended), self.rescale)
+        out = transposed_attention(self._heads_first(query), self._heads_first(key), self._heads_first(attended),
+                                   self.rescale)
         out = self.proj(out.permute(0, 3, 1, 2).reshape(b, n, c)).view(b, h, w, c)
-        pos = value.reshape(b, h, w, r).permute(0, 3, 1, 2)
-        if self.pos_index is not None:
-            pos = pos.index_select(1, self.pos_index)
-        return out + self.pos_emb(pos).permute(0, 2, 3, 1)
+        pos = value.reshape(b, h, w, r)
+        if self.pos_index is not None:  # on the channel-last tokens, so the conv input stays channels-last
+            pos = pos.index_select(3, self.pos_index)
+        return out + self.pos_emb(pos.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
