@@ -116,6 +116,23 @@ def test_glmha_positional_branch_is_a_channel_expanding_grouped_conv():
     assert 'pos_index' not in m.state_dict()
 
 
+@pytest.mark.parametrize('dim,rank', [(28, 14), (28, 7), (31, 15), (32, 24), (32, 32)])
+def test_positional_branch_equals_the_expanded_values_through_pos_emb(dim, rank):
+    """SpectralMSA.positional (grouped conv when r | C, else index_select) == pos_emb(expand_C(v)), grads too."""
+    m = randomise(SpectralMSA(dim, 1, 'glmha', rank=rank, guidance='none'))
+    v = torch.randn(2, rank, 5, 6, dtype=torch.float64, requires_grad=True)
+    m = m.double()
+    expanded = v if rank == dim else v.index_select(1, torch.arange(dim) * rank // dim)
+    ref = m.pos_emb(expanded)
+    out = m.positional(v)
+    torch.testing.assert_close(out, ref)
+    grad = torch.randn_like(ref)
+    got = torch.autograd.grad(out, [v, m.pos_emb[0].weight, m.pos_emb[2].weight], grad)
+    want = torch.autograd.grad(ref, [v, m.pos_emb[0].weight, m.pos_emb[2].weight], grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)
+
+
 @pytest.mark.parametrize('dim,heads,ratio,gamma,mask', [(28, 1, 0.5, 8, True), (56, 2, 0.25, 8, True),
                                                         (31, 1, 0.5, 8, False), (124, 4, 0.75, 4, False),
                                                         (112, 4, 0.5, 16, True)])

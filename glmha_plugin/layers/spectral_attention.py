@@ -48,6 +48,7 @@ twins, or per layer :meth:`SpectralMSA.analytic_params` /
 from typing import Dict, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .attention import DEFAULT_GAMMA, GUIDANCE, attention_maps, resolve_rank, transposed_attention
@@ -182,7 +183,21 @@ class SpectralMSA(nn.Module):
         out = transposed_attention(self._heads_first(query), self._heads_first(key), self._heads_first(attended),
                                    self.rescale)
         out = self.proj(out.permute(0, 3, 1, 2).reshape(b, n, c)).view(b, h, w, c)
-        pos = value.reshape(b, h, w, r)
-        if self.pos_index is not None:  # on the channel-last tokens, so the conv input stays channels-last
-            pos = pos.index_select(3, self.pos_index)
-        return out + self.pos_emb(pos.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return out + self.positional(value.reshape(b, h, w, r).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    def positional(self, value: torch.Tensor) -> torch.Tensor:
+        """pos_emb of the values B x r x H x W -> B x C x H x W, ``expand_C`` included (module docstring).
+
+        When r divides C the first depth-wise conv runs as the equivalent
+        grouped conv r -> C (groups r), so the C-channel copy of the values is
+        never written nor kept for the backward pass; otherwise the values
+        are expanded with ``index_select``.
+        """
+        if self.pos_index is None:
+            return self.pos_emb(value)
+        first, rest = self.pos_emb[0], self.pos_emb[1:]
+        if self.dim % self.rank == 0:
+            pos = F.conv2d(value, first.weight, None, first.stride, first.padding, first.dilation, self.rank)
+        else:
+            pos = first(value.index_select(1, self.pos_index))
+        return rest(pos)
