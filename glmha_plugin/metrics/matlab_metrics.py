@@ -73,8 +73,9 @@ def _gaussian_taps() -> np.ndarray:
 def gaussian_ssim_map(img: np.ndarray, img2: np.ndarray, data_range: float, axes, mode: str) -> np.ndarray:
     """SSIM map with Gaussian weighting (sigma 1.5, 11 taps) along ``axes``, borders per ``mode``.
 
-    ``mode`` is scipy.ndimage's: ``'nearest'`` (replicate, MATLAB's ``ssim``)
-    or ``'reflect'`` (edge repeated, scikit-image's ``structural_similarity``).
+    ``mode`` is scipy.ndimage's: ``'nearest'`` (replicate, MATLAB's ``ssim``),
+    ``'reflect'`` (edge repeated, scikit-image's ``structural_similarity``) or
+    ``'constant'`` (zeros, MST's band-wise SSIM).
     K = (0.01, 0.03), population (co)variances.  The map has the input's shape.
     """
     if img.shape != img2.shape:

@@ -22,13 +22,13 @@ in float64.
   as in MST's ``SpectAngMapper.m`` (which is run on 8-bit-quantised cubes;
   here on the values given).
 """
-import math
 from typing import Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from basicsr.utils.registry import METRIC_REGISTRY
+
+from .matlab_metrics import gaussian_ssim_map
 
 Image = Union[np.ndarray, torch.Tensor]
 MATLAB_EPS = float(np.finfo(np.float64).eps)
@@ -93,26 +93,15 @@ def calculate_bandwise_psnr(img: Image, img2: Image, crop_border: int = 0, **kwa
     return torch.mean(10 * torch.log10(255.0**2 / mse)).item()
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    g = torch.tensor([math.exp(-(i - size // 2)**2 / (2 * sigma**2)) for i in range(size)], dtype=torch.float64)
-    g = g / g.sum()
-    return torch.outer(g, g)
-
-
 def bandwise_ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """MST's local SSIM values of H x W x C images: C x H x W (zero padding at the borders)."""
-    c = x.shape[-1]
-    x, y = (t.permute(2, 0, 1).unsqueeze(0) for t in (x, y))
-    window = _gaussian_window().to(x).expand(c, 1, 11, 11)
+    """MST's local SSIM values of H x W x C images: C x H x W (zero padding at the borders).
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window, padding=5, groups=c)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x, var_y = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2
-    return (((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)))[0]
+    The Gaussian-weighted SSIM map of :func:`~glmha_plugin.metrics.matlab_metrics.gaussian_ssim_map`
+    (11 taps, sigma 1.5, K = (0.01, 0.03)) per band, data range 1, borders zero-padded as MST's
+    ``F.conv2d(..., padding=5)``.
+    """
+    local = gaussian_ssim_map(x.numpy(), y.numpy(), 1.0, (0, 1), 'constant')
+    return torch.from_numpy(local).permute(2, 0, 1)
 
 
 @METRIC_REGISTRY.register()
