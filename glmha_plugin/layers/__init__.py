@@ -1,5 +1,5 @@
 """Plain ``nn.Module`` building blocks; nothing here touches a registry."""
-from .attention import CSA, GLMHA, GUIDANCE, ChannelAttention, resolve_rank, transposed_attention
+from .attention import CSA, GLMHA, GUIDANCE, ChannelAttention, check_attention, resolve_rank, transposed_attention
 from .calibration import Calibration
 from .cost import csa_macs, csa_params, glmha_macs, glmha_params
 from .cost import spectral_csa_macs, spectral_csa_params, spectral_glmha_macs, spectral_glmha_params
@@ -19,10 +19,7 @@ __all__ = [
 
 def build_attention(attention: str, dim: int, num_heads: int, bias: bool = False, **glmha_kwargs):
     """The attention named by a host's ``attention`` option: ``'csa'`` or ``'glmha'`` (+ GLMHA kwargs)."""
+    check_attention(attention, glmha_kwargs)
     if attention == 'csa':
-        if glmha_kwargs:
-            raise ValueError(f'options {sorted(glmha_kwargs)} apply only to attention: glmha (attention is csa)')
         return CSA(dim, num_heads, bias)
-    if attention == 'glmha':
-        return GLMHA(dim, num_heads, bias, **glmha_kwargs)
-    raise ValueError(f"unknown attention {attention!r}: use 'csa' or 'glmha'")
+    return GLMHA(dim, num_heads, bias, **glmha_kwargs)

@@ -38,11 +38,26 @@ from torch import nn
 from .calibration import Calibration
 from .pointwise import pointwise_nhwc
 
+ATTENTIONS = ('csa', 'glmha')
 GUIDANCE = ('calibration', 'none')
 DEFAULT_RANK_RATIO = 0.5
 DEFAULT_GAMMA = 8
 NORM_EPS = 1e-12  # F.normalize's default
 NORM_CHUNK = 2048  # pixels per piece in pixel_norms
+
+
+def check_attention(attention: str, glmha_options: dict) -> None:
+    """A host's ``attention`` option: ``'csa'`` or ``'glmha'``, GLMHA options (given ones) only with glmha."""
+    if attention not in ATTENTIONS:
+        raise ValueError(f"unknown attention {attention!r}: use 'csa' or 'glmha'")
+    if attention == 'csa' and glmha_options:
+        raise ValueError(f'options {sorted(glmha_options)} apply only to attention: glmha (attention is csa)')
+
+
+def check_guidance(guidance: str) -> None:
+    """``guidance`` is one of :data:`GUIDANCE`."""
+    if guidance not in GUIDANCE:
+        raise ValueError(f'guidance must be one of {GUIDANCE}, got {guidance!r}')
 
 
 def resolve_rank(dim: int, num_heads: int, rank: Optional[int] = None, rank_ratio: Optional[float] = None) -> int:
@@ -140,8 +155,7 @@ class ChannelAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, bias: bool, rank: int, guidance: str, gamma: int):
         super().__init__()
-        if guidance not in GUIDANCE:
-            raise ValueError(f'guidance must be one of {GUIDANCE}, got {guidance!r}')
+        check_guidance(guidance)
         resolve_rank(dim, num_heads, rank=rank)  # validates
         self.dim, self.num_heads, self.rank = dim, num_heads, rank
         # Registration order = Restormer's state_dict order.

@@ -51,12 +51,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import DEFAULT_GAMMA, GUIDANCE, attention_maps, resolve_rank, transposed_attention
+from .attention import (DEFAULT_GAMMA, attention_maps, check_attention, check_guidance, resolve_rank,
+                        transposed_attention)
 from .calibration import Calibration
 from .cost import spectral_csa_macs, spectral_csa_params, spectral_glmha_macs, spectral_glmha_params
 from .mask_guidance import MaskGuidance
-
-ATTENTIONS = ('csa', 'glmha')
 
 
 class SpectralMSA(nn.Module):
@@ -83,19 +82,14 @@ class SpectralMSA(nn.Module):
                  rank_ratio: Optional[float] = None, guidance: Optional[str] = None, gamma: Optional[int] = None,
                  mask_step: Optional[int] = None, level: int = 0):
         super().__init__()
-        if attention not in ATTENTIONS:
-            raise ValueError(f"unknown attention {attention!r}: use 'csa' or 'glmha'")
-        glmha_options = {k: v for k, v in dict(rank=rank, rank_ratio=rank_ratio, guidance=guidance,
-                                                 gamma=gamma).items() if v is not None}
+        check_attention(attention, {k: v for k, v in dict(rank=rank, rank_ratio=rank_ratio, guidance=guidance,
+                                                          gamma=gamma).items() if v is not None})
         if attention == 'csa':
-            if glmha_options:
-                raise ValueError(f'options {sorted(glmha_options)} apply only to attention: glmha (attention is csa)')
             r = resolve_rank(dim, num_heads, rank=dim)
         else:
             r = resolve_rank(dim, num_heads, rank, rank_ratio)
             guidance = 'calibration' if guidance is None else guidance
-            if guidance not in GUIDANCE:
-                raise ValueError(f'guidance must be one of {GUIDANCE}, got {guidance!r}')
+            check_guidance(guidance)
         self.dim, self.num_heads, self.rank, self.attention, self.level = dim, num_heads, r, attention, level
         self.gamma = DEFAULT_GAMMA if gamma is None else gamma
         # Registration order = upstream's state_dict order (rescale first: own parameter).
