@@ -127,6 +127,7 @@ def _check_folder(path: str, where: str):
 
 
 def _check_paired_names(ds: dict, where: str):
+    """basicsr's ``paired_paths_from_folder`` rule: input ``filename_tmpl.format(stem) + ext`` of each target."""
     lq, gt = ds['dataroot_lq'], ds['dataroot_gt']
     if not (osp.isdir(lq) and osp.isdir(gt)):
         return
@@ -166,7 +167,9 @@ def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1):
     roots = [k for k in ds_opt if k.startswith('dataroot') and ds_opt[k] is not None]
     for key in roots:
         _check_folder(osp.expanduser(str(ds_opt[key])), f'{where}.{key}')
-    if backend == 'disk' and {'dataroot_lq', 'dataroot_gt'} <= set(roots) and not ds_opt.get('meta_info_file'):
+    basicsr_pairing = not getattr(DATASET_REGISTRY.get(ds_opt['type']), 'own_pairing', False)
+    if (backend == 'disk' and basicsr_pairing and {'dataroot_lq', 'dataroot_gt'} <= set(roots)
+            and not ds_opt.get('meta_info_file')):
         _check_paired_names(ds_opt, where)
     opt = deepcopy(ds_opt)
     opt.setdefault('phase', phase.split('_')[0])

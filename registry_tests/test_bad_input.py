@@ -127,6 +127,26 @@ def test_unpaired_names(opt, data):
     expect(opt, 'do not pair up', 'coffee.png', 'coffee_rain.png')
 
 
+def test_pairing_follows_the_datasets_own_rule(tmp_path):
+    """Dataset_PairedImage pairs by stem (extensions may differ): the check accepts what it accepts and reports
+    its unpaired files, instead of applying basicsr's same-extension rule."""
+    import cv2
+    import numpy as np
+    from glmha_plugin.validate import check_dataset
+    for sub in ('input', 'target'):
+        (tmp_path / sub).mkdir()
+    img = np.full((24, 24, 3), 128, np.uint8)
+    cv2.imwrite(str(tmp_path / 'input' / 'a.jpg'), img)
+    cv2.imwrite(str(tmp_path / 'target' / 'a.png'), img)
+    ds = dict(name='Mixed', type='Dataset_PairedImage', dataroot_lq=str(tmp_path / 'input'),
+              dataroot_gt=str(tmp_path / 'target'), io_backend={'type': 'disk'})
+    check_dataset('val', ds, 3)
+    cv2.imwrite(str(tmp_path / 'target' / 'b.png'), img)
+    with pytest.raises(OptionError, match="datasets.val \\(Mixed\\).*unpaired images.*1 in target without a "
+                                          "partner in input: b"):
+        check_dataset('val', ds, 3)
+
+
 def test_corrupt_image(opt, data):
     (data / 'test' / 'input' / 'chelsea.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
     expect(opt, 'datasets.val (DemoRainTest): cannot decode image', 'chelsea.png', 'corrupt or not an image')

@@ -32,6 +32,9 @@ class Dataset_PairedImage(data.Dataset):  # noqa: N801 (Restormer's name)
     # keys are read by ImageCleanModel from the train dataset's block, as in Restormer.
     option_keys = frozenset({'dataroot_gt', 'dataroot_lq', 'filename_tmpl', 'io_backend', 'gt_size', 'geometric_augs',
                              'mini_batch_sizes', 'iters', 'gt_sizes'})
+    # Pairs input and target by stem (extensions may differ) and names unpaired files itself, so
+    # glmha_plugin.validate skips its check of basicsr's same-name pairing rule for this dataset.
+    own_pairing = True
 
     def __init__(self, opt: dict):
         super().__init__()
