@@ -20,6 +20,7 @@ import os.path as osp
 import shutil
 import subprocess
 import sys
+from typing import Iterator, Tuple
 
 import cv2
 import numpy as np
@@ -28,6 +29,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_TRAIN_OPT = osp.join('options', 'tiny', 'Demo_Deraining_GLMHA.yml')
 DEMO_TEST_OPT = osp.join('options', 'tiny', 'test_Demo_Deraining_GLMHA.yml')
 DATA_DIR = osp.join('datasets', 'demo_rain')
+TEST_SET = 'DemoRainTest'  # name of the test dataset in DEMO_TEST_OPT
 # Colour photographs bundled with scikit-image (no download needed).
 TRAIN_PHOTOS = ('astronaut', 'coffee', 'hubble_deep_field', 'immunohistochemistry', 'motorcycle_left',
                 'motorcycle_right', 'retina')
@@ -100,9 +102,24 @@ def _run(cmd, cwd):
     subprocess.run(cmd, cwd=cwd, check=True)
 
 
-def _score(pred: np.ndarray, gt: np.ndarray):
+def score(pred: np.ndarray, gt: np.ndarray) -> Tuple[float, float]:
+    """(PSNR, SSIM) with basicsr's metrics on the RGB images, no border crop."""
     from basicsr.metrics import calculate_psnr, calculate_ssim
     return calculate_psnr(pred, gt, crop_border=0), calculate_ssim(pred, gt, crop_border=0)
+
+
+def result_images(workdir: str, test_name: str) -> Iterator[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(stem, rainy input, output, target) of every demo test image, BGR uint8; the output is the image the
+    test run ``test_name`` saved under ``results/``."""
+    test_dir = osp.join(workdir, DATA_DIR, 'test')
+    vis_dir = osp.join(workdir, 'results', test_name, 'visualization', TEST_SET)
+    for name in sorted(osp.splitext(f)[0] for f in os.listdir(osp.join(test_dir, 'target'))):
+        out_path = osp.join(vis_dir, f'{name}_{test_name}.png')
+        pred = cv2.imread(out_path)
+        if pred is None:
+            raise FileNotFoundError(f'test output {out_path} is missing: did the test step run?')
+        yield (name, cv2.imread(osp.join(test_dir, 'input', f'{name}.png')), pred,
+               cv2.imread(osp.join(test_dir, 'target', f'{name}.png')))
 
 
 def evaluate(workdir: str, test_name: str, out_png: str) -> list:
@@ -110,19 +127,11 @@ def evaluate(workdir: str, test_name: str, out_png: str) -> list:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    test_dir = osp.join(workdir, DATA_DIR, 'test')
-    names = sorted(osp.splitext(f)[0] for f in os.listdir(osp.join(test_dir, 'target')))
-    vis_dir = osp.join(workdir, 'results', test_name, 'visualization', 'DemoRainTest')
+    images = list(result_images(workdir, test_name))
     rows = []
-    fig, axes = plt.subplots(len(names), 3, figsize=(10, 3.3 * len(names)), squeeze=False)
-    for i, name in enumerate(names):
-        gt = cv2.imread(osp.join(test_dir, 'target', f'{name}.png'))
-        lq = cv2.imread(osp.join(test_dir, 'input', f'{name}.png'))
-        out_path = osp.join(vis_dir, f'{name}_{test_name}.png')
-        pred = cv2.imread(out_path)
-        if pred is None:
-            raise FileNotFoundError(f'test output {out_path} is missing: did the test step run?')
-        (p_in, s_in), (p_out, s_out) = _score(lq, gt), _score(pred, gt)
+    fig, axes = plt.subplots(len(images), 3, figsize=(10, 3.3 * len(images)), squeeze=False)
+    for i, (name, lq, pred, gt) in enumerate(images):
+        (p_in, s_in), (p_out, s_out) = score(lq, gt), score(pred, gt)
         rows.append((name, p_in, s_in, p_out, s_out))
         for ax, img, title in zip(axes[i], (lq, pred, gt), (f'rainy input {p_in:.2f} dB',
                                                               f'GLMHA-Restormer {p_out:.2f} dB', 'ground truth')):

@@ -28,10 +28,10 @@ import cv2
 import torch
 import yaml
 
-from ..demo import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, ROOT
+from ..demo import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, ROOT, result_images
+from ..demo import score as demo_score
 from .complexity import count
 
-TEST_SET = 'DemoRainTest'
 CSA = 'CSA'                  # label of the baseline variant
 WARM_SUFFIX = ' warm start'  # label suffix of warm-started GLMHA runs
 
@@ -111,18 +111,7 @@ def _run(cmd: List[str], cwd: str, log: str, threads: Optional[int]) -> None:
 
 def score(workdir: str, test_name: str) -> (float, float):
     """Mean PSNR/SSIM (basicsr metrics, RGB, no crop) of the saved test outputs against the targets."""
-    from basicsr.metrics import calculate_psnr, calculate_ssim
-    gt_dir = osp.join(workdir, DATA_DIR, 'test', 'target')
-    out_dir = osp.join(workdir, 'results', test_name, 'visualization', TEST_SET)
-    psnrs, ssims = [], []
-    for name in sorted(os.listdir(gt_dir)):
-        stem = osp.splitext(name)[0]
-        pred = cv2.imread(osp.join(out_dir, f'{stem}_{test_name}.png'))
-        if pred is None:
-            raise FileNotFoundError(f'test output for {stem} missing in {out_dir}')
-        gt = cv2.imread(osp.join(gt_dir, name))
-        psnrs.append(calculate_psnr(pred, gt, crop_border=0))
-        ssims.append(calculate_ssim(pred, gt, crop_border=0))
+    psnrs, ssims = zip(*(demo_score(pred, gt) for _, _, pred, gt in result_images(workdir, test_name)))
     return statistics.fmean(psnrs), statistics.fmean(ssims)
 
 
