@@ -150,6 +150,10 @@ def test_tool_loads_weights_by_key(tool, demo_data, tmp_path, capsys):
     assert f'weights {ckpt}' in capsys.readouterr().out
     assert tool.main(common + ['--weights', str(ckpt), '--param-key', 'params_ema']) == 2
     assert "no key 'params_ema'" in capsys.readouterr().err
+    other = tmp_path / 'other.pth'   # another configuration: the differing keys are named, no traceback
+    torch.save({'params': host.build(**dict(host.default_options, **dict(host.tiny, dim=16))).state_dict()}, other)
+    assert tool.main(common + ['--weights', str(other)]) == 2
+    assert 'does not fit Restormer' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('attention,kwargs', [('csa', {}), ('glmha', dict(rank=16)),

@@ -30,6 +30,7 @@ from tqdm import tqdm
 import glmha_plugin  # noqa: F401  (registers the architectures)
 from glmha_plugin.analysis import spectrum
 from glmha_plugin.analysis.hosts import HOSTS, get_host, host_for_arch
+from glmha_plugin.checkpoint import extract_state_dict, key_mismatch, load_checkpoint
 from glmha_plugin.cli import UsageError, load_options
 
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -91,14 +92,18 @@ def build_model(args):
 
 
 def load_weights(model, path: str, key: str):
+    """Weights ``ckpt[key]`` (or a plain state_dict) into ``model``, strict, through glmha_plugin.checkpoint
+    (weights_only; its errors are UsageErrors that name the file and the mismatching keys)."""
     if not osp.isfile(path):
         raise UsageError(f'weights file {path!r} does not exist')
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    if isinstance(ckpt, dict) and key in ckpt:
-        ckpt = ckpt[key]
-    elif isinstance(ckpt, dict) and key not in ckpt and any(isinstance(v, dict) for v in ckpt.values()):
+    ckpt = load_checkpoint(path)
+    if isinstance(ckpt, dict) and key not in ckpt and any(isinstance(v, dict) for v in ckpt.values()):
         raise UsageError(f'{path}: no key {key!r} in the checkpoint (keys: {sorted(ckpt)}); set --param-key')
-    model.load_state_dict(ckpt, strict=True)
+    state = extract_state_dict(ckpt, key, path)
+    report = key_mismatch(model.state_dict(), state)
+    if report:
+        raise UsageError(f'{path} does not fit {type(model).__name__}: {report}')
+    model.load_state_dict(state, strict=True)
 
 
 def ranks_yaml(net_opt: dict, rank, energy: float, source: str) -> str:
