@@ -212,3 +212,16 @@ def test_every_op_of_the_spectral_hosts_has_a_rule(host_name, size):
         c = count(host.build(**host.tiny, **options).eval(), host.make_inputs(size, 1, torch.device('cpu')))
         assert not c.unclassified, c.unclassified
         assert {cat for cat, _, _ in c.by_op.values()} == {MAC, OTHER, FREE}
+
+
+def test_host_size_options_parse_and_explain_mistakes():
+    from glmha_plugin.analysis.complexity_report import parse_host_sizes
+    hosts = [get_host('restormer'), get_host('mst_l')]
+    assert parse_host_sizes(['restormer=3x16x24', 'mst_l=28x8x8', 'restormer=3x32x32'], hosts, '--sizes') == {
+        'restormer': [(3, 16, 24), (3, 32, 32)], 'mst_l': [(28, 8, 8)]}
+    assert parse_host_sizes(None, hosts, '--sizes') == {}
+    with pytest.raises(ValueError, match=r"--sizes entry 'unet=3x8x8' must be HOST=CxHxW with HOST one of "
+                                         r"\['restormer', 'mst_l'\]"):
+        parse_host_sizes(['unet=3x8x8'], hosts, '--sizes')
+    with pytest.raises(ValueError, match="input size '3x8' must look like CxHxW"):
+        parse_host_sizes(['restormer=3x8'], hosts, '--sizes')

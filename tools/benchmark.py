@@ -22,7 +22,7 @@ import torch
 import glmha_plugin  # noqa: F401  (registers the architectures)
 from glmha_plugin.analysis import benchmark as bench
 from glmha_plugin.analysis import benchmark_report as report
-from glmha_plugin.analysis.complexity_report import parse_size
+from glmha_plugin.analysis.complexity_report import parse_host_sizes
 from glmha_plugin.analysis.hosts import HOSTS, attention_variants, get_host
 from glmha_plugin.analysis.tables import write_csv
 
@@ -46,16 +46,6 @@ def _load() -> str:
         return ' / '.join(f'{v:.2f}' for v in os.getloadavg())
     except OSError:
         return 'n/a'
-
-
-def _host_sizes(entries, hosts, default_attr):
-    sizes = {h.name: getattr(h, default_attr)[0] for h in hosts}
-    for entry in entries or []:
-        name, sep, size = entry.partition('=')
-        if not sep or name not in sizes:
-            raise ValueError(f'size entry {entry!r} must be HOST=CxHxW with HOST one of {sorted(sizes)}')
-        sizes[name] = parse_size(size)
-    return sizes
 
 
 def main(argv=None):
@@ -104,10 +94,10 @@ def main(argv=None):
             parser.error(str(exc))
     try:
         hosts = [get_host(name) for name in args.hosts]
-        model_sizes = _host_sizes(args.model_size, hosts, 'paper_sizes')
-        memory_sizes = dict(model_sizes)
-        memory_sizes.update({k: v for k, v in _host_sizes(args.memory_size, hosts, 'paper_sizes').items()
-                             if args.memory_size and any(e.startswith(k + '=') for e in args.memory_size)})
+        given = {option: {k: v[-1] for k, v in parse_host_sizes(entries, hosts, option).items()}
+                 for option, entries in (('--model-size', args.model_size), ('--memory-size', args.memory_size))}
+        model_sizes = dict({h.name: h.paper_sizes[0] for h in hosts}, **given['--model-size'])
+        memory_sizes = dict(model_sizes, **given['--memory-size'])
     except ValueError as exc:
         parser.error(str(exc))
 

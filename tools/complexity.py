@@ -20,17 +20,6 @@ from glmha_plugin.analysis.hosts import HOSTS, attention_variants, get_host
 from glmha_plugin.analysis.tables import write_csv
 
 
-def _sizes(entries, hosts):
-    sizes = {}
-    for entry in entries or []:
-        name, sep, size = entry.partition('=')
-        if not sep or name not in {h.name for h in hosts}:
-            raise ValueError(f'--sizes entry {entry!r} must be HOST=CxHxW with HOST one of '
-                             f'{[h.name for h in hosts]}')
-        sizes.setdefault(name, []).append(report.parse_size(size))
-    return sizes
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--hosts', nargs='+', default=list(HOSTS), help=f'hosts to count (known: {list(HOSTS)})')
@@ -43,7 +32,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         hosts = [get_host(name) for name in args.hosts]
-        sizes = _sizes(args.sizes, hosts)
+        sizes = report.parse_host_sizes(args.sizes, hosts, '--sizes')
     except ValueError as exc:
         parser.error(str(exc))
 

@@ -36,6 +36,18 @@ def parse_size(text: str) -> Size:
     return c, h, w
 
 
+def parse_host_sizes(entries: Optional[Sequence[str]], hosts: Sequence[HostSpec], option: str) -> Dict[str, List[Size]]:
+    """``['HOST=CxHxW', ...]`` (a command-line option) -> ``{host: [sizes in the order given]}``."""
+    names = [h.name for h in hosts]
+    sizes: Dict[str, List[Size]] = {}
+    for entry in entries or []:
+        name, sep, size = entry.partition('=')
+        if not sep or name not in names:
+            raise ValueError(f'{option} entry {entry!r} must be HOST=CxHxW with HOST one of {names}')
+        sizes.setdefault(name, []).append(parse_size(size))
+    return sizes
+
+
 def measure(hosts: Sequence[HostSpec], variants: Dict[str, Dict], sizes: Optional[Dict[str, List[Size]]] = None,
             overrides: Optional[Dict] = None, op_kinds: Optional[set] = None) -> List[Row]:
     """Count every host x input size x variant (batch 1, eval mode, CPU).
