@@ -281,9 +281,20 @@ def test_cli_invalid_yaml(workdir):
     assert proc.returncode == 2 and 'is not valid YAML' in proc.stderr
 
 
-def test_checks_leave_basicsr_logger_uninitialised(opt):
-    """basicsr attaches the run's log file only when its logger is first initialised."""
+def test_checks_leave_basicsr_logger_uninitialised(opt, monkeypatch):
+    """basicsr attaches the run's log file only when its logger is first initialised: a dataset that logs while
+    it is checked (ARAD1KDataset and CASSIDataset do) must not initialise it before train_pipeline."""
+    from basicsr.utils import get_root_logger
     from basicsr.utils import logger as blog
-    blog.initialized_logger.pop('basicsr', None)
+    from basicsr.utils.registry import DATASET_REGISTRY
+    name = opt['datasets']['train']['type']
+
+    class LoggingDataset(DATASET_REGISTRY.get(name)):
+        def __init__(self, dataset_opt):
+            get_root_logger().info('dataset built')
+            super().__init__(dataset_opt)
+
+    monkeypatch.setitem(DATASET_REGISTRY._obj_map, name, LoggingDataset)
+    monkeypatch.setattr(blog, 'initialized_logger', {})  # uninitialised here; restored for the other tests
     check_options(opt)
     assert 'basicsr' not in blog.initialized_logger
