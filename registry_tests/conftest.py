@@ -1,4 +1,5 @@
 """Shared fixtures: the project's interpreter, tiny paired data, subprocess runner."""
+import importlib
 import os
 import os.path as osp
 import subprocess
@@ -16,6 +17,15 @@ TINY_TEST = osp.join(OPTIONS, 'tiny', 'test_Demo_Deraining_GLMHA.yml')
 FAST = ['train:total_iter=4', 'logger:print_freq=1', 'logger:save_checkpoint_freq=2', 'val:val_freq=4',
         'datasets:train:num_worker_per_gpu=0', 'datasets:train:batch_size_per_gpu=2',
         'datasets:train:gt_size=32', 'datasets:train:dataset_enlarge_ratio=1']
+
+
+def import_tool(name: str):
+    """The module ``tools/<name>.py`` (the analysis front ends keep their ``main(argv)`` there)."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
 
 
 def clean_env(**extra):

@@ -1,15 +1,12 @@
 """The benchmark machinery (interleaving, memory, targets) and a seconds-long run of tools/benchmark.py."""
-import os.path as osp
-import sys
-
 import pytest
 import torch
 
+from conftest import import_tool
 from glmha_plugin.analysis import benchmark as bench
 from glmha_plugin.analysis import benchmark_report as report
 from glmha_plugin.layers import CSA, GLMHA
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CPU = torch.device('cpu')
 
 
@@ -65,11 +62,7 @@ def test_targets_per_row():
 
 
 def test_benchmark_tool_smoke(tmp_path, capsys):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        import benchmark as tool
-    finally:
-        sys.path.pop(0)
+    tool = import_tool('benchmark')
     rc = tool.main(['--tiny', '--device', 'cpu', '--repeats', '1', '--min-time', '0', '--channels', '48',
                     '--sides', '16', '--model-size', 'restormer=3x16x16', 'mst_l=28x16x16', 'mst_plus_plus=3x16x16',
                     '--memory-batch', '1', '--out-dir', str(tmp_path)])

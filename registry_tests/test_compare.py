@@ -2,13 +2,11 @@
 import csv
 import os.path as osp
 import statistics
-import sys
 
 import pytest
 
+from conftest import TINY_TRAIN, import_tool
 from glmha_plugin.analysis import compare
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _runs():
@@ -30,7 +28,7 @@ def test_summary_is_mean_sd_and_paired_difference():
 
 def test_options_carry_the_budget_and_the_variant():
     import yaml
-    with open(osp.join(REPO, 'options', 'tiny', 'Demo_Deraining_GLMHA.yml')) as f:
+    with open(TINY_TRAIN) as f:
         template = yaml.safe_load(f)
     variants = compare.variants([0.25, 0.5], ['calibration', 'none'])
     assert list(variants) == ['CSA', 'GLMHA r=0.25', 'GLMHA r=0.25 no guidance', 'GLMHA r=0.5',
@@ -54,11 +52,7 @@ def test_warm_start_needs_the_csa_runs(tmp_path):
 
 @pytest.mark.slow
 def test_compare_tool_short_run(workdir, capsys):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        import compare as tool
-    finally:
-        sys.path.pop(0)
+    tool = import_tool('compare')
     rc = tool.main(['--workdir', str(workdir), '--iters', '2', '--seeds', '3', '--batch', '2', '--gt-size', '32',
                     '--warm-start'])
     assert rc == 0

@@ -1,19 +1,16 @@
 """The MAC counter (mmengine FlopAnalyzer + our op rules) against GLMHA.md's per-layer formulas, and the report tool."""
 import csv
-import os.path as osp
-import sys
 
 import pytest
 import torch
 from torch import nn
 
+from conftest import import_tool
 from glmha_plugin.analysis.baselines import LinformerChannelAttention, linformer_macs
 from glmha_plugin.analysis.complexity import FREE, MAC, OP_RULES, OTHER, count
 from glmha_plugin.analysis.hosts import get_host
 from glmha_plugin.archs import GLMHARestormer, Restormer
 from glmha_plugin.layers import CSA, GLMHA, SpectralMSA, csa_macs, glmha_macs
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def _op(c, kind):
@@ -129,11 +126,7 @@ def test_an_op_without_a_rule_is_reported_not_dropped():
 
 
 def test_complexity_tool_writes_markdown_csv_png(tmp_path, capsys):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        import complexity as tool
-    finally:
-        sys.path.pop(0)
+    tool = import_tool('complexity')
     rc = tool.main(['--tiny', '--hosts', 'restormer', '--sizes', 'restormer=3x32x32', '--ratios', '0.5',
                     '--out-dir', str(tmp_path)])
     assert rc == 0

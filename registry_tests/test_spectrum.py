@@ -1,17 +1,14 @@
 """The attention-spectrum analysis and tools/attention_spectrum.py on a small model and real photos."""
-import os.path as osp
-import sys
-
 import numpy as np
 import pytest
 import torch
 import yaml
 
+from conftest import import_tool
 from glmha_plugin.analysis import spectrum
 from glmha_plugin.archs import RESTORMER_STAGES, Restormer
 from glmha_plugin.layers import GLMHA
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY = dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=2.0)
 
 
@@ -92,12 +89,7 @@ def test_glmha_maps_have_singular_values_only():
 
 @pytest.fixture
 def tool():
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        import attention_spectrum
-        yield attention_spectrum
-    finally:
-        sys.path.pop(0)
+    return import_tool('attention_spectrum')
 
 
 def test_tool_on_photos_writes_plots_tables_and_options(tool, demo_data, tmp_path, capsys):
