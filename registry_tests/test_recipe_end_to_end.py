@@ -9,13 +9,13 @@ import os.path as osp
 import re
 import sys
 
-import numpy as np
 import pytest
 import torch
 
 from conftest import BIN, OPTIONS, REPO, run
 from glmha_plugin import evaluate
 from glmha_plugin.inference import test_tool_main as tools_test_py  # (not collected as a test)
+from test_recipe_training import closed_form
 
 pytestmark = pytest.mark.slow
 TRAIN_OPT = osp.join(OPTIONS, 'Deraining_GLMHA.yml')
@@ -43,14 +43,6 @@ def derain_dir(tmp_path, demo_data):
     return tmp_path
 
 
-def expected_lr(it):
-    step = it - 1
-    ends = np.cumsum(PERIODS)
-    k = min(int(np.searchsorted(ends, step)), len(PERIODS) - 1)
-    start = ends[k] - PERIODS[k]
-    return ETAS[k] + (BASE_LR - ETAS[k]) * 0.5 * (1 + np.cos(np.pi * (step - start) / PERIODS[k]))
-
-
 def read_log(cwd):
     logs = sorted(f for f in os.listdir(osp.join(cwd, EXP)) if f.startswith('train_') and f.endswith('.log'))
     return [open(osp.join(cwd, EXP, f)).read() for f in logs]
@@ -60,7 +52,8 @@ def check_lrs(log, iters):
     lrs = {int(i): float(lr) for i, lr in re.findall(r'iter:\s+(\d+), lr:\(([\d.e+-]+),\)', log)}
     assert sorted(lrs) == list(iters), lrs
     for it, lr in lrs.items():
-        assert lr == pytest.approx(expected_lr(it), rel=2e-3), it  # the log prints 4 significant digits
+        want = closed_form(it - 1, BASE_LR, PERIODS, [1] * len(PERIODS), ETAS)
+        assert lr == pytest.approx(float(want), rel=2e-3), it  # the log prints 4 significant digits
 
 
 def test_recipe_trains_resumes_tests_and_evaluates(derain_dir, monkeypatch, capsys):

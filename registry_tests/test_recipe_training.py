@@ -52,9 +52,8 @@ def test_restormer_schedule_through_basicsr_update_learning_rate():
         if it in checkpoints:
             checkpoints[it] = sched.get_last_lr()[0]
     for it, lr in checkpoints.items():
-        assert lr == pytest.approx(float(closed_form(it - 1, 3e-4, **{'periods': RESTORMER['periods'],
-                                                                   'weights': RESTORMER['restart_weights'],
-                                                                   'etas': RESTORMER['eta_mins']})), rel=1e-9), it
+        want = closed_form(it - 1, 3e-4, RESTORMER['periods'], RESTORMER['restart_weights'], RESTORMER['eta_mins'])
+        assert lr == pytest.approx(float(want), rel=1e-9), it
     assert checkpoints[92001] == pytest.approx(3e-4) and checkpoints[92002] < 3e-4
     assert checkpoints[196000] == pytest.approx((3e-4 + 1e-6) / 2, rel=1e-3)
     assert checkpoints[300000] == pytest.approx(1e-6, rel=1e-3)
