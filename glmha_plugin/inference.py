@@ -31,6 +31,7 @@ import torch
 
 from .checkpoint import load_into
 from .errors import CheckpointError, UsageError
+from .prepare.gopro_patches import patch_corners
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TASKS: Dict[str, Sequence[str]] = {
@@ -63,10 +64,10 @@ def tiled_forward(net: torch.nn.Module, x: torch.Tensor, tile: int, overlap: int
     th, tw = min(tile, h), min(tile, w)
     corners = []
     for size, window in ((h, th), (w, tw)):
-        stride = window - overlap
-        if stride <= 0:
-            raise InferenceError(f'--tile_overlap ({overlap}) must be smaller than the tile ({window} px here)')
-        corners.append(list(range(0, size - window, stride)) + [size - window])
+        if not 0 <= overlap < window:
+            raise InferenceError(f'--tile_overlap ({overlap}) must be >= 0 and smaller than the tile ({window} px '
+                                 f'here)')
+        corners.append(patch_corners(size, window, overlap))
     out = weight = None
     for top in corners[0]:
         for left in corners[1]:

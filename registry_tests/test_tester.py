@@ -53,6 +53,8 @@ def test_tile_errors():
         inference.restore(Pointwise(), img, tile=20)
     with pytest.raises(inference.InferenceError, match='smaller than the tile'):
         inference.restore(Pointwise(), img, tile=16, tile_overlap=16)
+    with pytest.raises(inference.InferenceError, match='must be >= 0'):  # gaps between tiles would be NaN
+        inference.restore(Pointwise(), img, tile=16, tile_overlap=-4)
 
 
 def make_test_sets(root, sets, size=(24, 30)):
