@@ -257,7 +257,10 @@ def _check_options(opt: dict, is_train: bool):
 
     check_own_sections(opt)
     net = build_network_checked(opt['network_g'])
-    in_channels = next((opt['network_g'][k] for k in INPUT_CHANNEL_KEYS if k in opt['network_g']), None)
+    net_opt = opt['network_g']
+    if net_opt.get('type') == 'GLMHASwap' and isinstance(net_opt.get('base'), dict):
+        net_opt = net_opt['base']   # the swapped network's own options
+    in_channels = next((net_opt[k] for k in INPUT_CHANNEL_KEYS if k in net_opt), None)
     datasets = opt['datasets']
     if not isinstance(datasets, dict) or not datasets:
         raise OptionError('option datasets is empty: add a train (and val) or test entry')

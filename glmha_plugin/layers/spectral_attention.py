@@ -205,15 +205,23 @@ class SpectralMSA(nn.Module):
         if guide.dim() != 4 or tuple(guide.shape[1:]) != (self.dim, h, w):
             raise ValueError(f'illumination features must be B x {self.dim} x {h} x {w} for tokens of {h} x {w}, '
                              f'got {tuple(guide.shape)}')
+        return self.select_guide(guide)
+
+    def select_guide(self, guide: torch.Tensor) -> torch.Tensor:
+        """C-channel guidance B x C x H x W -> the factor of the r value channels, B x N x r (module docstring)."""
         if self.guide_index is not None:
             guide = guide.index_select(1, self.guide_index)
         return guide.flatten(2).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, guide: Optional[torch.Tensor] = None) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        return self.attend(x, self.value_guide(guide, b, h, w))
+
+    def attend(self, x: torch.Tensor, factor: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The layer on tokens x (B x H x W x C) whose attended values are multiplied by ``factor`` (B x N x r)."""
         query, key, value = self.project(x)
         b, h, w, c = x.shape
         n, r = h * w, self.rank
-        factor = self.value_guide(guide, b, h, w)
         attended = value if factor is None else value * factor                  # B x N x r
 
         out = transposed_attention(self._heads_first(query), self._heads_first(key), self._heads_first(attended),
