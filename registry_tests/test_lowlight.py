@@ -19,7 +19,9 @@ from basicsr.metrics import calculate_ssim
 from skimage import img_as_ubyte
 
 from conftest import BIN, OPTIONS, REPO, run
+from glmha_plugin import evaluate
 from glmha_plugin.data.lowlight import darken, make_lowlight_pairs
+from glmha_plugin.inference import test_tool_main as tools_test_py  # (not collected as a test)
 from glmha_plugin.metrics import calculate_psnr_lowlight, calculate_ssim_lowlight
 from test_recipe_options import _mismatches
 
@@ -142,7 +144,7 @@ def log_of(folder, prefix):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('net', NETS)
-def test_tiny_lol_trains_and_tests(lol_workdir, net):
+def test_tiny_lol_trains_and_tests(lol_workdir, net, monkeypatch, capsys):
     name = f'Tiny_LowLight_{net}_LOL_v1'
     run([osp.join(BIN, 'glmha-train'), '-opt', osp.join(TINY, f'{name}.yml')], cwd=lol_workdir)
     log = log_of(lol_workdir / 'experiments' / name, 'train_')
@@ -169,6 +171,19 @@ def test_tiny_lol_trains_and_tests(lol_workdir, net):
     assert scores['ssim_gt_mean'] == pytest.approx(calculate_ssim_lowlight(out_bgr, gt, gt_mean=True), abs=2e-4)
     saved = lol_workdir / 'results' / f'test_{name}' / 'visualization' / 'LOL_v1' / f'chelsea_test_{name}.png'
     assert cv2.imread(str(saved)).shape == (21, 30, 3)
+
+    # Retinexformer's layout through tools/test.py --task LowLight and tools/evaluate.py (8-bit results)
+    monkeypatch.chdir(lol_workdir)
+    weights = str(lol_workdir / opt['path']['pretrain_network_g'])
+    assert tools_test_py(['--task', 'LowLight', '--weights', weights, '--network_opt', osp.join(TINY, f'{name}.yml'),
+                          '--device', 'cpu']) == 0
+    assert os.listdir(lol_workdir / 'results' / 'LOLv1') == ['chelsea.png']
+    capsys.readouterr()
+    assert evaluate.main(['--task', 'LowLight', '--workers', '1', '--gt_mean']) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith('For LOLv1 dataset'))
+    psnr, ssim = (float(v) for v in re.findall(r'(?:PSNR|SSIM): ([-0-9.]+)', line))
+    assert psnr == pytest.approx(scores['psnr_gt_mean'], abs=0.05) and ssim == pytest.approx(scores['ssim_gt_mean'],
+                                                                                            abs=0.01)
 
 
 @pytest.mark.slow
