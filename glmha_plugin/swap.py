@@ -147,16 +147,26 @@ def _heads(param, where) -> Tuple[Optional[int], List[str]]:
     return param.shape[0], []
 
 
+def _core(m: nn.Module, children, param: str, first: str, first_type) -> Tuple[List[str], Optional[int], int]:
+    """(differences, C, heads): extra or missing children and parameters, C from ``first``, heads from ``param``.
+
+    C is None when the rest cannot be checked (the children or parameters already differ).
+    """
+    diffs = _extras(m, children, {param})
+    if param not in dict(m.named_parameters(recurse=False)):
+        diffs.append(f'no {param} parameter')
+    layer = getattr(m, first, None)
+    if diffs or not isinstance(layer, first_type):
+        return diffs or [f'{first} is a {type(layer).__name__} (expected {first_type.__name__})'], None, 0
+    heads, bad = _heads(getattr(m, param), param)
+    return bad, layer.in_channels if first_type is nn.Conv2d else layer.in_features, heads
+
+
 def mdta_differences(m: nn.Module) -> Tuple[Optional[Tuple[int, int, bool]], List[str]]:
     """((C, heads, bias), []) when ``m`` is MDTA by structure, else (None, what differs)."""
-    diffs = _extras(m, MDTA_CHILDREN, {'temperature'})
-    if 'temperature' not in dict(m.named_parameters(recurse=False)):
-        diffs.append('no temperature parameter')
-    if diffs or not isinstance(m.qkv, nn.Conv2d):
-        return None, diffs or [f'qkv is a {type(m.qkv).__name__} (expected Conv2d)']
-    c = m.qkv.in_channels
-    heads, bad = _heads(m.temperature, 'temperature')
-    diffs += bad
+    diffs, c, heads = _core(m, MDTA_CHILDREN, 'temperature', 'qkv', nn.Conv2d)
+    if c is None:
+        return None, diffs
     diffs += _conv(m.qkv, c, 3 * c, 1, 1, 0, 'qkv')
     diffs += _conv(m.qkv_dwconv, 3 * c, 3 * c, 3, 3 * c, 1, 'qkv_dwconv')
     diffs += _conv(m.project_out, c, c, 1, 1, 0, 'project_out')
@@ -179,14 +189,9 @@ def msmsa_differences(m: nn.Module) -> Tuple[Optional[Tuple[int, int, str]], Lis
     """
     children = dict(m.named_children())
     has_mm = 'mm' in children
-    diffs = _extras(m, MSMSA_CHILDREN | ({'mm'} if has_mm else set()), {'rescale'})
-    if 'rescale' not in dict(m.named_parameters(recurse=False)):
-        diffs.append('no rescale parameter')
-    if diffs or not isinstance(m.to_k, nn.Linear):
-        return None, diffs or [f'to_k is a {type(m.to_k).__name__} (expected Linear)']
-    c = m.to_k.in_features
-    heads, bad = _heads(m.rescale, 'rescale')
-    diffs += bad
+    diffs, c, heads = _core(m, MSMSA_CHILDREN | ({'mm'} if has_mm else set()), 'rescale', 'to_k', nn.Linear)
+    if c is None:
+        return None, diffs
     for name in ('to_q', 'to_k', 'to_v'):
         diffs += _linear(getattr(m, name), c, c, False, name)
     diffs += _linear(m.proj, c, c, True, 'proj')

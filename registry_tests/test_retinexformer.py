@@ -21,16 +21,14 @@ CONFIGS = {'published': dict(PUBLISHED), 'two_stages': dict(in_channels=3, out_c
 TINY = dict(n_feat=8, stage=1, num_blocks=[1, 1, 1])
 
 
-@pytest.fixture(scope='module')
-def official():
-    with open(osp.join(FIXTURES, 'retinexformer_official_keys.json')) as f:
-        return json.load(f)['models']
-
-
-@pytest.fixture(scope='module')
-def upstream_outputs():
-    with open(osp.join(FIXTURES, 'retinexformer_upstream_outputs.json')) as f:
+def recorded(name):
+    """A fixture file recorded from the official class (see its 'source' entry)."""
+    with open(osp.join(FIXTURES, f'retinexformer_{name}.json')) as f:
         return json.load(f)
+
+
+OFFICIAL = recorded('official_keys')['models']
+UPSTREAM = recorded('upstream_outputs')
 
 
 def keys_of(net):
@@ -42,27 +40,27 @@ def attention_layers(net):
 
 
 @pytest.mark.parametrize('config', list(CONFIGS))
-def test_state_dict_equals_official(official, config):
+def test_state_dict_equals_official(config):
     net = RetinexFormer(**CONFIGS[config])
-    assert keys_of(net) == official[config]['keys']
-    assert sum(p.numel() for p in net.parameters()) == official[config]['num_parameters']
-    assert official['published']['num_parameters'] == 1605701
+    assert keys_of(net) == OFFICIAL[config]['keys']
+    assert sum(p.numel() for p in net.parameters()) == OFFICIAL[config]['num_parameters']
+    assert OFFICIAL['published']['num_parameters'] == 1605701
 
 
-def test_official_layout_checkpoint_loads_strict(official, tmp_path):
+def test_official_layout_checkpoint_loads_strict(tmp_path):
     """A {'params': ...} file with upstream's keys and shapes (what Retinexformer's training writes)."""
     torch.manual_seed(0)
-    state = {k: torch.randn(shape) for k, shape in official['published']['keys']}
+    state = {k: torch.randn(shape) for k, shape in OFFICIAL['published']['keys']}
     torch.save({'params': state}, tmp_path / 'LOL_v1.pth')
     net = load_into(build_network(dict(type='RetinexFormer', **PUBLISHED)), str(tmp_path / 'LOL_v1.pth'), strict=True)
     assert all(torch.equal(net.state_dict()[k], v) for k, v in state.items())
 
 
 @pytest.mark.parametrize('config', list(CONFIGS))
-def test_reproduces_upstream_forward(upstream_outputs, config):
+def test_reproduces_upstream_forward(config):
     """Same closed-form weights and input as the recorded run of the official class (see the fixture)."""
     net = formula_weights(RetinexFormer(**CONFIGS[config]))
-    ref = upstream_outputs[config]
+    ref = UPSTREAM[config]
     b, c, h, w = ref['output']['shape']
     seed = 0.5 if config == 'published' else 0.25
     with torch.no_grad():
@@ -132,9 +130,9 @@ def test_full_rank_unguided_glmha_equals_csa():
         torch.testing.assert_close(glmha(x), csa(x))
 
 
-def test_glmha_keeps_every_non_attention_key(official):
+def test_glmha_keeps_every_non_attention_key():
     ours = dict(keys_of(GLMHARetinexFormer(**PUBLISHED)))
-    for k, shape in official['published']['keys']:
+    for k, shape in OFFICIAL['published']['keys']:
         if '.blocks.' not in k or '.blocks.0.1.' in k or '.blocks.1.1.' in k or '.pos_emb.' in k or '.proj.' in k:
             assert ours[k] == shape, k
     net = GLMHARetinexFormer(**PUBLISHED)

@@ -40,7 +40,7 @@ from torch import nn
 
 from ..layers import pad_to_multiple
 from .mst_plus_plus_arch import _init_weights
-from .spectral_unet import PerLevel, SpectralUNet, host_attention
+from .spectral_unet import PerLevel, SpectralUNet, check_image_input, host_attention
 
 LEVELS = 2                      # downsamplings of the denoiser U-Net (upstream's fixed ``level=2``)
 SIZE_MULTIPLE = 2 ** LEVELS
@@ -129,9 +129,7 @@ class RetinexFormer(nn.Module):
         self.apply(_init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'{type(self).__name__} expects B x {self.in_channels} x H x W input (in_channels='
-                             f'{self.in_channels}), got {tuple(x.shape)}')
+        check_image_input(self, x, self.in_channels)
         h, w = x.shape[-2:]
         return self.body(pad_to_multiple(x, SIZE_MULTIPLE))[..., :h, :w]
 

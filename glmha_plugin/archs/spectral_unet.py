@@ -34,6 +34,13 @@ def host_attention(host: str, default: str, attention: Optional[str], baseline: 
     return attention
 
 
+def check_image_input(host: nn.Module, x: torch.Tensor, channels: int) -> None:
+    """A host's input is B x ``channels`` x H x W (the error names the host class and its in_channels)."""
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise ValueError(f'{type(host).__name__} expects B x {channels} x H x W input (in_channels={channels}), got '
+                         f'{tuple(x.shape)}')
+
+
 def _per_level(value: PerLevel, level: int, levels: int, option: str):
     if isinstance(value, (list, tuple)):
         if len(value) != levels:

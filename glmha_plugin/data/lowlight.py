@@ -30,26 +30,11 @@ def make_lowlight_pairs(out_dir: str, train_short_side: int = 96, test_size=(60,
     Targets are the colour photos scikit-image ships (as the demo's deraining set); inputs are
     :func:`noisy` :func:`darken` copies.  Test images are ``test_size`` (H, W).  Returns the folders written.
     """
-    import os
-    import os.path as osp
-
-    import cv2
-
-    from ..demo import _photo, _resize_short_side
+    from ..demo import write_pairs
     rng = np.random.default_rng(seed)
-    folders = {}
-    for split, names in (('Train', train_photos), ('Test', test_photos)):
-        for kind in ('input', 'target'):
-            folders[f'{split}_{kind}'] = osp.join(out_dir, split, kind)
-            os.makedirs(folders[f'{split}_{kind}'], exist_ok=True)
-        for name in names:
-            img = _photo(name)
-            if split == 'Train':
-                img = _resize_short_side(img, train_short_side)
-            else:
-                img = _resize_short_side(img, max(test_size))[:test_size[0], :test_size[1]]
-            dark = noisy(darken(img.astype(np.float64) / 255.0), rng)
-            cv2.imwrite(osp.join(folders[f'{split}_target'], f'{name}.png'), img[..., ::-1])
-            cv2.imwrite(osp.join(folders[f'{split}_input'], f'{name}.png'),
-                        (dark * 255 + 0.5).astype(np.uint8)[..., ::-1])
-    return folders
+
+    def degrade(img: np.ndarray) -> np.ndarray:
+        return (noisy(darken(img.astype(np.float64) / 255.0), rng) * 255 + 0.5).astype(np.uint8)
+
+    return write_pairs(out_dir, degrade, (('Train', train_photos), ('Test', test_photos)), train_short_side,
+                       test_size)
