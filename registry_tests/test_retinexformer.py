@@ -67,6 +67,17 @@ def test_reproduces_upstream_forward(config):
         assert_matches(net(image(b, c, h, w, seed)), ref['output'])
 
 
+def test_registered_in_both_registries():
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from mmengine.registry import MODELS
+
+    from glmha_plugin.registry import SPECTRAL_MODELS
+    for name in ('RetinexFormer', 'GLMHARetinexFormer'):
+        assert SPECTRAL_MODELS.get(name) is ARCH_REGISTRY.get(name)
+    net = MODELS.build(dict(type='glmha_plugin.GLMHARetinexFormer', **TINY))
+    assert type(net) is GLMHARetinexFormer and all(m.attention == 'glmha' for m in attention_layers(net))
+
+
 def test_upstream_defaults_fail_clearly():
     with pytest.raises(ValueError, match=r'n_feat \(31\) must be a multiple of 4 .* n_feat: 40, stage: 1'):
         RetinexFormer()
@@ -104,10 +115,10 @@ def test_illumination_guided_csa_is_upstream_ig_msa():
     torch.testing.assert_close(m(x, illu), upstream_equations(m, x, illu.flatten(2).transpose(1, 2)))
 
 
-def test_glmha_illumination_wiring():
-    """Value channel k of r is multiplied by illumination channel floor(k C / r): with to_v = identity rows,
-    the attended values are x[..., k] * F[floor(k C / r)]."""
-    c, r = 40, 16
+@pytest.mark.parametrize('r', [16, 20])   # r does not / does divide C (index_select / strided view)
+def test_glmha_illumination_wiring(r):
+    """Value channel k of r is multiplied by illumination channel floor(k C / r)."""
+    c = 40
     m = randomise(SpectralMSA(c, 2, 'glmha', rank=r, guidance='none', illumination_guided=True)).eval()
     assert m.guide_index.tolist() == [k * c // r for k in range(r)]
     x, illu = torch.randn(1, 3, 5, c), torch.rand(1, c, 3, 5)

@@ -211,3 +211,11 @@ def test_checkpoint_tool_registered_network_prints_the_yaml_block(tmp_path, caps
 def test_swap_attention_is_exported():
     assert glmha_plugin.swap_attention is swap_attention
     assert osp.isfile(osp.join(REPO, 'tools', 'swap_attention.py'))
+
+
+def test_without_warm_start_the_new_layers_are_fresh():
+    net = randomised(sn.StandInUNet())
+    old = net.enc.attn.qkv.weight.detach().clone()
+    report = swap_attention(net, warm_start=False, guidance='none', rank_ratio=1.0)
+    assert all(r.key_energy is None for r in report.layers) and '        -' in str(report)
+    assert not torch.equal(net.enc.attn.qkv.weight, old)

@@ -209,8 +209,9 @@ class SpectralMSA(nn.Module):
 
     def select_guide(self, guide: torch.Tensor) -> torch.Tensor:
         """C-channel guidance B x C x H x W -> the factor of the r value channels, B x N x r (module docstring)."""
-        if self.guide_index is not None:
-            guide = guide.index_select(1, self.guide_index)
+        if self.guide_index is not None:   # channels floor(k C / r): every (C / r)-th when r divides C (a view)
+            guide = guide[:, ::self.dim // self.rank] if self.dim % self.rank == 0 else \
+                guide.index_select(1, self.guide_index)
         return guide.flatten(2).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, guide: Optional[torch.Tensor] = None) -> torch.Tensor:
