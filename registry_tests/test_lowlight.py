@@ -70,6 +70,16 @@ def test_test_yaml_scores_as_retinexformers_script(net):
         'psnr_gt_mean': ('calculate_psnr_lowlight', True), 'ssim_gt_mean': ('calculate_ssim_lowlight', True)}
 
 
+def test_fork_val_keys_are_checked_before_a_run():
+    from glmha_plugin.errors import OptionError
+    from glmha_plugin.validate import check_val_keys
+    check_val_keys(load('LowLight_RetinexFormer_LOL_v1.yml'))
+    with pytest.raises(OptionError, match="val.use_image must be true or false, got 'false'"):
+        check_val_keys({'val': {'use_image': 'false'}})
+    with pytest.raises(OptionError, match='val.metrics.psnr: calculate_psnr_matlab scores 8-bit images'):
+        check_val_keys({'val': {'use_image': False, 'metrics': {'psnr': {'type': 'calculate_psnr_matlab'}}}})
+
+
 # --- metrics -------------------------------------------------------------------------------------------------
 
 
