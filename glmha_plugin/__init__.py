@@ -1,9 +1,10 @@
-"""glmha-plugin: GLMHA attention for Restormer, MST-L and MST++ as a BasicSR plugin.
+"""glmha-plugin: GLMHA attention for Restormer, MST-L, MST++ and Retinexformer as a BasicSR plugin.
 
 Importing this package installs the torchvision compatibility alias (before
 basicsr is imported), applies the runtime adaptations in
 :mod:`glmha_plugin.compat`, and registers every architecture, dataset, model,
-loss and metric of the plugin in basicsr's registries.
+loss and metric of the plugin in basicsr's registries.  :func:`swap_attention`
+puts GLMHA into any network with Restormer-style or MST-style attention.
 """
 from . import compat
 
@@ -11,6 +12,8 @@ compat.apply()
 
 from . import archs  # noqa: E402,F401  (registers in ARCH_REGISTRY)
 from . import data, losses, metrics, models  # noqa: E402,F401  (DATASET/LOSS/METRIC/MODEL_REGISTRY)
+from .swap import SwapError, SwapReport, swap_attention  # noqa: E402
 from .version import __version__  # noqa: E402
 
-__all__ = ['__version__', 'compat', 'archs', 'data', 'losses', 'metrics', 'models']
+__all__ = ['__version__', 'compat', 'archs', 'data', 'losses', 'metrics', 'models', 'swap_attention', 'SwapReport',
+           'SwapError']

@@ -1,5 +1,9 @@
 """Warm start: a GLMHA network initialised from a trained CSA (Restormer) checkpoint.
 
+(:func:`init_spectral_from_csa` does the same for one MS-MSA layer of MST,
+MST++ or Retinexformer, and :func:`glmha_plugin.swap_attention` for the
+attention layers of any network.)
+
 Every tensor that the two networks share (same name, same shape) is copied.
 Each GLMHA layer (rank r, h heads, r_h = r / h key/value channels per head)
 is initialised from the CSA layer at the same place, head by head, where the
@@ -39,7 +43,7 @@ from torch import nn
 
 from .checkpoint import load_into
 from .errors import CheckpointError
-from .layers import ChannelAttention
+from .layers import ChannelAttention, MaskGuidance, SpectralMSA
 
 
 @dataclass
@@ -66,50 +70,96 @@ def _truncate(w: torch.Tensor, k: int):
     return (u[:, :k] * s[:k]) @ vh[:k], u[:, :k], energy
 
 
+def _low_rank_heads(wk: torch.Tensor, wv: torch.Tensor, heads: int, rank: int):
+    """Steps 1-3 of the module docstring for key and value weights ``wk``, ``wv`` (C x C, rows head by head).
+
+    Returns the r x C key rows, the r x C value rows (float64), the kept channel indices I (r, head by head,
+    increasing within each head) and the mean kept energies (key, value) over the heads.
+    """
+    d, rh = wk.shape[0] // heads, rank // heads
+    rows_k, rows_v, idx, energies = [], [], [], []
+    for j in range(heads):
+        head = slice(j * d, (j + 1) * d)
+        wk_r, uk, ek = _truncate(wk[head], rh)
+        wv_r, _, ev = _truncate(wv[head], rh)
+        keep = _pivot_channels(uk, rh)
+        rows_k.append(wk_r[keep])
+        rows_v.append(wv_r[keep])
+        idx.extend(j * d + i for i in keep)
+        energies.append((ek, ev))
+    ek, ev = zip(*energies)
+    return torch.cat(rows_k), torch.cat(rows_v), idx, (sum(ek) / heads, sum(ev) / heads)
+
+
+def _neutral_calibration(calib) -> float:
+    """Make the calibration output g = 1/2 everywhere (``fc2`` zero); returns the factor (2) that cancels it."""
+    if calib is None:
+        return 1.0
+    nn.init.zeros_(calib.fc2.weight)
+    if calib.fc2.bias is not None:
+        nn.init.zeros_(calib.fc2.bias)
+    return 2.0
+
+
+def _check_pair(csa, glmha, name: str) -> None:
+    if csa.rank != csa.dim or csa.calib is not None:
+        raise ValueError(f'{name}: the parent attention must be CSA (full rank, no guidance), got rank {csa.rank} '
+                         f'and guidance {csa.guidance}')
+    if (glmha.dim, glmha.num_heads) != (csa.dim, csa.num_heads):
+        raise ValueError(f'{name}: parent has {csa.dim} channels / {csa.num_heads} heads, the GLMHA layer '
+                         f'{glmha.dim} / {glmha.num_heads}; build the GLMHA network with the parent\'s dim and heads')
+
+
 @torch.no_grad()
 def init_attention_from_csa(csa: ChannelAttention, glmha: ChannelAttention, name: str = '') -> LayerReport:
     """Initialise ``glmha`` (any rank, any guidance) from a full-rank unguided ``csa`` of the same size (above)."""
+    _check_pair(csa, glmha, name)
     c, h = csa.dim, csa.num_heads
-    if csa.rank != c or csa.calib is not None:
-        raise ValueError(f'{name}: the parent attention must be CSA (full rank, no guidance), got rank {csa.rank} '
-                         f'and guidance {csa.guidance}')
-    if (glmha.dim, glmha.num_heads) != (c, h):
-        raise ValueError(f'{name}: parent has {c} channels / {h} heads, the GLMHA layer {glmha.dim} / '
-                         f'{glmha.num_heads}; build the GLMHA network with the parent\'s dim and heads')
-    d, r = c // h, glmha.rank
-    rh = r // h
     wq, wk, wv = csa.qkv.weight.flatten(1).double().split([c, c, c])
     dq, dk, dv = csa.qkv_dwconv.weight.split([c, c, c])
     has_bias = csa.qkv.bias is not None
     if has_bias != (glmha.qkv.bias is not None):
         raise ValueError(f'{name}: parent and GLMHA layer disagree on bias')
-    bias = csa.qkv.bias.split([c, c, c]) if has_bias else None
-    dw_bias = csa.qkv_dwconv.bias.split([c, c, c]) if has_bias else None
-    rows_k, rows_v, idx_k, energies = [], [], [], []
-    for j in range(h):
-        head = slice(j * d, (j + 1) * d)
-        wk_r, uk, ek = _truncate(wk[head], rh)
-        wv_r, _, ev = _truncate(wv[head], rh)
-        keep = [j * d + i for i in _pivot_channels(uk, rh)]
-        rows_k.append(wk_r[[i - j * d for i in keep]])
-        rows_v.append(wv_r[[i - j * d for i in keep]])
-        idx_k.extend(keep)
-        energies.append((ek, ev))
-    kv = torch.cat(rows_k + rows_v)
-    if glmha.calib is not None:  # neutral guidance: g = 1/2 everywhere, compensated in the K/V rows
-        nn.init.zeros_(glmha.calib.fc2.weight)
-        if glmha.calib.fc2.bias is not None:
-            nn.init.zeros_(glmha.calib.fc2.bias)
-        kv = kv * 2.0
+    rows_k, rows_v, idx_k, (ek, ev) = _low_rank_heads(wk, wv, h, glmha.rank)
+    kv = torch.cat([rows_k, rows_v]) * _neutral_calibration(glmha.calib)
     glmha.qkv.weight.copy_(torch.cat([wq, kv]).to(glmha.qkv.weight.dtype).view_as(glmha.qkv.weight))
     glmha.qkv_dwconv.weight.copy_(torch.cat([dq, dk[idx_k], dv[idx_k]]))
     if has_bias:
+        bias, dw_bias = csa.qkv.bias.split([c, c, c]), csa.qkv_dwconv.bias.split([c, c, c])
         glmha.qkv.bias.copy_(torch.cat([bias[0], bias[1][idx_k], bias[2][idx_k]]))
         glmha.qkv_dwconv.bias.copy_(torch.cat([dw_bias[0], dw_bias[1][idx_k], dw_bias[2][idx_k]]))
     glmha.temperature.copy_(csa.temperature)
     glmha.project_out.load_state_dict(csa.project_out.state_dict())
-    ek, ev = zip(*energies)
-    return LayerReport(name, c, h, r, sum(ek) / h, sum(ev) / h)
+    return LayerReport(name, c, h, glmha.rank, ek, ev)
+
+
+@torch.no_grad()
+def init_spectral_from_csa(csa: SpectralMSA, glmha: SpectralMSA, name: str = '') -> LayerReport:
+    """The same for MS-MSA (MST, MST++, Retinexformer): ``to_q`` (the key side, see
+    :mod:`glmha_plugin.layers.spectral_attention`) and ``to_v`` get the rank-r_h rows I per head;
+    ``to_k``, ``rescale``, ``proj`` and ``pos_emb`` are copied; MST's mask branch keeps channels I
+    (``conv1`` rows, ``conv2`` rows and columns, ``depth_conv`` channels).  Exact at full rank.
+    """
+    _check_pair(csa, glmha, name)
+    if (csa.mm is None) != (glmha.mm is None) or csa.illumination_guided != glmha.illumination_guided:
+        raise ValueError(f'{name}: parent and GLMHA layer differ in their value guidance (mask / illumination)')
+    rows_k, rows_v, idx, (ek, ev) = _low_rank_heads(csa.to_q.weight.double(), csa.to_v.weight.double(),
+                                                    csa.num_heads, glmha.rank)
+    scale = _neutral_calibration(glmha.calib)
+    glmha.to_q.weight.copy_(rows_k * scale)
+    glmha.to_v.weight.copy_(rows_v * scale)
+    for part in ('to_k', 'proj', 'pos_emb'):
+        getattr(glmha, part).load_state_dict(getattr(csa, part).state_dict())
+    glmha.rescale.copy_(csa.rescale)
+    if isinstance(glmha.mm, MaskGuidance):   # the plugin's rank-r mask branch (GLMHAMST)
+        glmha.mm.conv1.weight.copy_(csa.mm.conv1.weight[idx])
+        glmha.mm.conv2.weight.copy_(csa.mm.conv2.weight[idx][:, idx])
+        glmha.mm.depth_conv.weight.copy_(csa.mm.depth_conv.weight[idx])
+        for part in ('conv1', 'conv2', 'depth_conv'):
+            getattr(glmha.mm, part).bias.copy_(getattr(csa.mm, part).bias[idx])
+    elif glmha.mm is not None:               # a network's own C-channel mask branch, kept (swap_attention)
+        glmha.mm.load_state_dict(csa.mm.state_dict())
+    return LayerReport(name, csa.dim, csa.num_heads, glmha.rank, ek, ev)
 
 
 @torch.no_grad()

@@ -80,20 +80,27 @@ def make_rain_pairs(out_dir: str, train_short_side: int = 192, test_size=(132, 1
     Returns the folders written.
     """
     rng = np.random.default_rng(seed)
+    return write_pairs(out_dir, lambda img: add_rain(img, rng), (('train', train_photos), ('test', test_photos)),
+                       train_short_side, test_size)
+
+
+def write_pairs(out_dir: str, degrade, splits, train_short_side: int, test_size) -> dict:
+    """``{out_dir}/{split}/{input,target}/<name>.png`` for ``splits`` = ((split, photo names), ...): targets
+    are the photos (the first split resized to ``train_short_side``, the others cropped to ``test_size``),
+    inputs ``degrade(target)`` (H x W x 3 RGB uint8 -> same).  Returns ``{'<split>_<input|target>': folder}``."""
     folders = {}
-    for split, names in (('train', train_photos), ('test', test_photos)):
+    for i, (split, names) in enumerate(splits):
         for kind in ('input', 'target'):
             folders[f'{split}_{kind}'] = osp.join(out_dir, split, kind)
             os.makedirs(folders[f'{split}_{kind}'], exist_ok=True)
         for name in names:
             img = _photo(name)
-            if split == 'train':
+            if i == 0:
                 img = _resize_short_side(img, train_short_side)
             else:
                 img = _resize_short_side(img, max(test_size))[:test_size[0], :test_size[1]]
-            rainy = add_rain(img, rng)
             cv2.imwrite(osp.join(folders[f'{split}_target'], f'{name}.png'), img[..., ::-1])
-            cv2.imwrite(osp.join(folders[f'{split}_input'], f'{name}.png'), rainy[..., ::-1])
+            cv2.imwrite(osp.join(folders[f'{split}_input'], f'{name}.png'), degrade(img)[..., ::-1])
     return folders
 
 

@@ -5,7 +5,11 @@
 ``rgb2ycbcr``, Wang SSIM; it also prints the mean over the datasets);
 ``--task Motion_Deblurring`` replaces ``evaluate_gopro_hide.m`` for GoPro and
 HIDE (MATLAB's built-in ``psnr``/``ssim`` on RGB) and
-``evaluate_realblur.py`` for RealBlur_J/R (homography-aligned, masked).
+``evaluate_realblur.py`` for RealBlur_J/R (homography-aligned, masked);
+``--task LowLight`` scores as Retinexformer's ``Enhancement/test_from_dataset.py``
+(PSNR/SSIM on RGB; ``--gt_mean`` is its ``--GT_mean``), here on the saved
+8-bit results (the script scores the float output, as ``glmha-test`` with
+``options/test_LowLight_*.yml`` does; 8-bit rounding lowers PSNR slightly).
 The metrics are in :mod:`glmha_plugin.metrics`.
 
 Output lines use the scripts' wording (``For Rain100L dataset PSNR: ...
@@ -23,7 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .inference import DEFAULT_INPUT_DIR, TASKS
+from .inference import DEFAULT_INPUT_DIR, TASKS, test_folder
 
 EXTENSIONS = ('.jpg', '.png')  # the MATLAB scripts list *.jpg, then *.png
 
@@ -32,8 +36,11 @@ class EvaluationError(Exception):
     """A problem with the user's folders; printed without a traceback."""
 
 
-def protocol(task: str, dataset: str) -> str:
-    """'y' (deraining script), 'rgb' (GoPro/HIDE script) or 'realblur' (RealBlur script)."""
+def protocol(task: str, dataset: str, gt_mean: bool = False) -> str:
+    """'y' (deraining script), 'rgb' (GoPro/HIDE script), 'realblur' (RealBlur script) or 'lowlight' /
+    'lowlight_gt_mean' (Retinexformer's script without / with --GT_mean)."""
+    if task == 'LowLight':
+        return 'lowlight_gt_mean' if gt_mean else 'lowlight'
     if task == 'Deraining':
         return 'y'
     return 'realblur' if dataset.lower().startswith('realblur') else 'rgb'
@@ -42,7 +49,8 @@ def protocol(task: str, dataset: str) -> str:
 def score_pair(pair: Tuple[str, str, str]) -> Tuple[float, float]:
     """(PSNR, SSIM) of one (protocol, result path, target path)."""
     import cv2
-    from .metrics import calculate_psnr_matlab, calculate_ssim_matlab, realblur_scores
+    from .metrics import (calculate_psnr_lowlight, calculate_psnr_matlab, calculate_ssim_lowlight,
+                          calculate_ssim_matlab, realblur_scores)
     kind, result, target = pair
     img, gt = cv2.imread(result, cv2.IMREAD_COLOR), cv2.imread(target, cv2.IMREAD_COLOR)
     for path, im in ((result, img), (target, gt)):
@@ -53,6 +61,9 @@ def score_pair(pair: Tuple[str, str, str]) -> Tuple[float, float]:
                               f'{gt.shape[1]}x{gt.shape[0]}')
     if kind == 'realblur':
         return realblur_scores(img[..., ::-1], gt[..., ::-1])
+    if kind.startswith('lowlight'):
+        gt_mean = kind == 'lowlight_gt_mean'
+        return calculate_psnr_lowlight(img, gt, gt_mean=gt_mean), calculate_ssim_lowlight(img, gt, gt_mean=gt_mean)
     y = kind == 'y'
     return (calculate_psnr_matlab(img, gt, test_y_channel=y), calculate_ssim_matlab(img, gt, test_y_channel=y))
 
@@ -88,16 +99,21 @@ def pair_files(result_dir: str, target_dir: str, pair_by: str = 'name') -> List[
     return [(r, by_stem[osp.splitext(osp.basename(r))[0]]) for r in results]
 
 
+def target_folder(task: str, gt_dir: str, dataset: str) -> str:
+    """``<gt_dir>/<dataset>/target``; LowLight: ``<gt_dir>/<dataset>/Test/target`` (Retinexformer's layout)."""
+    return test_folder(task, gt_dir, dataset, 'target') if task == 'LowLight' else osp.join(gt_dir, dataset, 'target')
+
+
 def evaluate(task: str, datasets: Sequence[str], result_dir: str, gt_dir: str, pair_by: str = 'name',
-             workers: int = 1) -> Dict[str, dict]:
+             workers: int = 1, gt_mean: bool = False) -> Dict[str, dict]:
     """``{dataset: {'psnr', 'ssim', 'protocol', 'images': {stem: [psnr, ssim]}}}`` (progress bar)."""
     from tqdm import tqdm
-    jobs = {d: pair_files(osp.join(result_dir, d), osp.join(gt_dir, d, 'target'), pair_by) for d in datasets}
+    jobs = {d: pair_files(osp.join(result_dir, d), target_folder(task, gt_dir, d), pair_by) for d in datasets}
     scores = {}
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
         for d, pairs in jobs.items():
-            kind = protocol(task, d)
+            kind = protocol(task, d, gt_mean)
             items = [(kind, r, t) for r, t in pairs]
             mapped = pool.map(score_pair, items) if pool else map(score_pair, items)
             per_image = list(tqdm(mapped, total=len(items), desc=d, unit='img'))
@@ -143,9 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='tools/evaluate.py', description=__doc__.split('\n\n')[0])
     p.add_argument('--task', choices=sorted(TASKS), required=True)
     p.add_argument('--result_dir', default='results', help='folder with <dataset>/<stem>.png (default: results)')
-    p.add_argument('--gt_dir', help='folder with <dataset>/target (default: datasets/<task>/test)')
+    p.add_argument('--gt_dir', help='folder with <dataset>/target (default: datasets/<task>/test; LowLight: data, '
+                   'with <dataset>/Test/target)')
     p.add_argument('--dataset', nargs='+', help='datasets (default: all of the task)')
     p.add_argument('--pair_by', choices=('name', 'order'), default='name')
+    p.add_argument('--gt_mean', '--GT_mean', action='store_true',
+                   help="LowLight: rescale each result to its target's mean grey level first (Retinexformer's --GT_mean)")
     p.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument('--plot', help='bar chart PNG (default: <result_dir>/evaluation_<task>.png)')
     p.add_argument('--json', help='per-image scores (default: <result_dir>/evaluation_<task>.json)')
@@ -155,9 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     datasets = args.dataset or list(TASKS[args.task])
-    gt_dir = args.gt_dir or osp.join(DEFAULT_INPUT_DIR[args.task], 'test')
+    gt_dir = args.gt_dir or (DEFAULT_INPUT_DIR[args.task] if args.task == 'LowLight'
+                             else osp.join(DEFAULT_INPUT_DIR[args.task], 'test'))
     try:
-        scores = evaluate(args.task, datasets, args.result_dir, gt_dir, args.pair_by, args.workers)
+        scores = evaluate(args.task, datasets, args.result_dir, gt_dir, args.pair_by, args.workers, args.gt_mean)
     except EvaluationError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2

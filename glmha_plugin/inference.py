@@ -4,7 +4,9 @@
 Restormer's ``Deraining/test.py`` and ``Motion_Deblurring/test.py`` do, for
 Restormer and GLMHARestormer checkpoints alike:
 
-* reads ``<input_dir>/test/<dataset>/input/*.png|*.jpg`` (Restormer's layout);
+* reads ``<input_dir>/test/<dataset>/input/*.png|*.jpg`` (Restormer's layout;
+  ``--task LowLight``: Retinexformer's ``<input_dir>/<dataset>/Test/input``,
+  default ``data/LOLv1/Test/input``, padded to a multiple of 4 as its test script);
 * pads each image (reflect) to a multiple of 8, runs the network, crops
   back, clamps to [0, 1] and saves an 8-bit PNG named after the input's stem
   in ``<result_dir>/<dataset>/``, where ``evaluate_PSNR_SSIM.m`` /
@@ -37,11 +39,22 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TASKS: Dict[str, Sequence[str]] = {
     'Deraining': ('Rain100L', 'Rain100H', 'Test100', 'Test1200', 'Test2800'),
     'Motion_Deblurring': ('GoPro', 'HIDE', 'RealBlur_J', 'RealBlur_R'),
+    'LowLight': ('LOLv1',),   # Retinexformer's layout: data/LOLv1/Test/{input,target}
 }
-DEFAULT_NETWORK_OPT = {'Deraining': 'options/Deraining_GLMHA.yml', 'Motion_Deblurring': 'options/Deblurring_GLMHA.yml'}
-DEFAULT_INPUT_DIR = {'Deraining': 'datasets/Deraining', 'Motion_Deblurring': 'datasets/Motion_Deblurring'}
+DEFAULT_NETWORK_OPT = {'Deraining': 'options/Deraining_GLMHA.yml', 'Motion_Deblurring': 'options/Deblurring_GLMHA.yml',
+                       'LowLight': 'options/LowLight_GLMHARetinexFormer_LOL_v1.yml'}
+DEFAULT_INPUT_DIR = {'Deraining': 'datasets/Deraining', 'Motion_Deblurring': 'datasets/Motion_Deblurring',
+                     'LowLight': 'data'}
 INPUT_SUFFIXES = ('.png', '.jpg')  # Restormer's test scripts glob these two
 SIZE_MULTIPLE = 8
+TASK_SIZE_MULTIPLE = {'LowLight': 4}   # Retinexformer's test script pads to a multiple of 4
+
+
+def test_folder(task: str, root: str, dataset: str, kind: str) -> str:
+    """``<root>/test/<dataset>/<kind>`` (Restormer's layout) or ``<root>/<dataset>/Test/<kind>`` (Retinexformer's)."""
+    if task == 'LowLight':
+        return osp.join(root, dataset, 'Test', kind)
+    return osp.join(root, 'test', dataset, kind)
 
 
 class InferenceError(UsageError):
@@ -82,11 +95,11 @@ def tiled_forward(net: torch.nn.Module, x: torch.Tensor, tile: int, overlap: int
 
 @torch.no_grad()
 def restore(net: torch.nn.Module, img: torch.Tensor, tile: Optional[int] = None,
-            tile_overlap: int = 32) -> torch.Tensor:
-    """Restore 1 x C x H x W ``img`` in [0, 1]: pad (reflect) to a multiple of 8, run (tiled or not), crop, clamp."""
+            tile_overlap: int = 32, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
+    """Restore 1 x C x H x W ``img`` in [0, 1]: pad (reflect) to a ``multiple``, run (tiled or not), crop, clamp."""
     from .layers import pad_to_multiple
     h, w = img.shape[-2:]
-    x = pad_to_multiple(img, SIZE_MULTIPLE)
+    x = pad_to_multiple(img, multiple)
     out = net(x) if tile is None else tiled_forward(net, x, tile, tile_overlap)
     return out[..., :h, :w].clamp_(0, 1)
 
@@ -125,7 +138,8 @@ def input_images(folder: str) -> List[str]:
 
 
 def restore_folder(net: torch.nn.Module, files: Sequence[str], out_dir: str, device: torch.device,
-                   tile: Optional[int] = None, tile_overlap: int = 32, desc: str = '') -> List[str]:
+                   tile: Optional[int] = None, tile_overlap: int = 32, desc: str = '',
+                   multiple: int = SIZE_MULTIPLE) -> List[str]:
     """Restore ``files`` into ``out_dir/<stem>.png`` (progress bar); returns the written paths."""
     from basicsr.utils import img2tensor, imwrite, tensor2img
     import cv2
@@ -138,7 +152,7 @@ def restore_folder(net: torch.nn.Module, files: Sequence[str], out_dir: str, dev
         if img is None:
             raise InferenceError(f'cannot read image {path!r} (not an image or corrupt)')
         x = img2tensor(img.astype('float32') / 255.0, bgr2rgb=True, float32=True).unsqueeze(0).to(device)
-        out = restore(net, x, tile, tile_overlap)
+        out = restore(net, x, tile, tile_overlap, multiple)
         target = osp.join(out_dir, osp.splitext(osp.basename(path))[0] + '.png')
         imwrite(tensor2img(out.cpu(), rgb2bgr=True, min_max=(0, 1)), target)
         written.append(target)
@@ -151,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         '(Restormer test.py style). For basicsr test YAMLs use: tools/test.py -opt OPTIONS.yml')
     p.add_argument('--task', choices=sorted(TASKS), required=True)
     p.add_argument('--weights', required=True, help='checkpoint ({"params": ...}), e.g. net_g_latest.pth')
-    p.add_argument('--input_dir', help='folder holding test/<dataset>/input (default: datasets/<task>)')
+    p.add_argument('--input_dir', help='folder holding test/<dataset>/input (LowLight: <dataset>/Test/input; default: '
+                   + ', '.join(f'{t}: {d}' for t, d in DEFAULT_INPUT_DIR.items()) + ')')
     p.add_argument('--result_dir', default='results', help='results go to <result_dir>/<dataset>/ (default: results)')
     p.add_argument('--dataset', nargs='+', help='test sets (default: all of the task: '
                    + '; '.join(f'{t}: {" ".join(d)}' for t, d in TASKS.items()) + ')')
@@ -168,11 +183,11 @@ def run(args: argparse.Namespace) -> Dict[str, List[str]]:
     datasets = args.dataset or list(TASKS[args.task])
     input_dir = args.input_dir or DEFAULT_INPUT_DIR[args.task]
     network_opt = args.network_opt or osp.join(ROOT, DEFAULT_NETWORK_OPT[args.task])
-    folders = {d: osp.join(input_dir, 'test', d, 'input') for d in datasets}
+    folders = {d: test_folder(args.task, input_dir, d, 'input') for d in datasets}
     missing = [f for f in folders.values() if not osp.isdir(f)]
     if missing:
         raise InferenceError(f'missing input folder(s): {", ".join(missing)}; pass --input_dir (the folder that holds '
-                             f'test/<dataset>/input) or choose sets with --dataset')
+                             f'{test_folder(args.task, "", "<dataset>", "input")}) or choose sets with --dataset')
     files = {d: input_images(f) for d, f in folders.items()}
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     net = load_network(network_opt, args.weights, args.param_key, device)
@@ -181,7 +196,8 @@ def run(args: argparse.Namespace) -> Dict[str, List[str]]:
     for dataset in datasets:
         start = time.time()
         written[dataset] = restore_folder(net, files[dataset], osp.join(args.result_dir, dataset), device, args.tile,
-                                          args.tile_overlap, desc=dataset)
+                                          args.tile_overlap, desc=dataset,
+                                          multiple=TASK_SIZE_MULTIPLE.get(args.task, SIZE_MULTIPLE))
         print(f'{dataset}: {len(written[dataset])} images -> {osp.join(args.result_dir, dataset)} '
               f'({time.time() - start:.1f} s)', flush=True)
     return written

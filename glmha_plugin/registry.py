@@ -1,4 +1,4 @@
-"""mmengine registry of the spectral networks and the toolboxes' ``model_generator``.
+"""mmengine registry of the spectral networks (and Retinexformer, built on their U-Net) and the toolboxes' ``model_generator``.
 
 ``SPECTRAL_MODELS`` is a child of mmengine's root ``MODELS`` with scope
 ``glmha_plugin``, so all of these work (mmengine imports this module itself
@@ -26,12 +26,12 @@ from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 from torch import nn
 
-from .archs import MST, GLMHAMST, GLMHAMSTPlusPlus, MST_Plus_Plus
+from .archs import MST, GLMHAMST, GLMHAMSTPlusPlus, GLMHARetinexFormer, MST_Plus_Plus, RetinexFormer
 from .checkpoint import load_into
 from .errors import CheckpointError
 
 SPECTRAL_MODELS = Registry('spectral model', parent=MMENGINE_MODELS, scope='glmha_plugin')
-for _cls in (MST, GLMHAMST, MST_Plus_Plus, GLMHAMSTPlusPlus):
+for _cls in (MST, GLMHAMST, MST_Plus_Plus, GLMHAMSTPlusPlus, RetinexFormer, GLMHARetinexFormer):
     SPECTRAL_MODELS.register_module(module=_cls)
 
 _UPSTREAM: Dict[str, Tuple[str, dict]] = {

@@ -5,6 +5,11 @@ unmodified ``train_pipeline`` with the working directory as root, so
 experiments/ and tb_logger/ land where the command is run.  The import hook
 sends ``python -m basicsr.train`` here too.
 
+An option file that names a wandb project (``logger.wandb.project``, as
+Retinexformer's do) while wandb is not installed trains without wandb, with a
+note, instead of failing in basicsr's ``init_wandb_logger``: Retinexformer's
+fork never starts wandb, so that is how its option files ran upstream.
+
 ``GLMHA_DETERMINISTIC=1`` asks for deterministic kernels (for CUDA runs; CPU
 training is already bitwise repeatable for a fixed seed): see
 :func:`request_deterministic_kernels`.
@@ -32,9 +37,22 @@ def request_deterministic_kernels():
     print(f'{DETERMINISTIC_ENV}=1: deterministic algorithms requested', flush=True)
 
 
+def without_missing_wandb(opt, argv):
+    """``argv`` plus ``--force_yml logger:wandb:project=~`` when ``opt`` names a wandb project but wandb is missing."""
+    import importlib.util
+    project = ((opt.get('logger') or {}).get('wandb') or {}).get('project')
+    if project is None or importlib.util.find_spec('wandb') is not None:
+        return list(argv)
+    print(f'note: logger.wandb.project is {project!r} but wandb is not installed: training without wandb (as '
+          f"Retinexformer's fork, which never starts it); pip install wandb to log there", flush=True)
+    _, overrides = cli.option_file_from_argv(argv)   # a second --force_yml replaces the first: repeat them
+    return list(argv) + ['--force_yml', *overrides, 'logger:wandb:project=~']
+
+
 def _train(argv, root):
     from basicsr.train import train_pipeline
-    cli.effective_options(argv, is_train=True)  # fail fast, before basicsr creates any folder
+    opt = cli.effective_options(argv, is_train=True)  # fail fast, before basicsr creates any folder
+    argv = without_missing_wandb(opt, argv)
     if os.environ.get(DETERMINISTIC_ENV, '0').strip().lower() in ('1', 'true', 'yes'):
         request_deterministic_kernels()
     with cli.argv_as(argv):

@@ -11,7 +11,8 @@ names the problem and the fix.  It checks, in order:
 2. every ``type`` is registered (model, datasets, network, losses, metrics);
 3. keys of the plugin's own option blocks (its datasets, ``train.mixing_augs``)
    and the network's constructor arguments are known (a misspelled one is
-   named with the closest valid one), and the network builds;
+   named with the closest valid one), the forks' ``val.rgb2bgr`` /
+   ``val.use_image`` fit the metrics, and the network builds;
 4. dataset folders exist, are not empty and pair up; the first sample loads
    and its channel count matches the network's input channels;
 5. ``path.pretrain_network_g`` is a safe, readable checkpoint whose keys and
@@ -53,6 +54,24 @@ def check_own_sections(opt: dict):
     mixing = (opt.get('train') or {}).get('mixing_augs')
     if getattr(model, 'mixing_augs_keys', None) and isinstance(mixing, dict):
         check_known_keys(mixing, model.mixing_augs_keys, 'train.mixing_augs')
+
+
+UINT8_METRICS = frozenset({'calculate_psnr_matlab', 'calculate_ssim_matlab'})   # score 8-bit images only
+
+
+def check_val_keys(opt: dict):
+    """The forks' validation switches (``val.rgb2bgr``, ``val.use_image``) are booleans, and ``use_image: false``
+    (float images) is not combined with a metric that scores 8-bit images only."""
+    val = opt.get('val') or {}
+    for key in ('rgb2bgr', 'use_image'):
+        if key in val and not isinstance(val[key], bool):
+            raise OptionError(f'val.{key} must be true or false, got {val[key]!r}')
+    if val.get('use_image', True) is False:
+        for name, metric in (val.get('metrics') or {}).items():
+            if isinstance(metric, dict) and metric.get('type') in UINT8_METRICS:
+                raise OptionError(f'val.metrics.{name}: {metric["type"]} scores 8-bit images, but val.use_image: false '
+                                  f'gives it the float output; set use_image: true, or use calculate_psnr / '
+                                  f'calculate_ssim (or the _lowlight metrics)')
 
 
 def apply_overrides(opt: dict, overrides) -> dict:
@@ -256,8 +275,12 @@ def _check_options(opt: dict, is_train: bool):
         _check_type(METRIC_REGISTRY, 'metric', f'val.metrics.{key}.type', metric.get('type'))
 
     check_own_sections(opt)
+    check_val_keys(opt)
     net = build_network_checked(opt['network_g'])
-    in_channels = next((opt['network_g'][k] for k in INPUT_CHANNEL_KEYS if k in opt['network_g']), None)
+    net_opt = opt['network_g']
+    if net_opt.get('type') == 'GLMHASwap' and isinstance(net_opt.get('base'), dict):
+        net_opt = net_opt['base']   # the swapped network's own options
+    in_channels = next((net_opt[k] for k in INPUT_CHANNEL_KEYS if k in net_opt), None)
     datasets = opt['datasets']
     if not isinstance(datasets, dict) or not datasets:
         raise OptionError('option datasets is empty: add a train (and val) or test entry')

@@ -65,12 +65,13 @@ def test_benchmark_tool_smoke(tmp_path, capsys):
     tool = import_tool('benchmark')
     rc = tool.main(['--tiny', '--device', 'cpu', '--repeats', '1', '--min-time', '0', '--channels', '48',
                     '--sides', '16', '--model-size', 'restormer=3x16x16', 'mst_l=28x16x16', 'mst_plus_plus=3x16x16',
-                    '--memory-batch', '1', '--out-dir', str(tmp_path)])
+                    'retinexformer=3x16x16', '--memory-batch', '1', '--out-dir', str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out
     for text in ('## Attention layer alone', '| 48 | 16² | Linformer |', '## Whole model', '## Peak memory',
                  '| restormer | 3x16x16 | 1 | GLMHA r=0.5 calibration |', 'torch threads',
-                 '| mst_l | 28x16x16 | 1 | GLMHA r=0.5 calibration |', '| mst_plus_plus | 3x16x16 | 1 | CSA |'):
+                 '| mst_l | 28x16x16 | 1 | GLMHA r=0.5 calibration |', '| mst_plus_plus | 3x16x16 | 1 | CSA |',
+                 '| retinexformer | 3x16x16 | 1 | GLMHA r=0.5 calibration |'):
         assert text in out
     for f in ('benchmark.md', 'benchmark_layers.csv', 'benchmark_models.csv', 'benchmark_memory.csv',
               'benchmark.png'):

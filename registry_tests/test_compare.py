@@ -4,6 +4,7 @@ import os.path as osp
 import statistics
 
 import pytest
+import torch
 
 from conftest import TINY_TRAIN, import_tool
 from glmha_plugin.analysis import compare
@@ -78,3 +79,25 @@ def test_compare_tool_short_run(workdir, capsys):
     # the runs went through basicsr's pipelines: a training log and saved test images exist
     assert osp.isfile(rows[0]['log']) and 'End of training' in open(rows[0]['log']).read()
     assert (workdir / 'results' / 'test_compare_CSA_s3' / 'visualization' / 'DemoRainTest').is_dir()
+
+
+def test_retinexformer_variants_and_warm_start(tmp_path):
+    """Another host: each variant is the host's whole tiny network; its warm start converts the CSA run's
+    checkpoint with swap_attention, which GLMHARetinexFormer loads strict."""
+    import yaml
+    from basicsr.archs import build_network
+    with open(TINY_TRAIN) as f:
+        template = yaml.safe_load(f)
+    variants = compare.variants([0.5], ['calibration'], host='retinexformer')
+    csa = compare._network_g(template['network_g'], variants['CSA'])
+    glmha = compare._network_g(template['network_g'], variants['GLMHA r=0.5'])
+    assert csa == {'type': 'RetinexFormer', 'attention': 'csa', 'in_channels': 3, 'out_channels': 3, 'n_feat': 8,
+                   'stage': 1, 'num_blocks': [1, 1, 1]}
+    assert glmha['type'] == 'GLMHARetinexFormer' and glmha['rank_ratio'] == 0.5 and 'dim' not in glmha
+    models = tmp_path / 'experiments' / 'compare_CSA_s5' / 'models'
+    models.mkdir(parents=True)
+    torch.save({'params': build_network(dict(csa)).state_dict()}, models / 'net_g_latest.pth')
+    dst = compare.warm_start_weights(str(tmp_path), 5, glmha, str(tmp_path / 'warm.pth'))
+    build_network(dict(glmha)).load_state_dict(torch.load(dst, weights_only=True)['params'], strict=True)
+    with pytest.raises(ValueError, match='host must be one of'):
+        compare.variants(host='mst_l')

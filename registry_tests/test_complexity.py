@@ -144,7 +144,7 @@ def test_complexity_tool_writes_markdown_csv_png(tmp_path, capsys):
 
 
 def test_unknown_host_lists_known_ones():
-    with pytest.raises(ValueError, match="unknown host 'restomer'; known hosts: mst_l, mst_plus_plus, restormer"):
+    with pytest.raises(ValueError, match="unknown host 'restomer'; known hosts: mst_l, mst_plus_plus, restormer, retinexformer"):
         get_host('restomer')
 
 

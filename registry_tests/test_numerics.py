@@ -2,11 +2,13 @@
 import pytest
 import torch
 
-from glmha_plugin.archs import MST, GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, MST_Plus_Plus, Restormer
+from glmha_plugin.archs import (MST, GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, GLMHARetinexFormer, GLMHASwap,
+                                MST_Plus_Plus, Restormer, RetinexFormer)
 from glmha_plugin.layers import CSA, GLMHA, SpectralMSA
 
 TINY = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=2)
 TINY_MST = dict(dim=28, stage=2, num_blocks=[1, 1, 1])
+TINY_RETINEX = dict(n_feat=8, stage=1, num_blocks=[1, 1, 1])
 # every registered architecture: name -> (tiny builder, input)
 ARCHS = {
     'Restormer': (lambda: Restormer(**TINY), lambda: torch.rand(1, 3, 12, 20)),
@@ -15,6 +17,9 @@ ARCHS = {
     'GLMHAMST': (lambda: GLMHAMST(**TINY_MST), lambda: torch.rand(1, 28, 16, 12)),
     'MST_Plus_Plus': (lambda: MST_Plus_Plus(stage=1), lambda: torch.rand(1, 3, 12, 20)),
     'GLMHAMSTPlusPlus': (lambda: GLMHAMSTPlusPlus(stage=1), lambda: torch.rand(1, 3, 12, 20)),
+    'RetinexFormer': (lambda: RetinexFormer(**TINY_RETINEX), lambda: torch.rand(1, 3, 12, 20)),
+    'GLMHARetinexFormer': (lambda: GLMHARetinexFormer(**TINY_RETINEX), lambda: torch.rand(1, 3, 12, 20)),
+    'GLMHASwap': (lambda: GLMHASwap(dict(type='Restormer', **TINY)), lambda: torch.rand(1, 3, 12, 20)),
 }
 
 

@@ -126,8 +126,8 @@ def test_tool_reads_an_option_file_and_explains_bad_input(tool, demo_data, tmp_p
     bad = tmp_path / 'bad.yml'
     bad.write_text(yaml.safe_dump({'network_g': {'type': 'UNet'}}))
     assert tool.main(['--opt', str(bad), '--images', images]) == 2
-    assert ("'UNet' is not a known host network; known: GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, MST, "
-            "MST_Plus_Plus, Restormer") in capsys.readouterr().err
+    assert ("'UNet' is not a known host network; known: GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, "
+            "GLMHARetinexFormer, MST, MST_Plus_Plus, Restormer, RetinexFormer") in capsys.readouterr().err
 
 
 def test_tool_loads_weights_by_key(tool, demo_data, tmp_path, capsys):
@@ -181,17 +181,19 @@ def test_rgb_to_bands_interpolates_blue_to_red():
     torch.testing.assert_close(bands[0, :, 0, 0], torch.linspace(0, 1, 28))
 
 
-@pytest.mark.parametrize('host_name', ['mst_l', 'mst_plus_plus'])
+@pytest.mark.parametrize('host_name', ['mst_l', 'mst_plus_plus', 'retinexformer'])
 def test_tool_on_spectral_hosts_writes_per_level_ranks(tool, demo_data, tmp_path, capsys, host_name):
-    """MST (photos -> 28-band scenes -> simulated CASSI shot) and MST++ (photos as input): stages are the
-    U-Net levels and the written rank option is one value per level, which the GLMHA network accepts."""
+    """MST (photos -> 28-band scenes -> simulated CASSI shot), MST++ (photos as input) and Retinexformer
+    (darkened photos): stages are the U-Net levels and the written rank option is one value per level, which
+    the GLMHA network accepts."""
     images = str(demo_data / 'datasets' / 'demo_rain' / 'test' / 'input')
     opts = tmp_path / 'ranks.yml'
     rc = tool.main(['--host', host_name, '--tiny', '--images', images, '--size', '16', '--out-dir',
                     str(tmp_path / 'r'), '--write-options', str(opts), '--energy', '0.9'])
     assert rc == 0
     printed = capsys.readouterr().out
-    first = {'mst_l': 'encoder_layers.0.0.blocks.0.0', 'mst_plus_plus': 'body.0.encoder_layers.0.0.blocks.0.0'}
+    first = {'mst_l': 'encoder_layers.0.0.blocks.0.0', 'mst_plus_plus': 'body.0.encoder_layers.0.0.blocks.0.0',
+             'retinexformer': 'body.0.denoiser.encoder_layers.0.0.blocks.0.0'}
     assert f'| {first[host_name]} | level0 |' in printed
     net_opt = yaml.safe_load(opts.read_text())['network_g']
     assert net_opt['attention'] == 'glmha' and isinstance(net_opt['rank'], list) and len(net_opt['rank']) == 3

@@ -27,6 +27,8 @@ def main(argv=None):
     parser.add_argument('--workdir', default='compare_run', help='data, experiments/, results/ and the report go here')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--iters', type=int, default=200, help='training iterations of every run')
+    parser.add_argument('--host', default='restormer', choices=compare.COMPARE_HOSTS,
+                        help="the network compared (its tiny configuration); the data is the demo's for every host")
     parser.add_argument('--ratios', type=float, nargs='+', default=[0.5], help='GLMHA rank ratios')
     parser.add_argument('--guidance', nargs='+', default=['calibration'], choices=['calibration', 'none'])
     parser.add_argument('--batch', type=int, default=4)
@@ -51,7 +53,8 @@ def main(argv=None):
         print(f'[compare] building the demo rain dataset under {osp.join(workdir, DATA_DIR)}', flush=True)
         make_rain_pairs(osp.join(workdir, DATA_DIR))
     t0 = time.time()
-    runs = compare.run_comparison(workdir, compare.variants(args.ratios, args.guidance), args.seeds, args.iters,
+    runs = compare.run_comparison(workdir, compare.variants(args.ratios, args.guidance, args.host), args.seeds,
+                                  args.iters,
                                   args.batch, args.gt_size, args.workers, args.warm_start, args.threads or None,
                                   progress=lambda msg: print(f'[compare] {msg}', flush=True))
     warm = (f' "{compare.WARM_SUFFIX.strip()}": initialised from the same seed\'s CSA run (after its {args.iters} '

@@ -1,4 +1,5 @@
-"""Equal-budget quality comparison: CSA vs GLMHA variants of a tiny Restormer, same data, iterations and seeds.
+"""Equal-budget quality comparison: CSA vs GLMHA variants of a tiny host network (Restormer, Retinexformer), same
+data, iterations and seeds.
 
 Each (variant, seed) run goes through the real pipelines: an option file
 derived from the demo's (``options/tiny/``) is trained by
@@ -47,18 +48,36 @@ class Run:
     log: str       # training log file
 
 
-def variants(ratios: Sequence[float] = (0.5,), guidances: Sequence[str] = ('calibration',)) -> Dict[str, Dict]:
-    """``network_g`` overrides per variant label: CSA (type Restormer) and GLMHA per rank ratio and guidance."""
-    out = {CSA: {'type': 'Restormer', 'attention': 'csa'}}
+COMPARE_HOSTS = ('restormer', 'retinexformer')   # RGB -> RGB hosts: they train on the demo's image pairs
+GLMHA_OPTIONS = ('rank', 'rank_ratio', 'guidance', 'gamma', 'attention')
+
+
+def variants(ratios: Sequence[float] = (0.5,), guidances: Sequence[str] = ('calibration',),
+             host: str = 'restormer') -> Dict[str, Dict]:
+    """``network_g`` overrides per variant label: CSA (the host's CSA type) and GLMHA per rank ratio and guidance.
+
+    For Restormer the overrides apply to the demo option file's network; for another host
+    (:data:`COMPARE_HOSTS`) each override is the host's whole tiny network.
+    """
+    from .hosts import get_host
+    if host not in COMPARE_HOSTS:
+        raise ValueError(f'compare trains on the demo\'s RGB image pairs: host must be one of {COMPARE_HOSTS}, '
+                         f'got {host!r}')
+    spec = get_host(host)
+    network = {} if host == 'restormer' else dict(spec.default_options, **spec.tiny)
+    out = {CSA: dict(network, type=spec.arch, attention='csa')}
     for ratio in ratios:
         for guidance in guidances:
             label = f'GLMHA r={ratio:g}' + ('' if guidance == 'calibration' else ' no guidance')
-            out[label] = {'type': 'GLMHARestormer', 'rank_ratio': ratio, 'guidance': guidance}
+            out[label] = dict(network, type=spec.other_archs[0], rank_ratio=ratio, guidance=guidance)
     return out
 
 
 def _network_g(template: Dict, overrides: Dict) -> Dict:
-    net = {k: v for k, v in template.items() if k not in ('rank', 'rank_ratio', 'guidance', 'gamma', 'attention')}
+    """The demo network with ``overrides``, or ``overrides`` alone when they are another host's network."""
+    from .hosts import host_for_arch
+    same_host = host_for_arch(template['type']).name == host_for_arch(overrides['type']).name
+    net = {k: v for k, v in template.items() if k not in GLMHA_OPTIONS} if same_host else {}
     net.update(overrides)
     return net
 
@@ -133,12 +152,28 @@ def _weights(workdir: str, name: str) -> str:
 
 
 def warm_start_weights(workdir: str, seed: int, network_g: Dict, dst: str) -> str:
-    """The same seed's trained CSA run, converted for ``network_g`` by truncated SVD, written to ``dst``."""
+    """The same seed's trained CSA run, converted for ``network_g`` by truncated SVD, written to ``dst``.
+
+    Restormer through :func:`glmha_plugin.convert.convert_checkpoint` (what ``tools/convert_checkpoint.py``
+    does), other hosts through :func:`glmha_plugin.swap_attention` on the CSA network (``tools/swap_attention.py``).
+    """
     from ..convert import convert_checkpoint
+    from .hosts import host_for_arch
     src = _weights(workdir, _tag(CSA, seed))
     if not osp.isfile(src):
         raise FileNotFoundError(f'warm start: the CSA run of seed {seed} has no checkpoint {src}')
-    convert_checkpoint(src, dst, network_g, overwrite=True)
+    host = host_for_arch(network_g['type'])
+    if host.name == 'restormer':
+        convert_checkpoint(src, dst, network_g, overwrite=True)
+        return dst
+    from basicsr.archs import build_network
+
+    from ..checkpoint import load_into
+    from ..swap import swap_attention
+    parent = build_network(dict({k: v for k, v in network_g.items() if k not in GLMHA_OPTIONS}, type=host.arch))
+    load_into(parent, src, 'params', strict=True)
+    swap_attention(parent, **{k: network_g[k] for k in ('rank', 'rank_ratio', 'guidance', 'gamma') if k in network_g})
+    torch.save({'params': parent.state_dict()}, dst)
     return dst
 
 

@@ -49,6 +49,12 @@ UPSTREAM: Dict[str, Tuple[UpstreamFigure, ...]] = {
         source='caiyuanhao1998/MST-plus-plus README; its my_summary(MST_Plus_Plus(), 256, 256, 3, 1) prints fvcore '
                'FlopCountAnalysis total / 2**30 (fvcore also counts layer norms, 5 ops per element). fvcore 0.1.5 '
                'on the official class (CPU) prints 20.76, i.e. ours; the README figure could not be reproduced'),),
+    'retinexformer': (UpstreamFigure(
+        size=(3, 256, 256), params=1.61, gmacs=15.57, giga=2 ** 30, counts_norms=True,
+        source='Retinexformer paper (ICCV 2023, Table 1) and caiyuanhao1998/Retinexformer README; its arch file '
+               'prints fvcore FlopCountAnalysis total / 2**30 for RetinexFormer(stage=1, n_feat=40, num_blocks=[1, 2, '
+               '2]) on 1 x 3 x 256 x 256 (fvcore also counts layer norms, 5 ops per element). fvcore 0.1.5 on the '
+               'official class (CPU) prints 15.568 and 1,605,701 parameters, i.e. ours'),),
 }
 
 
@@ -198,10 +204,40 @@ def _mst_plus_plus() -> HostSpec:
                          tiny=dict(n_feat=8, out_channels=8, stage=1))
 
 
+def _build_retinexformer(**options) -> nn.Module:
+    from ..archs import RetinexFormer
+    return RetinexFormer(**options)
+
+
+def _low_light_from_images(rgb: torch.Tensor) -> tuple:
+    """Photos darkened like under-exposed shots (:func:`glmha_plugin.data.lowlight.darken`), Retinexformer's input."""
+    from ..data.lowlight import darken
+    return (darken(rgb),)
+
+
+def _retinexformer() -> HostSpec:
+    from ..archs.retinexformer_arch import PUBLISHED
+    return HostSpec(
+        name='retinexformer',
+        arch='RetinexFormer',
+        build=lambda **options: _build_retinexformer(**dict(PUBLISHED, **options)),
+        make_inputs=_image_inputs,
+        paper_sizes=((3, 256, 256),),
+        stages=('level0', 'level1', 'level2'),
+        upstream=UPSTREAM['retinexformer'],
+        tiny=dict(n_feat=8, num_blocks=[1, 1, 1]),
+        default_options=dict(PUBLISHED),
+        other_archs=('GLMHARetinexFormer',),
+        from_images=_low_light_from_images,
+        rank_per_level=True,
+    )
+
+
 HOSTS: Dict[str, Callable[[], HostSpec]] = {
     'restormer': _restormer,
     'mst_l': _mst_l,                  # MST-L, 28 x 256 x 256 plus its dispersed mask Phi
     'mst_plus_plus': _mst_plus_plus,  # MST++, 3 x 256 x 256 and 3 x 482 x 512 (ARAD-1K's full size)
+    'retinexformer': _retinexformer,  # Retinexformer (LOL configuration), 3 x 256 x 256
 }
 
 

@@ -21,7 +21,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ..layers import pad_to_multiple
-from .spectral_unet import PerLevel, SpectralUNet, host_attention
+from .spectral_unet import PerLevel, SpectralUNet, check_image_input, host_attention
 
 SIZE_MULTIPLE = 8
 
@@ -76,9 +76,7 @@ class MST_Plus_Plus(nn.Module):  # noqa: N801 (upstream's name)
         self.apply(_init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f'{type(self).__name__} expects B x {self.in_channels} x H x W input (in_channels='
-                             f'{self.in_channels}), got {tuple(x.shape)}')
+        check_image_input(self, x, self.in_channels)
         h, w = x.shape[-2:]
         fea = self.conv_in(pad_to_multiple(x, SIZE_MULTIPLE))
         return (self.conv_out(self.body(fea)) + fea)[..., :h, :w]

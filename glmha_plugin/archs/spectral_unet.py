@@ -1,9 +1,11 @@
-"""The U-shaped spectral transformer shared by MST and MST++ (upstream's ``MST`` class).
+"""The U-shaped spectral transformer shared by MST, MST++ and Retinexformer (upstream's ``MST`` class).
 
 MST (CASSI) is one such U-Net with the mask-guided branch; MST++ chains
-three of them without it ("single-stage spectral transformers").  Keys and
-shapes follow upstream: ``embedding``, ``encoder_layers.{i}.{0: blocks, 1:
-feature downsample, 2: mask downsample (MST only)}``, ``bottleneck``,
+three of them without it ("single-stage spectral transformers");
+Retinexformer's "Denoiser" is MST++'s U-Net whose attention is guided by
+illumination features.  Keys and shapes follow upstream: ``embedding``,
+``encoder_layers.{i}.{0: blocks, 1: feature downsample, 2: guide downsample
+(MST's mask, Retinexformer's illumination features)}``, ``bottleneck``,
 ``decoder_layers.{i}.{0: upsample, 1: fusion, 2: blocks}``, ``mapping``; each
 block is ``blocks.{j}.0`` (:class:`~glmha_plugin.layers.SpectralMSA`) and
 ``blocks.{j}.1`` (pre-norm feed-forward: ``fn.net.{0,2,4}``, ``norm``).
@@ -30,6 +32,13 @@ def host_attention(host: str, default: str, attention: Optional[str], baseline: 
         raise ValueError(f'{host} always uses attention: glmha (got {attention!r}); use type: {baseline} for '
                          f'attention: {attention}')
     return attention
+
+
+def check_image_input(host: nn.Module, x: torch.Tensor, channels: int) -> None:
+    """A host's input is B x ``channels`` x H x W (the error names the host class and its in_channels)."""
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise ValueError(f'{type(host).__name__} expects B x {channels} x H x W input (in_channels={channels}), got '
+                         f'{tuple(x.shape)}')
 
 
 def _per_level(value: PerLevel, level: int, levels: int, option: str):
@@ -71,7 +80,7 @@ class PreNorm(nn.Module):
 
 
 class SpectralBlocks(nn.Module):
-    """Upstream's MSAB: ``num_blocks`` x (x + MS-MSA(x, mask), then + FFN(LN(x))). B x C x H x W -> same."""
+    """Upstream's MSAB / IGAB: ``num_blocks`` x (x + MS-MSA(x, guide), then + FFN(LN(x))). B x C x H x W -> same."""
 
     def __init__(self, dim: int, num_heads: int, num_blocks: int, attn_kwargs: dict):
         super().__init__()
@@ -80,10 +89,10 @@ class SpectralBlocks(nn.Module):
             for _ in range(num_blocks)
         ])
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, guide: Optional[torch.Tensor] = None) -> torch.Tensor:
         x = x.permute(0, 2, 3, 1)
         for attn, ff in self.blocks:
-            x = attn(x, mask) + x
+            x = attn(x, guide) + x
             x = ff(x) + x
         return x.permute(0, 3, 1, 2)
 
@@ -102,27 +111,33 @@ class SpectralUNet(nn.Module):
             (``stage + 1`` values, level ``stage`` = bottleneck).
         guidance, gamma: GLMHA guidance options.
         mask_step: ``None`` (MST++: no mask) or the dispersion step of MST's mask-guided branch.
-        embedding_activation: LeakyReLU(0.1) after the embedding (MST) or not (MST++).
+        illumination_guided: every MS-MSA multiplies its values by the
+            illumination features (Retinexformer); excludes ``mask_step``.
+        embedding_activation: LeakyReLU(0.1) after the embedding (MST) or not (MST++, Retinexformer).
 
-    Shapes: ``forward(x, mask=None)``: B x in_dim x H x W (H, W multiples of
-    2^stage) -> B x out_dim x H x W; mask (MST): B x dim x H x W' dispersed mask.
+    Shapes: ``forward(x, guide=None)``: B x in_dim x H x W (H, W multiples of
+    2^stage) -> B x out_dim x H x W; guide: MST's B x dim x H x W' dispersed
+    mask or Retinexformer's B x dim x H x W illumination features, brought to
+    each level by the ``encoder_layers.{i}.2`` convolutions.
     """
 
     def __init__(self, in_dim: int, out_dim: int, dim: int, stage: int, num_blocks: Sequence[int],
                  attention: str = 'csa', rank: PerLevel = None, rank_ratio: PerLevel = None,
                  guidance: Optional[str] = None, gamma: Optional[int] = None, mask_step: Optional[int] = None,
-                 embedding_activation: bool = False):
+                 illumination_guided: bool = False, embedding_activation: bool = False):
         super().__init__()
         if in_dim != out_dim:
             raise ValueError(f'in_dim ({in_dim}) must equal out_dim ({out_dim}): the output adds the input')
         if stage < 0 or len(num_blocks) < max(stage, 1):
             raise ValueError(f'num_blocks needs an entry per level ({stage} levels, plus optionally the '
                              f'bottleneck), got {list(num_blocks)} for stage={stage}')
-        self.dim, self.stage, self.mask_guided = dim, stage, mask_step is not None
+        self.dim, self.stage = dim, stage
+        self.guided = mask_step is not None or illumination_guided
 
         def blocks(level: int, depth: int) -> SpectralBlocks:
             channels, heads = dim * 2**level, 2**level
-            kwargs = dict(attention=attention, mask_step=mask_step, level=level)
+            kwargs = dict(attention=attention, mask_step=mask_step, level=level,
+                          illumination_guided=illumination_guided)
             for option, value in (('rank', rank), ('rank_ratio', rank_ratio)):
                 v = _per_level(value, level, stage + 1, option)
                 if v is not None:
@@ -138,7 +153,7 @@ class SpectralUNet(nn.Module):
         for level in range(stage):
             c = dim * 2**level
             layer = [blocks(level, num_blocks[level]), nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False)]
-            if self.mask_guided:
+            if self.guided:
                 layer.append(nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False))
             self.encoder_layers.append(nn.ModuleList(layer))
         self.bottleneck = blocks(stage, num_blocks[-1])
@@ -153,17 +168,17 @@ class SpectralUNet(nn.Module):
         self.mapping = nn.Conv2d(dim, out_dim, 3, 1, 1, bias=False)
         self.embed_act = nn.LeakyReLU(negative_slope=0.1, inplace=True) if embedding_activation else nn.Identity()
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, guide: Optional[torch.Tensor] = None) -> torch.Tensor:
         fea = self.embed_act(self.embedding(x))
-        skips, masks = [], []
+        skips, guides = [], []
         for layer in self.encoder_layers:
-            fea = layer[0](fea, mask)
+            fea = layer[0](fea, guide)
             skips.append(fea)
-            masks.append(mask)
+            guides.append(guide)
             fea = layer[1](fea)
-            if self.mask_guided:
-                mask = layer[2](mask)
-        fea = self.bottleneck(fea, mask)
-        for (up, fuse, level_blocks), skip, level_mask in zip(self.decoder_layers, reversed(skips), reversed(masks)):
-            fea = level_blocks(fuse(torch.cat([up(fea), skip], dim=1)), level_mask)
+            if self.guided:
+                guide = layer[2](guide)
+        fea = self.bottleneck(fea, guide)
+        for (up, fuse, level_blocks), skip, level_guide in zip(self.decoder_layers, reversed(skips), reversed(guides)):
+            fea = level_blocks(fuse(torch.cat([up(fea), skip], dim=1)), level_guide)
         return self.mapping(fea) + x

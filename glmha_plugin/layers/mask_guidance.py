@@ -58,6 +58,7 @@ class MaskGuidance(nn.Module):
         self.conv1 = nn.Conv2d(dim, out_dim, kernel_size=1, bias=True)
         self.conv2 = nn.Conv2d(out_dim, out_dim, kernel_size=1, bias=True)
         self.depth_conv = nn.Conv2d(out_dim, out_dim, kernel_size=5, padding=2, bias=True, groups=out_dim)
+        self.step, self.level = step, level
         shifts = level_shifts(dim, out_dim, step, level)
         self.max_shift = max(shifts)
         self.register_buffer('shifts', torch.tensor(shifts), persistent=False)

@@ -5,7 +5,11 @@ but on channel-last tokens with ``Linear`` projections (no bias, no depth-wise
 conv), a learned per-head ``rescale``, an output ``proj`` with bias, and a
 positional-embedding branch (DW3x3 - GELU - DW3x3) on the values.  MST adds a
 mask-guided branch (:class:`~glmha_plugin.layers.mask_guidance.MaskGuidance`)
-that multiplies the values with an embedding of the CASSI mask.
+that multiplies the values with an embedding of the CASSI mask; Retinexformer
+(ICCV 2023, its "IG-MSA") multiplies them with the illumination features
+computed by its illumination estimator (``illumination_guided=True``).  In
+both the guidance M multiplies only the values that are attended; the
+positional branch sees the values before the product.
 
 Input x: B x H x W x C, N = H*W, h heads, d = C/h.  Upstream computes
 ``A = K^T Q`` (its own comment): the rows of the d x d map, and so the output
@@ -16,6 +20,7 @@ key.  Both variants keep that formula:
     attention='csa' (upstream; state_dict keys and shapes identical):
         qry = to_k(x), key = to_q(x), val = to_v(x)                  C, C, C channels
         Y   = proj(softmax(rescale * l2n(qry) l2n(key)^T) (val * M)) + pos_emb(val)
+        M   = mm(Phi) (MST), the illumination features F (Retinexformer) or 1 (MST++)
 
     attention='glmha' (GLMHA.md: the query side stays full; key and value
     get r < C channels from the instance-guided input g * x; Linear, no
@@ -27,11 +32,17 @@ key.  Both variants keep that formula:
         A   = softmax(rescale * l2n(qry) l2n(key)^T)                 B x h x d x r_h
         Y   = proj(A (val * M_r)) + pos_emb(expand_C(val))           B x H x W x C
 
-How the two value branches keep C output channels in the GLMHA variant:
+How the value branches keep C output channels in the GLMHA variant:
 
 * mask guidance: the mask embedding is computed with r output channels
   (``mm.conv1`` C -> r, ``mm.conv2`` r -> r, ``mm.depth_conv`` r), so it
   multiplies the r-channel values directly; this also saves parameters;
+* illumination guidance: the C-channel illumination features come from
+  outside the layer (shared by every block of a U-Net level), so value
+  channel k is multiplied by illumination channel ``floor(k * C / r)``
+  (``M_r = select_r(F)``, the first channel of the group of C/r positional
+  channels that value channel k feeds); no parameter, no MAC (the product is
+  element-wise, like the mask product, and not counted as a MAC);
 * positional embedding: ``expand_C`` feeds output channel j of the first
   depth-wise conv from value channel ``floor(j * r / C)`` (a grouped conv
   r -> C with channel multiplier C/r when r divides C); both convs keep
@@ -72,16 +83,23 @@ class SpectralMSA(nn.Module):
             (2) to add the mask-guided branch.
         level: U-Net level of this block (0 = full resolution), for the mask shift; kept as
             ``self.level`` (the analysis tools group layers by level).
+        illumination_guided: multiply the attended values by given C-channel
+            features (Retinexformer's IG-MSA); excludes ``mask_step``.
 
-    Shapes: ``forward(x, mask=None)``: x B x H x W x C; mask (MST only) the
+    Shapes: ``forward(x, guide=None)``: x B x H x W x C; guide: MST's
     dispersed mask at this level, B x C x H x W' or 1 x C x H x W'
-    (W' >= W + the level's dispersion); output B x H x W x C.
+    (W' >= W + the level's dispersion), or Retinexformer's illumination
+    features B x C x H x W (or 1 x ...); None without guidance (MST++).
+    Output B x H x W x C.
     """
 
     def __init__(self, dim: int, num_heads: int, attention: str = 'csa', rank: Optional[int] = None,
                  rank_ratio: Optional[float] = None, guidance: Optional[str] = None, gamma: Optional[int] = None,
-                 mask_step: Optional[int] = None, level: int = 0):
+                 mask_step: Optional[int] = None, level: int = 0, illumination_guided: bool = False):
         super().__init__()
+        if illumination_guided and mask_step is not None:
+            raise ValueError('an MS-MSA is guided by the CASSI mask (mask_step, MST) or by illumination features '
+                             '(illumination_guided, Retinexformer), not both')
         check_attention(attention, {k: v for k, v in dict(rank=rank, rank_ratio=rank_ratio, guidance=guidance,
                                                           gamma=gamma).items() if v is not None})
         if attention == 'csa':
@@ -104,11 +122,15 @@ class SpectralMSA(nn.Module):
             nn.Conv2d(dim, dim, 3, 1, 1, bias=False, groups=dim),
         )
         self.mm = None if mask_step is None else MaskGuidance(dim, r, mask_step, level)
+        self.illumination_guided = illumination_guided
         self.calib = None
         if attention == 'glmha' and guidance == 'calibration':
             self.calib = Calibration(dim, self.gamma, bias=False)
         # pos-emb input channel of each of the C output channels (None: identity, r = C)
         self.register_buffer('pos_index', torch.arange(dim) * r // dim if r < dim else None, persistent=False)
+        # illumination channel of each of the r value channels (None: identity, r = C)
+        self.register_buffer('guide_index', torch.arange(r) * dim // r if illumination_guided and r < dim else None,
+                             persistent=False)
 
     @property
     def guidance(self) -> str:
@@ -116,7 +138,8 @@ class SpectralMSA(nn.Module):
 
     def extra_repr(self) -> str:
         return (f'dim={self.dim}, heads={self.num_heads}, attention={self.attention}, rank={self.rank}, '
-                f'guidance={self.guidance}, mask_guided={self.mm is not None}')
+                f'guidance={self.guidance}, mask_guided={self.mm is not None}, '
+                f'illumination_guided={self.illumination_guided}')
 
     def analytic_params(self) -> int:
         """This layer's parameter count from the formulas in :mod:`glmha_plugin.layers.cost`."""
@@ -126,7 +149,11 @@ class SpectralMSA(nn.Module):
                                      self.mm is not None)
 
     def analytic_macs(self, n_pixels: int, n_mask_pixels: int = 0) -> Dict[str, int]:
-        """MACs by term for ``n_pixels`` tokens (and an H x W' dispersed mask of ``n_mask_pixels``, MST)."""
+        """MACs by term for ``n_pixels`` tokens (and an H x W' dispersed mask of ``n_mask_pixels``, MST).
+
+        The illumination guidance adds no term: its product with the values is element-wise (r x N
+        multiplications, not MACs) and the channel selection is data movement.
+        """
         n_mask_pixels = n_mask_pixels if self.mm is not None else 0
         if self.attention == 'csa':
             return spectral_csa_macs(self.dim, self.num_heads, n_pixels, n_mask_pixels)
@@ -162,17 +189,41 @@ class SpectralMSA(nn.Module):
         query, key, _ = self.project(x)
         return attention_maps(self._heads_first(query), self._heads_first(key), self.rescale)
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def value_guide(self, guide: Optional[torch.Tensor], b: int, h: int, w: int) -> Optional[torch.Tensor]:
+        """The factor of the attended values, B x N x r (or 1 x N x r), or None (MST++)."""
+        if self.mm is None and not self.illumination_guided:
+            return None
+        what = 'the dispersed mask Phi: call MST(x, mask)' if self.mm is not None else \
+            'the illumination features (B x C x H x W)'
+        if guide is None:
+            raise ValueError(f'this guided MS-MSA needs {what}')
+        if guide.shape[0] not in (1, b):
+            kind = 'mask' if self.mm is not None else 'illumination'
+            raise ValueError(f'{kind} batch {guide.shape[0]} does not match the input batch {b} (use {b} or 1)')
+        if self.mm is not None:
+            return self.mm(guide, w).flatten(2).transpose(1, 2)
+        if guide.dim() != 4 or tuple(guide.shape[1:]) != (self.dim, h, w):
+            raise ValueError(f'illumination features must be B x {self.dim} x {h} x {w} for tokens of {h} x {w}, '
+                             f'got {tuple(guide.shape)}')
+        return self.select_guide(guide)
+
+    def select_guide(self, guide: torch.Tensor) -> torch.Tensor:
+        """C-channel guidance B x C x H x W -> the factor of the r value channels, B x N x r (module docstring)."""
+        if self.guide_index is not None:   # channels floor(k C / r): every (C / r)-th when r divides C (a view)
+            guide = guide[:, ::self.dim // self.rank] if self.dim % self.rank == 0 else \
+                guide.index_select(1, self.guide_index)
+        return guide.flatten(2).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, guide: Optional[torch.Tensor] = None) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        return self.attend(x, self.value_guide(guide, b, h, w))
+
+    def attend(self, x: torch.Tensor, factor: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The layer on tokens x (B x H x W x C) whose attended values are multiplied by ``factor`` (B x N x r)."""
         query, key, value = self.project(x)
         b, h, w, c = x.shape
         n, r = h * w, self.rank
-        attended = value
-        if self.mm is not None:
-            if mask is None:
-                raise ValueError('the mask-guided MS-MSA (MST) needs the dispersed mask Phi: call MST(x, mask)')
-            if mask.shape[0] not in (1, b):
-                raise ValueError(f'mask batch {mask.shape[0]} does not match the input batch {b} (use {b} or 1)')
-            attended = value * self.mm(mask, w).flatten(2).transpose(1, 2)    # B x N x r
+        attended = value if factor is None else value * factor                  # B x N x r
 
         out = transposed_attention(self._heads_first(query), self._heads_first(key), self._heads_first(attended),
                                    self.rescale)

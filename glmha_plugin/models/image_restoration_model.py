@@ -14,12 +14,24 @@ Restormer's fork of BasicSR had:
 * progressive learning from the train dataset options (:mod:`.progressive`),
   applied in ``feed_data`` because ``train_pipeline`` calls ``feed_data``;
 * validation padded (reflect) to a multiple of ``val.window_size`` and
-  cropped back, scored on uint8 images like Restormer.
+  cropped back, scored on uint8 images like Restormer;
+* the validation keys of Restormer's and Retinexformer's forks of BasicSR:
+  ``val.rgb2bgr`` (channel order of the saved images and of the images the
+  metrics get; default true, basicsr's), ``val.use_image`` (true: metrics on
+  the 8-bit images, basicsr's default; false: on the float output, clamped
+  to [0, 1] and scaled to [0, 255] without rounding, basicsr's metric
+  convention), and ``val.max_minibatch``, which the forks define but never
+  read: accepted with a logged note.
 """
+import os.path as osp
+
+import numpy as np
 import torch
+from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger
+from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
+from tqdm import tqdm
 
 from ..layers import pad_to_multiple
 from .lr_scheduler import CosineAnnealingRestartCyclicLR
@@ -158,3 +170,70 @@ class ImageCleanModel(SRModel):
             super().validation(dataloader, current_iter, tb_logger, save_img)
         finally:
             self._validating = False
+
+    def _note_fork_keys(self):
+        val = self.opt.get('val') or {}
+        if 'max_minibatch' in val and not getattr(self, '_noted_max_minibatch', False):
+            self._noted_max_minibatch = True
+            get_root_logger().info(f'val.max_minibatch: {val["max_minibatch"]} accepted; it changes nothing (the '
+                                   f'Restormer/Retinexformer forks of BasicSR define it but never read it; '
+                                   f'validation runs one image at a time)')
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        """basicsr's validation, with ``val.rgb2bgr`` and ``val.use_image`` (module docstring) honoured."""
+        self._note_fork_keys()
+        val = self.opt['val']
+        rgb2bgr, use_image = bool(val.get('rgb2bgr', True)), bool(val.get('use_image', True))
+        if rgb2bgr and use_image:
+            return super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        dataset_name = dataloader.dataset.opt['name']
+        metrics = val.get('metrics') or {}
+        if metrics:
+            if not hasattr(self, 'metric_results'):
+                self.metric_results = {name: 0 for name in metrics}
+            self._initialize_best_metric_results(dataset_name)
+            self.metric_results = {name: 0 for name in self.metric_results}
+        pbar = tqdm(total=len(dataloader), unit='image') if val.get('pbar', False) else None
+        count = 0
+        for val_data in dataloader:
+            img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
+            self.feed_data(val_data)
+            self.test()
+            visuals = self.get_current_visuals()
+            sr_img = tensor2img([visuals['result']], rgb2bgr=rgb2bgr)
+            data = {'img': sr_img if use_image else self._float_image(visuals['result'], rgb2bgr)}
+            if 'gt' in visuals:
+                data['img2'] = tensor2img([visuals['gt']], rgb2bgr=rgb2bgr) if use_image else \
+                    self._float_image(visuals['gt'], rgb2bgr)
+                del self.gt
+            del self.lq, self.output
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if save_img:
+                imwrite(sr_img, self._image_path(dataset_name, img_name, current_iter))
+            for name, metric_opt in metrics.items():
+                self.metric_results[name] += calculate_metric(data, metric_opt)
+            count += 1
+            if pbar is not None:
+                pbar.update(1)
+                pbar.set_description(f'Test {img_name}')
+        if pbar is not None:
+            pbar.close()
+        if metrics:
+            for name in self.metric_results:
+                self.metric_results[name] /= max(count, 1)
+                self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
+            self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+
+    @staticmethod
+    def _float_image(tensor: torch.Tensor, rgb2bgr: bool) -> np.ndarray:
+        """H x W x C float64 in [0, 255], not rounded (basicsr's metric scale), from a 1 x C x H x W tensor."""
+        return tensor2img([tensor], rgb2bgr=rgb2bgr, out_type=np.float64) * 255.0
+
+    def _image_path(self, dataset_name: str, img_name: str, current_iter) -> str:
+        """Where basicsr's SRModel saves a validation / test image."""
+        vis = self.opt['path']['visualization']
+        if self.opt['is_train']:
+            return osp.join(vis, img_name, f'{img_name}_{current_iter}.png')
+        suffix = self.opt['val'].get('suffix') or self.opt['name']
+        return osp.join(vis, dataset_name, f'{img_name}_{suffix}.png')

@@ -1,0 +1,49 @@
+"""``GLMHASwap``: any registered network with its attention swapped to GLMHA, from an option file.
+
+    network_g:
+      type: GLMHASwap
+      base: {type: PromptIR, dim: 48, ...}   # any name in basicsr's ARCH_REGISTRY, with its options
+      rank_ratio: 0.5                        # swap_attention's options: rank / rank_ratio (number or
+      guidance: calibration                  #   {module-path prefix: number}), guidance, gamma, warm_start, strict
+
+builds ``base`` through basicsr's ``build_network`` and applies
+:func:`glmha_plugin.swap_attention` to it.  The result *is* the base network
+(same class, no key prefix added), so its checkpoints keep the base's keys
+outside the swapped attention layers, and ``path.pretrain_network_g`` takes a
+checkpoint written by ``tools/swap_attention.py`` for the same options.
+"""
+from copy import deepcopy
+from typing import Dict
+
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+
+from ..layers.attention import DEFAULT_GAMMA
+from ..swap import Spec, swap_attention
+
+
+@ARCH_REGISTRY.register()
+def GLMHASwap(base: Dict, rank: Spec = None, rank_ratio: Spec = None, guidance: str = 'calibration',  # noqa: N802
+              gamma: int = DEFAULT_GAMMA, warm_start: bool = True, strict: bool = True) -> nn.Module:
+    """The network ``base`` (a ``network_g``-style mapping) with :func:`~glmha_plugin.swap_attention` applied."""
+    from basicsr.archs import build_network
+    from basicsr.utils import get_root_logger
+
+    from ..compat import unknown_name_message
+    if not isinstance(base, dict) or 'type' not in base:
+        raise ValueError(f'GLMHASwap: base must be a network block with a type (e.g. base: {{type: Restormer, '
+                         f'dim: 48}}), got {base!r}')
+    if base['type'] == 'GLMHASwap':
+        raise ValueError('GLMHASwap: base is GLMHASwap itself; give the network to swap')
+    if base['type'] not in ARCH_REGISTRY:
+        raise ValueError(f'GLMHASwap base.type: {unknown_name_message("arch", base["type"], ARCH_REGISTRY.keys())}')
+    model = build_network(deepcopy(base))
+    report = swap_attention(model, rank=rank, rank_ratio=rank_ratio, guidance=guidance, gamma=gamma,
+                            warm_start=warm_start, strict=strict)
+    if not report.layers:
+        raise ValueError(f'GLMHASwap: {base["type"]} has no attention layer swap_attention can replace'
+                         + (f' ({report.skipped[0][0]}: {report.skipped[0][1]})' if report.skipped else ''))
+    get_root_logger().info(f'GLMHASwap on {base["type"]}:\n{report}')
+    return model
+
+
