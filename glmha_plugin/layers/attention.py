@@ -132,11 +132,18 @@ def attention_maps(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor) 
     product ``q k^T`` runs in the input's precision (bf16/fp16 under
     autocast); the norms, the normalisation and the softmax in float32
     (float64 for float64 input), see :mod:`.precision`.
+
+    In float16 (fp16 autocast, or a model in half precision) q and k are
+    normalised *before* the product, as ``F.normalize`` does: an unnormalised
+    ``q k^T`` grows like N and overflows fp16's range (65,504) at large
+    images (|q| |k| = 65,536 for unit-variance features at 256 x 256).
     """
-    nq = pixel_norms(q).unsqueeze(-1)
-    nk = pixel_norms(k).unsqueeze(-2)
+    nq, nk = pixel_norms(q), pixel_norms(k)                     # ... x h x d, ... x h x r_h
+    if q.dtype == torch.float16:
+        qn, kn = (back(island(t) / n.unsqueeze(-1), t) for t, n in ((q, nq), (k, nk)))   # |entries| <= 1
+        return (island(torch.matmul(qn, kn.transpose(-2, -1))) * temperature).softmax(dim=-1)
     scores = torch.matmul(q, k.transpose(-2, -1))
-    return (island(scores) / (nq * nk) * temperature).softmax(dim=-1)
+    return (island(scores) / (nq.unsqueeze(-1) * nk.unsqueeze(-2)) * temperature).softmax(dim=-1)
 
 
 def transposed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
