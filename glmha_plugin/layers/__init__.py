@@ -6,14 +6,14 @@ from .cost import spectral_csa_macs, spectral_csa_params, spectral_glmha_macs, s
 from .ffn import GatedDconvFFN
 from .mask_guidance import MaskGuidance
 from .norm import Float32LayerNorm, LayerNorm2d
-from .padding import pad_to_multiple
+from .padding import crop, pad_to_multiple
 from .spectral_attention import SpectralMSA
 
 __all__ = [
     'CSA', 'GLMHA', 'GUIDANCE', 'ChannelAttention', 'resolve_rank', 'transposed_attention', 'Calibration',
     'csa_macs', 'csa_params', 'glmha_macs', 'glmha_params', 'GatedDconvFFN', 'LayerNorm2d', 'Float32LayerNorm', 'build_attention',
     'SpectralMSA', 'MaskGuidance', 'spectral_csa_params', 'spectral_glmha_params', 'spectral_csa_macs',
-    'spectral_glmha_macs', 'pad_to_multiple'
+    'spectral_glmha_macs', 'pad_to_multiple', 'crop'
 ]
 
 
