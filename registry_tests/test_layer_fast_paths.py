@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from test_numerics import TINY, TINY_MST
 from test_spectral_layers import randomise, upstream_equations
 from glmha_plugin.archs import GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, Restormer
-from glmha_plugin.layers import CSA, GLMHA, GatedDconvFFN, LayerNorm2d, SpectralMSA, attention, paths
+from glmha_plugin.layers import CSA, GLMHA, GatedDconvFFN, LayerNorm2d, SpectralMSA, paths
 from glmha_plugin.layers.paths import CPU_PATH, CUDA_PATH, PATHS, force_path, layer_path
 from glmha_plugin.layers.pointwise import pointwise, pointwise_nhwc
 
