@@ -94,22 +94,20 @@ def resolve_rank(dim: int, num_heads: int, rank: Optional[int] = None, rank_rati
     return per_head * num_heads
 
 
-def pixel_norms(t: torch.Tensor, chunk: int = NORM_CHUNK, path: Optional[LayerPath] = None) -> torch.Tensor:
+def pixel_norms(t: torch.Tensor, chunk: int = NORM_CHUNK) -> torch.Tensor:
     """L2 norms over the last dimension (pixels), clamped at 1e-12 like ``F.normalize``: ... x N -> ....
 
     Computed in float32 (float64 for float64 input; :mod:`.precision`),
-    whatever the input's dtype.  CPU path (:mod:`.paths`; default: by
-    ``t``'s device): sums squares ``chunk`` pixels at a time; on
-    channels-last tensors PyTorch's CPU norm kernel reduces over the strided
-    pixel axis about 10x slower than a sum over small, cache-resident pieces.
-    The clamp is applied to the sum of squares (at 1e-24), which gives the
-    same value and keeps the gradient finite for all-zero rows.  CUDA path:
-    one reduction (``torch.linalg.vector_norm``, accumulating in float32
-    without a float32 copy of ``t``), clamped at 1e-12 (its gradient is zero
-    at an all-zero row).
+    whatever the input's dtype.  CPU path (:mod:`.paths`): sums squares
+    ``chunk`` pixels at a time; on channels-last tensors PyTorch's CPU norm
+    kernel reduces over the strided pixel axis about 10x slower than a sum
+    over small, cache-resident pieces.  The clamp is applied to the sum of
+    squares (at 1e-24), which gives the same value and keeps the gradient
+    finite for all-zero rows.  CUDA path: one reduction
+    (``torch.linalg.vector_norm`` with a float32 result dtype), clamped at
+    1e-12 (its gradient is zero at an all-zero row).
     """
-    path = layer_path(t) if path is None else path
-    if not path.chunked_norms:
+    if not layer_path(t).chunked_norms:
         return torch.linalg.vector_norm(t, dim=-1, dtype=island_dtype(t.dtype)).clamp_min(NORM_EPS)
     total = None
     for piece in t.split(chunk, dim=-1):

@@ -4,22 +4,19 @@ The attention and feed-forward layers compute the same function two ways
 (same parameters, same arithmetic up to float rounding; the tests compare
 both with plain reference definitions, forward and backward, on CPU):
 
-============================  =====================================  ======================================
-what                          CPU path                               CUDA path
-============================  =====================================  ======================================
-attention over B x heads      a Python loop over the images, each    one batched product over B x heads
-(:class:`ChannelAttention`)   on strided views of q, k, v (no        (q, k, v are copied into the layout
-                              copies)                                the batched product needs)
-pixel L2 norms                squares summed 2048 pixels at a time   one reduction
-(:func:`pixel_norms`)         (cache-resident pieces; the CPU norm   (``torch.linalg.vector_norm``: one
-                              kernel is ~10x slower on the strided   kernel launch instead of dozens)
-                              pixel axis of channels-last tensors)
-1x1 convolutions              matrix products written in             ``F.conv2d`` (cuDNN) where input and
-(:func:`.pointwise.pointwise`)  channels-last layout, where the CPU    output share a layout and the weight is
-                              depth-wise conv is ~2.5x faster        shared; a matrix product writing the
-                                                                     input's layout where the layout changes
-                                                                     or the weight is per image (guidance)
-============================  =====================================  ======================================
+* attention over B x heads (:class:`~.attention.ChannelAttention`): CPU
+  path, a Python loop over the images, each on strided views of q, k, v (no
+  copies); CUDA path, one batched product over B x heads (q, k, v are copied
+  into the layout the batched product needs);
+* pixel L2 norms (:func:`~.attention.pixel_norms`, both attention layers):
+  CPU path, squares summed 2048 pixels at a time (cache-resident pieces; the
+  CPU norm kernel is ~10x slower on the strided pixel axis of channels-last
+  tensors); CUDA path, one reduction (one kernel instead of three per piece);
+* 1x1 convolutions (:func:`~.pointwise.pointwise`): CPU path, matrix
+  products written channels-last, where the CPU depth-wise conv is ~2.5x
+  faster; CUDA path, ``F.conv2d`` (cuDNN) where the weight is shared and the
+  layout stays, a matrix product writing the wanted layout where the layout
+  changes or the weight is per image (guidance).
 
 :func:`layer_path` picks the path from the device of the layer's input:
 CPU tensors take the CPU path, any other device (CUDA, and other
@@ -37,8 +34,8 @@ Tests (and anyone comparing the paths) force one with :func:`force_path`::
 
 The CUDA path's choices follow what the kernels are known to do (cuBLAS
 strided-batched products, one reduction instead of many small launches,
-cuDNN for convolutions); their speed is measured by ``tools/benchmark.py
---device cuda`` where a GPU is available (docs/layer_paths.md).
+cuDNN for convolutions); they have not been timed on a GPU yet
+(``tools/benchmark.py --device cuda`` does; docs/layer_paths.md).
 """
 from contextlib import contextmanager
 from dataclasses import dataclass
