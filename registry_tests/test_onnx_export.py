@@ -1,7 +1,7 @@
 """ONNX export (glmha_plugin/export.py, tools/export.py, glmha-export) of every host, checked with onnxruntime.
 
-The slow tests export each host's GLMHA network in its tiny configuration (about 30 s each on the 2-core
-CI machine) and run the file with onnxruntime at two sizes and batches (one needs the internal padding);
+The slow tests export each host's GLMHA network in its tiny configuration (75 to 180 s each on the shared
+2-core machine under load) and run the file with onnxruntime at two sizes and batches (one needs padding);
 ``GLMHA_TEST_ONNX_ALL=1`` adds the CSA twins (all six matched eager within 1e-6 when run).  The fast
 tests cover what makes the graph size-generic (batched attention, padding and crop while exporting)
 through ``torch.export`` alone, and the command line's errors.
