@@ -12,8 +12,8 @@ from .spectral_attention import SpectralMSA
 __all__ = [
     'CSA', 'GLMHA', 'GUIDANCE', 'ChannelAttention', 'resolve_rank', 'transposed_attention', 'Calibration',
     'csa_macs', 'csa_params', 'glmha_macs', 'glmha_params', 'GatedDconvFFN', 'LayerNorm2d', 'Float32LayerNorm',
-    'build_attention', 'SpectralMSA', 'MaskGuidance', 'spectral_csa_params', 'spectral_glmha_params', 'spectral_csa_macs',
-    'spectral_glmha_macs', 'pad_to_multiple', 'crop'
+    'build_attention', 'SpectralMSA', 'MaskGuidance', 'spectral_csa_params', 'spectral_glmha_params',
+    'spectral_csa_macs', 'spectral_glmha_macs', 'pad_to_multiple', 'crop'
 ]
 
 
