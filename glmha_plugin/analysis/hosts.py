@@ -84,6 +84,8 @@ class HostSpec:
         rank_per_level: the ``rank`` option takes one value per U-Net level
             (a list; stages are then named ``level0``, ``level1``, ... after
             the attention layers' ``level``) instead of ``{stage: rank}``.
+        in_channels: ``in_channels(model) -> C`` of a built model's input
+            image (for :attr:`make_inputs`); None: the first paper size's C.
     """
     name: str
     arch: str
@@ -97,6 +99,11 @@ class HostSpec:
     other_archs: Tuple[str, ...] = ()
     from_images: Optional[Callable[[torch.Tensor], tuple]] = None
     rank_per_level: bool = False
+    in_channels: Optional[Callable[[nn.Module], int]] = None
+
+    def input_channels(self, model: nn.Module) -> int:
+        """C of the images ``model`` (built from this host) takes."""
+        return self.paper_sizes[0][0] if self.in_channels is None else self.in_channels(model)
 
     def stage_of(self, module_name: str) -> Optional[str]:
         """The stage a submodule belongs to (first dotted component), or None."""
@@ -142,6 +149,7 @@ def _restormer() -> HostSpec:
         tiny=dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8],
                   ffn_expansion_factor=2.0),
         other_archs=('GLMHARestormer',),
+        in_channels=lambda model: model.inp_channels,
         default_options=dict(inp_channels=3, out_channels=3, dim=48, num_blocks=[4, 6, 6, 8],
                              num_refinement_blocks=4, heads=[1, 2, 4, 8], ffn_expansion_factor=2.66, bias=False,
                              LayerNorm_type='WithBias', dual_pixel_task=False),
@@ -196,12 +204,13 @@ def _cassi_from_images(rgb: torch.Tensor) -> tuple:
 
 def _mst_l() -> HostSpec:
     return _toolbox_host('mst_l', make_inputs=_cassi_inputs, paper_sizes=((CASSI_BANDS, 256, 256),),
-                         tiny=dict(num_blocks=[1, 1, 1]), from_images=_cassi_from_images)
+                         tiny=dict(num_blocks=[1, 1, 1]), from_images=_cassi_from_images,
+                         in_channels=lambda model: model.dim)
 
 
 def _mst_plus_plus() -> HostSpec:
     return _toolbox_host('mst_plus_plus', make_inputs=_image_inputs, paper_sizes=((3, 256, 256), (3, 482, 512)),
-                         tiny=dict(n_feat=8, out_channels=8, stage=1))
+                         tiny=dict(n_feat=8, out_channels=8, stage=1), in_channels=lambda model: model.in_channels)
 
 
 def _build_retinexformer(**options) -> nn.Module:
@@ -230,6 +239,7 @@ def _retinexformer() -> HostSpec:
         other_archs=('GLMHARetinexFormer',),
         from_images=_low_light_from_images,
         rank_per_level=True,
+        in_channels=lambda model: model.in_channels,
     )
 
 

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from ..layers import crop
+from ..layers.padding import needs_padding
 from .spectral_unet import PerLevel, SpectralUNet, host_attention
 
 
@@ -44,16 +46,19 @@ def extend_shifted_back(x: torch.Tensor, extra: int, step: int) -> torch.Tensor:
     column W + k of band i is measurement column ``step * i + W + k``, which
     band ``i + k // step + 1`` holds at column ``W - step + k % step`` (zero
     when no band covers it: the zero scene adds nothing to the measurement).
+    All W + ``extra`` columns are gathered with one index (no loop over
+    ``extra``, no ``extra``-wide piece), so an exported graph handles every width.
     """
     b, c, h, w = x.shape
-    cols = []
-    for k in range(extra):
-        first, col = k // step + 1, w - step + k % step
-        if col < 0 or first >= c:
-            cols.append(x.new_zeros(b, c, h))
-        else:
-            cols.append(F.pad(x[:, first:, :, col], (0, 0, 0, first)))
-    return torch.cat([x, torch.stack(cols, dim=-1)], dim=-1) if cols else x
+    j = torch.arange(w + extra, device=x.device) - w                        # new column k = j >= 0
+    k = j.clamp(min=0)
+    old = j < 0
+    band = torch.arange(c, device=x.device).unsqueeze(1) + torch.where(old, 0, k // step + 1)  # C x (W+extra)
+    col = torch.where(old, j + w, w - step + k % step)                       # source column
+    covered = (band < c) & (col >= 0)
+    index = (band.clamp(max=c - 1) * w + col.clamp(min=0)).flatten()
+    out = x.transpose(1, 2).reshape(b, h, c * w).index_select(2, index).view(b, h, c, w + extra).transpose(1, 2)
+    return out * covered.to(x.dtype).unsqueeze(1)
 
 
 class MST(SpectralUNet):
@@ -105,10 +110,10 @@ class MST(SpectralUNet):
                              f'mask, band i shifted right by {self.dispersion_step} * i), got {tuple(mask.shape)}')
         multiple = 2**self.stage
         ph, pw = -h % multiple, -w % multiple
-        if ph or pw:
+        if needs_padding(ph, pw):
             x = F.pad(extend_shifted_back(x, pw, self.dispersion_step), (0, 0, 0, ph))
             mask = F.pad(mask, (0, pw, 0, ph))
-        return super().forward(x, mask)[..., :h, :w]
+        return crop(super().forward(x, mask), h, w)
 
 
 class GLMHAMST(MST):

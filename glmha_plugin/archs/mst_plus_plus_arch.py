@@ -20,7 +20,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from ..layers import pad_to_multiple
+from ..layers import crop, pad_to_multiple
 from .spectral_unet import PerLevel, SpectralUNet, check_image_input, host_attention
 
 SIZE_MULTIPLE = 8
@@ -79,7 +79,7 @@ class MST_Plus_Plus(nn.Module):  # noqa: N801 (upstream's name)
         check_image_input(self, x, self.in_channels)
         h, w = x.shape[-2:]
         fea = self.conv_in(pad_to_multiple(x, SIZE_MULTIPLE))
-        return (self.conv_out(self.body(fea)) + fea)[..., :h, :w]
+        return crop(self.conv_out(self.body(fea)) + fea, h, w)
 
 
 class GLMHAMSTPlusPlus(MST_Plus_Plus):

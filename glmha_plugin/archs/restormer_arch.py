@@ -19,7 +19,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from ..layers import GatedDconvFFN, LayerNorm2d, build_attention, pad_to_multiple
+from ..layers import GatedDconvFFN, LayerNorm2d, build_attention, crop, pad_to_multiple
 
 # Names of the transformer stages, in forward order (also the keys of per-stage rank options).
 STAGES = ('encoder_level1', 'encoder_level2', 'encoder_level3', 'latent', 'decoder_level3', 'decoder_level2',
@@ -199,7 +199,7 @@ class Restormer(nn.Module):
             out = self.output(dec1 + self.skip_conv(emb))
         else:
             out = self.output(dec1) + x
-        return out[..., :h, :w].contiguous()
+        return crop(out, h, w).contiguous()
 
 
 class GLMHARestormer(Restormer):

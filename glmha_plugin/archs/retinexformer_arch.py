@@ -38,7 +38,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from ..layers import pad_to_multiple
+from ..layers import crop, pad_to_multiple
 from .mst_plus_plus_arch import _init_weights
 from .spectral_unet import PerLevel, SpectralUNet, check_image_input, host_attention
 
@@ -131,7 +131,7 @@ class RetinexFormer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image_input(self, x, self.in_channels)
         h, w = x.shape[-2:]
-        return self.body(pad_to_multiple(x, SIZE_MULTIPLE))[..., :h, :w]
+        return crop(self.body(pad_to_multiple(x, SIZE_MULTIPLE)), h, w)
 
 
 class GLMHARetinexFormer(RetinexFormer):

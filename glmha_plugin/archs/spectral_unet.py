@@ -20,7 +20,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import nn
 
-from ..layers import SpectralMSA
+from ..layers import Float32LayerNorm, SpectralMSA
 
 PerLevel = Union[None, int, float, Sequence[Union[int, float]]]
 
@@ -68,12 +68,12 @@ class FeedForward(nn.Module):
 
 
 class PreNorm(nn.Module):
-    """fn(LayerNorm(x)) over the last (channel) dimension."""
+    """fn(LayerNorm(x)) over the last (channel) dimension (float32 under mixed precision: ``Float32LayerNorm``)."""
 
     def __init__(self, dim: int, fn: nn.Module):
         super().__init__()
         self.fn = fn
-        self.norm = nn.LayerNorm(dim)
+        self.norm = Float32LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(self.norm(x))

@@ -5,15 +5,15 @@ from .cost import csa_macs, csa_params, glmha_macs, glmha_params
 from .cost import spectral_csa_macs, spectral_csa_params, spectral_glmha_macs, spectral_glmha_params
 from .ffn import GatedDconvFFN
 from .mask_guidance import MaskGuidance
-from .norm import LayerNorm2d
-from .padding import pad_to_multiple
+from .norm import Float32LayerNorm, LayerNorm2d
+from .padding import crop, pad_to_multiple
 from .spectral_attention import SpectralMSA
 
 __all__ = [
     'CSA', 'GLMHA', 'GUIDANCE', 'ChannelAttention', 'resolve_rank', 'transposed_attention', 'Calibration',
-    'csa_macs', 'csa_params', 'glmha_macs', 'glmha_params', 'GatedDconvFFN', 'LayerNorm2d', 'build_attention',
-    'SpectralMSA', 'MaskGuidance', 'spectral_csa_params', 'spectral_glmha_params', 'spectral_csa_macs',
-    'spectral_glmha_macs', 'pad_to_multiple'
+    'csa_macs', 'csa_params', 'glmha_macs', 'glmha_params', 'GatedDconvFFN', 'LayerNorm2d', 'Float32LayerNorm',
+    'build_attention', 'SpectralMSA', 'MaskGuidance', 'spectral_csa_params', 'spectral_glmha_params',
+    'spectral_csa_macs', 'spectral_glmha_macs', 'pad_to_multiple', 'crop'
 ]
 
 

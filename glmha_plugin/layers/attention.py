@@ -22,13 +22,17 @@ matrix product, i.e. one pass over X.
 
 Speed (same parameters and arithmetic as the modules' definitions; the tests
 compare forward and backward with a plain ``nn.Conv2d``/``F.normalize``
-reference): the 1x1 convs run as matrix products whose results are
-channels-last, where PyTorch's depth-wise conv is fastest on CPU
-(:mod:`.pointwise`); the L2 normalisation is applied to the small d x r_h
-score matrix instead of writing normalised copies of q and k
-(:func:`attention_maps`); attention runs one image at a time over strided
-views, so q, k and v are never copied.  The ``qkv`` and ``project_out``
-modules hold the weights but are not called (their forward hooks do not fire).
+reference on both layer paths, :mod:`.paths`): the L2 normalisation is
+applied to the small d x r_h score matrix instead of writing normalised
+copies of q and k (:func:`attention_maps`).  On the CPU path the 1x1 convs
+run as matrix products whose results are channels-last, where PyTorch's
+depth-wise conv is fastest on CPU (:mod:`.pointwise`), and attention runs one
+image at a time over strided views, so q, k and v are never copied; on the
+CUDA path attention is one batched product over B x heads and the 1x1 convs
+are cuDNN convolutions where the layout stays.  The ``qkv`` and
+``project_out`` modules hold the weights but are not called (their forward
+hooks do not fire).  Under mixed precision the norms, the score
+normalisation and the softmax compute in float32 (:mod:`.precision`).
 """
 from typing import Optional
 
@@ -36,7 +40,9 @@ import torch
 from torch import nn
 
 from .calibration import Calibration
-from .pointwise import pointwise_nhwc
+from .paths import LayerPath, layer_path
+from .pointwise import memory_format_of, pointwise
+from .precision import back, island, island_dtype
 
 ATTENTIONS = ('csa', 'glmha')
 GUIDANCE = ('calibration', 'none')
@@ -91,21 +97,27 @@ def resolve_rank(dim: int, num_heads: int, rank: Optional[int] = None, rank_rati
 def pixel_norms(t: torch.Tensor, chunk: int = NORM_CHUNK) -> torch.Tensor:
     """L2 norms over the last dimension (pixels), clamped at 1e-12 like ``F.normalize``: ... x N -> ....
 
-    Sums squares ``chunk`` pixels at a time: on channels-last tensors PyTorch's
-    CPU norm kernel reduces over the strided pixel axis about 10x slower than
-    a sum over small, cache-resident pieces.  The clamp is applied to the sum
-    of squares (at 1e-24), which gives the same value and keeps the gradient
-    finite for all-zero rows.
+    Computed in float32 (float64 for float64 input; :mod:`.precision`),
+    whatever the input's dtype.  CPU path (:mod:`.paths`): sums squares
+    ``chunk`` pixels at a time; on channels-last tensors PyTorch's CPU norm
+    kernel reduces over the strided pixel axis about 10x slower than a sum
+    over small, cache-resident pieces.  The clamp is applied to the sum of
+    squares (at 1e-24), which gives the same value and keeps the gradient
+    finite for all-zero rows.  CUDA path: one reduction
+    (``torch.linalg.vector_norm`` with a float32 result dtype), clamped at
+    1e-12 (its gradient is zero at an all-zero row).
     """
+    if not layer_path(t).chunked_norms:
+        return torch.linalg.vector_norm(t, dim=-1, dtype=island_dtype(t.dtype)).clamp_min(NORM_EPS)
     total = None
     for piece in t.split(chunk, dim=-1):
-        s = piece.square().sum(-1)
+        s = island(piece).square().sum(-1)
         total = s if total is None else total + s
     return total.clamp_min(NORM_EPS * NORM_EPS).sqrt()
 
 
 def attention_maps(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
-    """``softmax(t * l2norm_N(q) l2norm_N(k)^T)``: ... x h x d x r_h, rows sum to 1.
+    """``softmax(t * l2norm_N(q) l2norm_N(k)^T)``: ... x h x d x r_h, rows sum to 1, in float32.
 
     Args:
         q: ... x h x d x N queries, k: ... x h x r_h x N keys (any strides).
@@ -114,12 +126,22 @@ def attention_maps(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor) 
     The L2 normalisation is applied to the d x r_h product instead of to q and
     k: ``(q / |q|)(k / |k|)^T = (q k^T) / (|q| |k|^T)``, with the norms clamped
     at 1e-12 exactly as ``F.normalize`` does, so no normalised copy of q or k
-    (C x N and r x N numbers) is written or kept for the backward pass.
+    (C x N and r x N numbers) is written or kept for the backward pass.  The
+    product ``q k^T`` runs in the input's precision (bf16/fp16 under
+    autocast); the norms, the normalisation and the softmax in float32
+    (float64 for float64 input), see :mod:`.precision`.
+
+    In float16 (fp16 autocast, or a model in half precision) q and k are
+    normalised *before* the product, as ``F.normalize`` does: an unnormalised
+    ``q k^T`` grows like N and overflows fp16's range (65,504) at large
+    images (|q| |k| = 65,536 for unit-variance features at 256 x 256).
     """
-    nq = pixel_norms(q).unsqueeze(-1)
-    nk = pixel_norms(k).unsqueeze(-2)
+    nq, nk = pixel_norms(q), pixel_norms(k)                     # ... x h x d, ... x h x r_h
+    if q.dtype == torch.float16:
+        qn, kn = (back(island(t) / n.unsqueeze(-1), t) for t, n in ((q, nq), (k, nk)))   # |entries| <= 1
+        return (island(torch.matmul(qn, kn.transpose(-2, -1))) * temperature).softmax(dim=-1)
     scores = torch.matmul(q, k.transpose(-2, -1))
-    return (scores / (nq * nk) * temperature).softmax(dim=-1)
+    return (island(scores) / (nq.unsqueeze(-1) * nk.unsqueeze(-2)) * temperature).softmax(dim=-1)
 
 
 def transposed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -133,9 +155,10 @@ def transposed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
     Returns:
         ... x h x d x N, ``softmax(t * norm(q) norm(k)^T) v`` with L2 norms over N
-        (finite for all-zero inputs: the norms are clamped like F.normalize).
+        (finite for all-zero inputs: the norms are clamped like F.normalize), in
+        v's dtype (the maps are computed in float32, :func:`attention_maps`).
     """
-    return torch.matmul(attention_maps(q, k, temperature), v)
+    return torch.matmul(back(attention_maps(q, k, temperature), v), v)
 
 
 class ChannelAttention(nn.Module):
@@ -176,9 +199,10 @@ class ChannelAttention(nn.Module):
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """1x1 projection to [q | k | v]: B x C x H x W -> B x (C + 2r) x H x W (before the depth-wise conv).
 
-        The result is in channels-last layout (see :mod:`.pointwise`); with
-        guidance, g is folded into a per-image copy of the K/V rows of the
-        weight, so Q, K and V still come out of one product.
+        The result is channels-last on the CPU path and in the input's layout
+        on the CUDA path (see :mod:`.pointwise`); with guidance, g is folded
+        into a per-image copy of the K/V rows of the weight, so Q, K and V
+        still come out of one product.
         """
         weight = self.qkv.weight.flatten(1)                                  # (C+2r) x C
         if self.calib is not None:
@@ -186,7 +210,7 @@ class ChannelAttention(nn.Module):
             g = self.calib(x)                                                # B x C
             q_w, kv_w = weight.split([c, 2 * self.rank])
             weight = torch.cat([q_w.expand(b, -1, -1), kv_w * g.unsqueeze(1)], dim=1)  # B x (C+2r) x C
-        return pointwise_nhwc(x, weight, self.qkv.bias)
+        return pointwise(x, weight, self.qkv.bias, layer_path(x))
 
     def split_qkv(self, x: torch.Tensor):
         """q (B x C x N), k and v (B x r x N) after the projection and the depth-wise conv (views, no copies)."""
@@ -196,24 +220,34 @@ class ChannelAttention(nn.Module):
         return self.qkv_dwconv(self.project(x)).flatten(2).split([c, self.rank, self.rank], dim=1)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
-        """One image's channels x N -> heads x channels/heads x N (a view for any strides)."""
-        return t.unflatten(0, (self.num_heads, -1))
+        """B x channels x N -> B x heads x channels/heads x N (a view for any strides)."""
+        return t.unflatten(1, (self.num_heads, -1))
+
+    def _per_head(self, fn, path: LayerPath, *tensors: torch.Tensor) -> torch.Tensor:
+        """``fn`` over B x h x ... head views of ``tensors`` (B x channels x N): per image (CPU path) or batched.
+
+        Per image, each image's q/k/v are strided views that batched products
+        take as they are, where a B x h batch forces copies; the CUDA path
+        accepts the copies for one batched product over B x heads.
+        """
+        heads = [self._heads(t) for t in tensors]
+        if not path.per_image_attention:
+            return fn(*heads)
+        out = [fn(*(t[i] for t in heads)) for i in range(tensors[0].shape[0])]
+        return out[0].unsqueeze(0) if len(out) == 1 else torch.stack(out)
 
     def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """The softmax attention maps of input x: B x h x d x r_h (rows sum to 1); for analysis tools."""
+        """The softmax attention maps of input x: B x h x d x r_h (rows sum to 1, float32); for analysis tools."""
         q, k, _ = self.split_qkv(x)
-        return torch.stack([attention_maps(self._heads(q[i]), self._heads(k[i]), self.temperature)
-                            for i in range(x.shape[0])])
+        return self._per_head(lambda q, k: attention_maps(q, k, self.temperature), layer_path(x), q, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
+        path = layer_path(x)
         q, k, v = self.split_qkv(x)
-        # One image at a time: each image's q/k/v are strided views that batched products take as they are,
-        # where a B x h batch would force copies.
-        out = [transposed_attention(self._heads(q[i]), self._heads(k[i]), self._heads(v[i]), self.temperature)
-               for i in range(b)]
-        out = out[0].unsqueeze(0) if b == 1 else torch.stack(out)           # B x h x d x N
-        return pointwise_nhwc(out.view(b, c, h, w), self.project_out.weight, self.project_out.bias)
+        out = self._per_head(lambda q, k, v: transposed_attention(q, k, v, self.temperature), path, q, k, v)
+        return pointwise(out.reshape(b, c, h, w), self.project_out.weight, self.project_out.bias, path,
+                         memory_format_of(x))
 
 
 class CSA(ChannelAttention):

@@ -2,6 +2,8 @@
 import torch
 from torch import nn
 
+from .precision import back, island
+
 
 def calibration_hidden(dim: int, gamma: int) -> int:
     """Hidden width of the calibration MLP: ``max(1, dim // gamma)``."""
@@ -15,7 +17,8 @@ class Calibration(nn.Module):
 
     W1: C -> C // gamma, W2: C // gamma -> C (``Linear``; biases only when
     ``bias``).  ReLU between them, as in squeeze-and-excitation; the paper does
-    not pin the activation.
+    not pin the activation.  Under mixed precision the sigmoid computes in
+    float32 (:mod:`.precision`); g comes back in the dtype of ``fc2``'s output.
     """
 
     def __init__(self, dim: int, gamma: int = 8, bias: bool = False):
@@ -25,4 +28,5 @@ class Calibration(nn.Module):
         self.fc2 = nn.Linear(hidden, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3))))))
+        logits = self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3)))))
+        return back(torch.sigmoid(island(logits)), logits)

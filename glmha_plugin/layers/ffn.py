@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .pointwise import pointwise_nhwc
+from .paths import layer_path
+from .pointwise import memory_format_of, pointwise
 
 
 class GatedDconvFFN(nn.Module):
@@ -11,8 +12,10 @@ class GatedDconvFFN(nn.Module):
 
     ``project_in`` (1x1, C -> 2 hid) -> depth-wise 3x3 -> GELU(x1) * x2 ->
     ``project_out`` (1x1, hid -> C).  Parameter names match Restormer's
-    ``FeedForward``.  The 1x1 convs run as matrix products so the depth-wise
-    conv and the gate work on a channels-last tensor (:mod:`.pointwise`).
+    ``FeedForward``.  On the CPU path the 1x1 convs run as matrix products so
+    the depth-wise conv and the gate work on a channels-last tensor; on the
+    CUDA path they are cuDNN convolutions in the input's layout
+    (:mod:`.pointwise`, :mod:`.paths`).
     """
 
     def __init__(self, dim: int, ffn_expansion_factor: float, bias: bool):
@@ -23,5 +26,6 @@ class GatedDconvFFN(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = self.dwconv(pointwise_nhwc(x, self.project_in.weight, self.project_in.bias)).chunk(2, dim=1)
-        return pointwise_nhwc(F.gelu(x1) * x2, self.project_out.weight, self.project_out.bias)
+        path = layer_path(x)
+        x1, x2 = self.dwconv(pointwise(x, self.project_in.weight, self.project_in.bias, path)).chunk(2, dim=1)
+        return pointwise(F.gelu(x1) * x2, self.project_out.weight, self.project_out.bias, path, memory_format_of(x))

@@ -1,7 +1,13 @@
-"""Restormer's channel LayerNorm for B x C x H x W tensors."""
+"""Layer norms: Restormer's channel LayerNorm for B x C x H x W tensors, and ``nn.LayerNorm`` over the last dim.
+
+Both compute in float32 under mixed precision (:mod:`.precision`) and hand
+their result back in the input's dtype.
+"""
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .precision import back, island
 
 LAYERNORM_TYPES = ('WithBias', 'BiasFree')
 EPS = 1e-5
@@ -25,11 +31,14 @@ class _ChannelNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim)) if with_bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32, weight = island(x), island(self.weight)
         if self.bias is not None:
-            return F.layer_norm(x.permute(0, 2, 3, 1), self.weight.shape, self.weight, self.bias,
-                                EPS).permute(0, 3, 1, 2)
-        var = torch.var(x, dim=1, keepdim=True, unbiased=False)
-        return x * torch.rsqrt(var + EPS) * self.weight.view(1, -1, 1, 1)
+            out = F.layer_norm(x32.permute(0, 2, 3, 1), weight.shape, weight, island(self.bias),
+                               EPS).permute(0, 3, 1, 2)
+        else:
+            var = torch.var(x32, dim=1, keepdim=True, unbiased=False)
+            out = x32 * torch.rsqrt(var + EPS) * weight.view(1, -1, 1, 1)
+        return back(out, x)
 
 
 class LayerNorm2d(nn.Module):
@@ -48,3 +57,16 @@ class LayerNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+class Float32LayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` (same arguments, parameters and state_dict keys) computing in float32 under autocast.
+
+    CPU autocast runs ``layer_norm`` in bf16 (CUDA's keeps it in float32);
+    this one computes in float32 on every device (:mod:`.precision`).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = None if self.weight is None else island(self.weight)
+        bias = None if self.bias is None else island(self.bias)
+        return back(F.layer_norm(island(x), self.normalized_shape, weight, bias, self.eps), x)
