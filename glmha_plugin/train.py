@@ -34,6 +34,7 @@ def request_deterministic_kernels():
 
 def _train(argv, root):
     from basicsr.train import train_pipeline
+    argv = cli.resolve_option_file(argv)
     cli.effective_options(argv, is_train=True)  # fail fast, before basicsr creates any folder
     if os.environ.get(DETERMINISTIC_ENV, '0').strip().lower() in ('1', 'true', 'yes'):
         request_deterministic_kernels()
