@@ -10,7 +10,6 @@ PYTHONPATH).
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 import sysconfig
 
