@@ -17,6 +17,27 @@ def option_file_from_argv(argv):
     return args.opt, args.force_yml or []
 
 
+def resolve_option_file(argv):
+    """``argv`` with its ``-opt`` value replaced by the file it means (:func:`glmha_plugin.options.resolve`:
+    a local file as given, else the shipped option file of that name, said on stderr)."""
+    from .options import resolve
+    path, _ = option_file_from_argv(argv)
+    if path is None:
+        return list(argv)
+    resolved = resolve(path)
+    if resolved == path:
+        return list(argv)
+    out = list(argv)
+    for i in reversed(range(len(out))):  # argparse keeps the last -opt
+        if out[i] == '-opt' and i + 1 < len(out) and out[i + 1] == path:
+            out[i + 1] = resolved
+            return out
+        if out[i] == f'-opt={path}':
+            out[i] = f'-opt={resolved}'
+            return out
+    raise UsageError(f'cannot tell which argument of {argv} is the option file {path!r}: write it as -opt {path}')
+
+
 def load_options(path):
     """Read an option YAML safely, with a clear error for a missing or malformed file."""
     if path is None:

@@ -1,26 +1,38 @@
-"""The bundled demo: derain real photos with a tiny GLMHA-Restormer, end to end.
+"""The bundled demo: derain real photos with a tiny GLMHA-Restormer, end to end, and show what GLMHA saves.
 
-``python -m glmha_plugin.demo [--workdir demo_run]`` (or ``bash tools/demo.sh``):
+``python -m glmha_plugin.demo [--workdir demo_run] [--compare]`` (or ``bash tools/demo.sh``):
 
 1. builds a small paired deraining set in Restormer's folder layout from the
-   colour photos scikit-image ships, with synthetic rain streaks
+   photos scikit-image ships, with synthetic rain streaks
    (:func:`make_rain_pairs`);
-2. trains ``options/tiny/Demo_Deraining_GLMHA.yml`` through basicsr's
-   ``train_pipeline`` (``glmha-train``), with basicsr's progress log;
+2. trains ``options/tiny/Demo_Deraining_GLMHA.yml`` (the plugin's
+   ``ImageCleanModel``: Restormer's progressive patches and cosine schedule)
+   through basicsr's ``train_pipeline`` (``glmha-train``), with its progress log;
 3. tests the final weights through ``test_pipeline`` (``glmha-test``);
-4. prints input-vs-output PSNR/SSIM per image and writes a side-by-side PNG
-   (rainy input | GLMHA output | ground truth).
+4. prints input-vs-output PSNR/SSIM per image and the trade: parameters and
+   MACs of the network against its CSA twin (counted, not trained) and the
+   measured time per iteration; writes a side-by-side PNG (rainy input |
+   GLMHA output | ground truth).
 
-Everything is written under the work directory; a second run reuses the data
-and resumes training from the last checkpoint (``--auto_resume``).
+``--compare`` also trains and tests the CSA twin
+(``options/tiny/Demo_Deraining_Restormer.yml``: same recipe, data and seed)
+and adds its column.  Everything is written under the work directory; a
+second run reuses the data and resumes training from the last checkpoint
+(``--auto_resume``).
 """
 import argparse
+import datetime
+import glob
+import math
 import os
 import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
-from typing import Iterator, Tuple
+import time
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -28,32 +40,79 @@ import numpy as np
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_TRAIN_OPT = osp.join('options', 'tiny', 'Demo_Deraining_GLMHA.yml')
 DEMO_TEST_OPT = osp.join('options', 'tiny', 'test_Demo_Deraining_GLMHA.yml')
+DEMO_CSA_TRAIN_OPT = osp.join('options', 'tiny', 'Demo_Deraining_Restormer.yml')
+DEMO_CSA_TEST_OPT = osp.join('options', 'tiny', 'test_Demo_Deraining_Restormer.yml')
 DATA_DIR = osp.join('datasets', 'demo_rain')
 TEST_SET = 'DemoRainTest'  # name of the test dataset in DEMO_TEST_OPT
 # Colour photographs bundled with scikit-image (no download needed).
 TRAIN_PHOTOS = ('astronaut', 'coffee', 'hubble_deep_field', 'immunohistochemistry', 'motorcycle_left',
                 'motorcycle_right', 'retina')
 TEST_PHOTOS = ('chelsea', 'rocket')
+# Training tiles (make_rain_pairs): side, photo scales (x train_short_side), rain draws per tile position.
+TILE = 128
+TILE_SCALES = (1.0, 1.5)
+TILE_ROUNDS = 2
 
 
-def add_rain(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Synthetic rain on an H x W x 3 uint8 image: sparse drops smeared into slanted streaks, plus light haze."""
-    h, w = img.shape[:2]
-    drops = (rng.random((h, w)) < rng.uniform(0.002, 0.006)).astype(np.float32)
-    drops *= rng.uniform(0.6, 1.0, size=(h, w)).astype(np.float32)
-    length = int(rng.integers(9, 19))
-    angle = rng.uniform(-25, 25)
+# ---------------------------------------------------------------------------------------------- rain synthesis
+
+@dataclass(frozen=True)
+class Streaks:
+    """Ranges of one layer of rain streaks; every value is drawn uniformly per layer (integers: [low, high))."""
+    density: Tuple[float, float]   # fraction of pixels that start a drop
+    length: Tuple[int, int]        # streak length in pixels
+    angle: Tuple[float, float]     # degrees from vertical (training: around the image's wind direction)
+    strength: Tuple[float, float]  # brightness added along a streak
+
+
+# The test photos' rain: one layer, 5 % haze (unchanged since the first demo).
+TEST_STREAKS = Streaks(density=(0.002, 0.006), length=(9, 19), angle=(-25, 25), strength=(0.35, 0.6))
+TEST_HAZE = 0.05
+# The training tiles' rain covers the test's on every axis: 1-2 layers around a wind direction in
+# TRAIN_WIND (each layer within +-8 degrees of it), lengths, densities, strengths and haze around the test's.
+TRAIN_STREAKS = Streaks(density=(0.001, 0.007), length=(7, 25), angle=(-8, 8), strength=(0.3, 0.65))
+TRAIN_WIND = (-30.0, 30.0)
+TRAIN_LAYERS = (1, 2)   # inclusive
+TRAIN_HAZE = (0.0, 0.1)
+
+
+def streak_layer(shape: Tuple[int, int], rng: np.random.Generator, streaks: Streaks,
+                 wind: float = 0.0) -> np.ndarray:
+    """One H x W float32 layer: sparse drops smeared by a line kernel of random length and angle (+ ``wind``)."""
+    drops = (rng.random(shape) < rng.uniform(*streaks.density)).astype(np.float32)
+    drops *= rng.uniform(0.6, 1.0, size=shape).astype(np.float32)
+    length = int(rng.integers(*streaks.length))
+    angle = wind + rng.uniform(*streaks.angle)
     kernel = np.zeros((length, length), np.float32)
     kernel[:, length // 2] = 1.0
     rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), angle, 1.0)
     kernel = cv2.warpAffine(kernel, rot, (length, length))
     kernel /= max(kernel.sum(), 1e-6)
-    streaks = cv2.filter2D(drops, -1, kernel) * length * rng.uniform(0.35, 0.6)
+    return cv2.filter2D(drops, -1, kernel) * length * rng.uniform(*streaks.strength)
+
+
+def _composite(img: np.ndarray, streaks: np.ndarray, haze: float) -> np.ndarray:
     out = img.astype(np.float32) / 255.0
-    out = out * (1 - 0.05) + 0.05 * 0.85  # haze
+    out = out * (1 - haze) + haze * 0.85
     out = out + streaks[..., None]
     return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
 
+
+def add_rain(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The test rain on an H x W x 3 uint8 image: one layer of :data:`TEST_STREAKS`, :data:`TEST_HAZE` haze."""
+    return _composite(img, streak_layer(img.shape[:2], rng, TEST_STREAKS), TEST_HAZE)
+
+
+def add_training_rain(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The training rain: :data:`TRAIN_LAYERS` layers of :data:`TRAIN_STREAKS` around one wind direction."""
+    wind = rng.uniform(*TRAIN_WIND)
+    haze = rng.uniform(*TRAIN_HAZE)
+    layers = int(rng.integers(TRAIN_LAYERS[0], TRAIN_LAYERS[1] + 1))
+    streaks = sum(streak_layer(img.shape[:2], rng, TRAIN_STREAKS, wind) for _ in range(layers))
+    return _composite(img, streaks, haze)
+
+
+# ---------------------------------------------------------------------------------------------- photos and pairs
 
 def _photo(name: str) -> np.ndarray:
     from skimage import data
@@ -72,16 +131,49 @@ def _resize_short_side(img: np.ndarray, short: int) -> np.ndarray:
     return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
+def tiles(img: np.ndarray, size: int) -> Iterator[Tuple[int, int, np.ndarray]]:
+    """(top, left, tile) covering ``img`` with tiles of ``size`` (smaller images: one tile per short axis)."""
+    from .prepare import patch_corners
+    h, w = img.shape[:2]
+    th, tw = min(size, h), min(size, w)
+    for top in patch_corners(h, th, 0):
+        for left in patch_corners(w, tw, 0):
+            yield top, left, img[top:top + th, left:left + tw]
+
+
 def make_rain_pairs(out_dir: str, train_short_side: int = 192, test_size=(132, 180), seed: int = 0,
-                    train_photos=TRAIN_PHOTOS, test_photos=TEST_PHOTOS) -> dict:
+                    train_photos=TRAIN_PHOTOS, test_photos=TEST_PHOTOS, tile_rounds: int = TILE_ROUNDS) -> dict:
     """Write ``{out_dir}/{train,test}/{input,target}/<name>.png`` (Restormer's layout).
 
-    Test images are ``test_size`` (H, W), deliberately not multiples of 8.
+    Training pairs: each photo at ``train_short_side`` with the test's rain
+    model (``<photo>.png``), and, ``tile_rounds`` times, :data:`TILE` tiles
+    covering the photo at each of :data:`TILE_SCALES`, each tile with its own
+    training rain (:func:`add_training_rain`; ``<photo>_s<scale>_r<round>_<top>_<left>.png``).
+    Test pairs: each test photo cropped to ``test_size`` (H, W, deliberately
+    not multiples of 8) with the test rain (:func:`add_rain`).  One stream of
+    seed ``seed`` draws the photos' rain and then the test rain, as in the
+    first demo (so the test pairs are unchanged); the tiles have their own.
     Returns the folders written.
     """
     rng = np.random.default_rng(seed)
-    return write_pairs(out_dir, lambda img: add_rain(img, rng), (('train', train_photos), ('test', test_photos)),
-                       train_short_side, test_size)
+    folders = write_pairs(out_dir, lambda img: add_rain(img, rng), (('train', train_photos), ('test', test_photos)),
+                          train_short_side, test_size)
+    tile_rng = np.random.default_rng([seed, 1])
+    for name in train_photos:
+        img = _photo(name)
+        for scale in TILE_SCALES:
+            scaled = _resize_short_side(img, round(train_short_side * scale))
+            for r in range(tile_rounds):
+                for top, left, tile in tiles(scaled, TILE):
+                    write_pair(folders, 'train', f'{name}_s{scale:g}_r{r}_{top}_{left}', tile,
+                               add_training_rain(tile, tile_rng))
+    return folders
+
+
+def write_pair(folders: dict, split: str, name: str, clean: np.ndarray, degraded: np.ndarray) -> None:
+    """``<name>.png`` into the split's target and input folders (H x W x 3 RGB uint8 images)."""
+    cv2.imwrite(osp.join(folders[f'{split}_target'], f'{name}.png'), clean[..., ::-1])
+    cv2.imwrite(osp.join(folders[f'{split}_input'], f'{name}.png'), degraded[..., ::-1])
 
 
 def write_pairs(out_dir: str, degrade, splits, train_short_side: int, test_size) -> dict:
@@ -99,14 +191,148 @@ def write_pairs(out_dir: str, degrade, splits, train_short_side: int, test_size)
                 img = _resize_short_side(img, train_short_side)
             else:
                 img = _resize_short_side(img, max(test_size))[:test_size[0], :test_size[1]]
-            cv2.imwrite(osp.join(folders[f'{split}_target'], f'{name}.png'), img[..., ::-1])
-            cv2.imwrite(osp.join(folders[f'{split}_input'], f'{name}.png'), degrade(img)[..., ::-1])
+            write_pair(folders, split, name, img, degrade(img))
     return folders
+
+
+# ---------------------------------------------------------------------------------------------- options for --iters
+
+def stretch(parts: Sequence[int], total: int) -> List[int]:
+    """``parts`` rescaled to sum to ``total`` (largest remainders), each at least 1."""
+    parts = [int(p) for p in parts]
+    if total <= len(parts):
+        return [1] * len(parts)
+    exact = [p * total / sum(parts) for p in parts]
+    out = [max(1, math.floor(e)) for e in exact]
+    for i in sorted(range(len(parts)), key=lambda i: exact[i] - math.floor(exact[i]), reverse=True):
+        if sum(out) >= total:
+            break
+        out[i] += 1
+    while sum(out) > total:  # the floor at 1 took some
+        out[out.index(max(out))] -= 1
+    return out
+
+
+def iteration_overrides(opt: dict, iters: int) -> List[str]:
+    """``--force_yml`` entries that run ``opt`` for ``iters`` iterations: ``train.total_iter``; the cosine
+    periods and progressive stages stretched in proportion (they sum to ``total_iter`` in the demo files); for a
+    run shorter than the log and checkpoint periods, periods that still log progress and save its last state."""
+    out = [f'train:total_iter={iters}']
+    periods = (opt['train'].get('scheduler') or {}).get('periods')
+    if periods:
+        out.append(f'train:scheduler:periods=[{",".join(map(str, stretch(periods, iters)))}]')
+    stages = opt['datasets']['train'].get('iters')
+    if stages:
+        out.append(f'datasets:train:iters=[{",".join(map(str, stretch(stages, iters)))}]')
+    logger = opt['logger']
+    if iters < logger['save_checkpoint_freq']:
+        out.append(f'logger:save_checkpoint_freq={iters}')
+    if iters < 4 * logger['print_freq']:
+        out.append(f'logger:print_freq={max(1, iters // 4)}')
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+
+LOG_LINE = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO: \[.*?iter:\s*([\d,]+), lr:')
+
+
+def seconds_per_iteration(log_files: Sequence[str]) -> Optional[float]:
+    """Mean wall time per iteration between the first and the last progress line of each basicsr training log
+    (checkpoints and validation in between included); None when no log has two progress lines."""
+    seconds = iterations = 0.0
+    for path in log_files:
+        points = []
+        with open(path, encoding='utf-8', errors='replace') as f:
+            for line in f:
+                m = LOG_LINE.match(line)
+                if m:
+                    stamp = datetime.datetime.strptime(m.group(1), '%Y-%m-%d %H:%M:%S,%f')
+                    points.append((stamp, int(m.group(2).replace(',', ''))))
+        if len(points) >= 2 and points[-1][1] > points[0][1]:
+            seconds += (points[-1][0] - points[0][0]).total_seconds()
+            iterations += points[-1][1] - points[0][1]
+    return seconds / iterations if iterations else None
+
+
+@dataclass
+class Net:
+    """One network of the trade table: counted on the test size; trained when ``sec_per_iter`` is set."""
+    label: str
+    params: int
+    gmacs: float
+    sec_per_iter: Optional[float] = None
+
+
+def count_network(label: str, network_g: dict, image_hw: Tuple[int, int]) -> Net:
+    """Parameters and GMACs of ``network_g`` at ``image_hw`` (glmha_plugin.analysis, mmengine's counter)."""
+    from .analysis.compare import complexity_of
+    params, gmacs = complexity_of(network_g, image_hw)
+    return Net(label, params, gmacs)
+
+
+def change(new: float, old: float) -> str:
+    return f'{100 * (new - old) / old:+.1f} %'
+
+
+def trade_lines(glmha: Net, csa: Net, image_hw: Tuple[int, int]) -> List[str]:
+    """The printed trade table: both networks, and GLMHA's change against the CSA twin."""
+    def spi(net):
+        return f'{net.sec_per_iter:.3f}' if net.sec_per_iter else '-'
+    lines = [f'the trade at the {image_hw[0]}x{image_hw[1]} test size (MACs: multiply-accumulates, counted, not '
+             f'trained; s/iter: measured here)',
+             f'{"network":<30} {"params":>9} {"GMACs":>7} {"s/iter":>7}']
+    for net in (csa, glmha):
+        lines.append(f'{net.label:<30} {net.params / 1e6:8.3f}M {net.gmacs:7.3f} {spi(net):>7}')
+    changes = [change(glmha.params, csa.params), change(glmha.gmacs, csa.gmacs),
+              change(glmha.sec_per_iter, csa.sec_per_iter) if glmha.sec_per_iter and csa.sec_per_iter else '-']
+    lines.append(f'{"GLMHA vs CSA":<30} {changes[0]:>9} {changes[1]:>7} {changes[2]:>7}')
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+@dataclass(frozen=True)
+class DemoRun:
+    label: str       # in the PNG and the trade table
+    column: str      # in the PSNR/SSIM table
+    train_opt: str   # relative to ROOT
+    test_opt: str
+
+
+GLMHA_RUN = DemoRun('GLMHA-Restormer', 'GLMHA', DEMO_TRAIN_OPT, DEMO_TEST_OPT)
+CSA_RUN = DemoRun('Restormer (CSA twin)', 'CSA', DEMO_CSA_TRAIN_OPT, DEMO_CSA_TEST_OPT)
+
+
+def _load(path: str) -> dict:
+    import yaml
+    with open(path, encoding='utf-8') as f:
+        return yaml.safe_load(f)
 
 
 def _run(cmd, cwd):
     print('$', ' '.join(cmd), flush=True)
     subprocess.run(cmd, cwd=cwd, check=True)
+
+
+def train_and_test(run: DemoRun, workdir: str, iters: Optional[int]) -> Tuple[str, Optional[float], float]:
+    """Train (resuming) and test one network; returns (test name, s/iteration of its training logs, seconds)."""
+    start = time.time()
+    train_opt, test_opt = osp.join(ROOT, run.train_opt), osp.join(ROOT, run.test_opt)
+    opt = _load(train_opt)
+    force = ['--force_yml'] + iteration_overrides(opt, iters) if iters else []
+    exp = osp.join(workdir, 'experiments', opt['name'])
+    if osp.isdir(osp.join(exp, 'training_states')) and os.listdir(osp.join(exp, 'training_states')):
+        print(f'[demo] resuming {run.label} from {exp} (its learning-rate schedule is the one saved there; '
+              f'--fresh starts over)', flush=True)
+    print(f'[demo] training the tiny {run.label} (basicsr train_pipeline)', flush=True)
+    _run([sys.executable, '-m', 'glmha_plugin.train', '-opt', train_opt, '--auto_resume'] + force, workdir)
+    weights = osp.join('experiments', opt['name'], 'models', 'net_g_latest.pth')
+    print(f'[demo] testing {run.label} (basicsr test_pipeline)', flush=True)
+    _run([sys.executable, '-m', 'glmha_plugin.test', '-opt', test_opt, '--force_yml',
+          f'path:pretrain_network_g={weights}'], workdir)
+    logs = sorted(glob.glob(osp.join(exp, f'train_{opt["name"]}_*.log')))
+    return _load(test_opt)['name'], seconds_per_iteration(logs), time.time() - start
 
 
 def score(pred: np.ndarray, gt: np.ndarray) -> Tuple[float, float]:
@@ -129,43 +355,94 @@ def result_images(workdir: str, test_name: str) -> Iterator[Tuple[str, np.ndarra
                cv2.imread(osp.join(test_dir, 'target', f'{name}.png')))
 
 
-def evaluate(workdir: str, test_name: str, out_png: str) -> list:
-    """PSNR/SSIM of rainy input and model output against the target; side-by-side PNG. Returns table rows."""
+@dataclass
+class Row:
+    image: str
+    scores: Dict[str, Tuple[float, float]]   # 'input', then one (PSNR, SSIM) per network label
+
+
+def score_runs(workdir: str, tests: Dict[str, str]) -> Tuple[List[Row], Dict[str, List[np.ndarray]]]:
+    """Rows of PSNR/SSIM (input and each network's output, ``tests``: column -> test run name) and the images
+    per column ('input', 'ground truth', then the networks'), BGR."""
+    rows, images = [], {}
+    for label, test_name in tests.items():
+        for i, (name, lq, pred, gt) in enumerate(result_images(workdir, test_name)):
+            if len(rows) <= i:
+                rows.append(Row(name, {'input': score(lq, gt)}))
+                images.setdefault('input', []).append(lq)
+                images.setdefault('ground truth', []).append(gt)
+            rows[i].scores[label] = score(pred, gt)
+            images.setdefault(label, []).append(pred)
+    return rows, images
+
+
+def table_lines(rows: Sequence[Row]) -> List[str]:
+    """PSNR/SSIM per image and their mean, then the gain of each network over the rainy input."""
+    columns = list(rows[0].scores)
+    head = f'{"image":<12}' + ''.join(f' {"PSNR " + c:>11} {"SSIM " + c:>11}' for c in columns)
+    lines = [head]
+    for row in list(rows) + [Row('mean', {c: tuple(np.mean([r.scores[c] for r in rows], axis=0)) for c in columns})]:
+        lines.append(f'{row.image:<12}' + ''.join(f' {row.scores[c][0]:11.2f} {row.scores[c][1]:11.4f}'
+                                                  for c in columns))
+    for c in columns[1:]:
+        gains = [r.scores[c][0] - r.scores['input'][0] for r in rows]
+        ssim = np.mean([r.scores[c][1] - r.scores['input'][1] for r in rows])
+        each = ', '.join(f'{r.image} {g:+.2f}' for r, g in zip(rows, gains))
+        lines.append(f'gain of {c}: {np.mean(gains):+.2f} dB PSNR ({each}), {ssim:+.4f} SSIM')
+    return lines
+
+
+def plot(rows: Sequence[Row], images: Dict[str, List[np.ndarray]], labels: Dict[str, str], title: str,
+         out_png: str) -> None:
+    """Side by side: rainy input | each network's output | ground truth, PSNR in the titles (``labels``:
+    column -> name shown)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    images = list(result_images(workdir, test_name))
-    rows = []
-    fig, axes = plt.subplots(len(images), 3, figsize=(10, 3.3 * len(images)), squeeze=False)
-    for i, (name, lq, pred, gt) in enumerate(images):
-        (p_in, s_in), (p_out, s_out) = score(lq, gt), score(pred, gt)
-        rows.append((name, p_in, s_in, p_out, s_out))
-        for ax, img, title in zip(axes[i], (lq, pred, gt), (f'rainy input {p_in:.2f} dB',
-                                                              f'GLMHA-Restormer {p_out:.2f} dB', 'ground truth')):
-            ax.imshow(img[..., ::-1])
-            ax.set_title(f'{name}: {title}', fontsize=9)
+    columns = ['input'] + [c for c in images if c not in ('input', 'ground truth')] + ['ground truth']
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.4 * len(columns), 2.8 * len(rows) + 0.6),
+                             squeeze=False)
+    for i, row in enumerate(rows):
+        for ax, c in zip(axes[i], columns):
+            ax.imshow(images[c][i][..., ::-1])
+            label = {'input': 'rainy input', **labels}.get(c, c)
+            ax.set_title(f'{row.image}: {label}' + (f' {row.scores[c][0]:.2f} dB' if c in row.scores else ''),
+                         fontsize=9)
             ax.axis('off')
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
-    return rows
 
 
-def print_table(rows):
-    print(f'\n{"image":<12} {"PSNR in":>8} {"SSIM in":>8} {"PSNR out":>9} {"SSIM out":>9}')
-    for name, p_in, s_in, p_out, s_out in rows:
-        print(f'{name:<12} {p_in:8.2f} {s_in:8.4f} {p_out:9.2f} {s_out:9.4f}')
-    mean = np.mean([r[1:] for r in rows], axis=0)
-    print(f'{"mean":<12} {mean[0]:8.2f} {mean[1]:8.4f} {mean[2]:9.2f} {mean[3]:9.4f}')
-    print(f'gain: {mean[2] - mean[0]:+.2f} dB PSNR, {mean[3] - mean[1]:+.4f} SSIM')
+def picture_title(glmha: Net, csa: Net, image_hw: Tuple[int, int], iters: int) -> str:
+    """Two lines for the PNG: what was trained, and the trade (counted sizes, measured time per iteration)."""
+    def spi(net):
+        return f'{net.sec_per_iter:.3f} s/iteration' if net.sec_per_iter else 'not trained'
+    trained = f'{glmha.label} ({spi(glmha)})' + (f' and {csa.label} ({spi(csa)})' if csa.sec_per_iter else '')
+    return (f'{trained}, {iters} iterations on the demo photos\n'
+            f'GLMHA: {glmha.params / 1e6:.3f}M parameters ({change(glmha.params, csa.params)} vs CSA), '
+            f'{glmha.gmacs:.3f} GMACs ({change(glmha.gmacs, csa.gmacs)}) at {image_hw[0]}x{image_hw[1]}')
+
+
+def _minutes(seconds: float) -> str:
+    return f'{int(seconds // 60)} min {seconds % 60:02.0f} s'
 
 
 def main(argv=None):
+    started = time.time()
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--workdir', default='demo_run', help='where data, experiments/ and results/ go')
-    parser.add_argument('--iters', type=int, default=None, help='override total_iter of the demo YAML')
+    parser.add_argument('--iters', type=int, default=None,
+                        help='train this many iterations instead of the YAML\'s total_iter (the cosine periods and '
+                             'progressive stages are stretched to match)')
+    parser.add_argument('--compare', action='store_true',
+                        help='also train and test the CSA twin (plain Restormer) for the same iterations: about '
+                             'twice the time')
     parser.add_argument('--fresh', action='store_true', help='delete the work directory first')
     args = parser.parse_args(argv)
+    if args.iters is not None and args.iters < 1:
+        parser.error('--iters must be a positive number of iterations')
 
     workdir = osp.abspath(args.workdir)
     if args.fresh and osp.isdir(workdir):
@@ -174,24 +451,26 @@ def main(argv=None):
     if not osp.isdir(osp.join(workdir, DATA_DIR, 'test', 'target')):
         print(f'[demo] building the rain dataset under {osp.join(workdir, DATA_DIR)}', flush=True)
         make_rain_pairs(osp.join(workdir, DATA_DIR))
-    train_opt, test_opt = osp.join(ROOT, DEMO_TRAIN_OPT), osp.join(ROOT, DEMO_TEST_OPT)
-    force = ['--force_yml', f'train:total_iter={args.iters}'] if args.iters else []
 
-    print('[demo] training the tiny GLMHA-Restormer (basicsr train_pipeline)', flush=True)
-    _run([sys.executable, '-m', 'glmha_plugin.train', '-opt', train_opt, '--auto_resume'] + force, workdir)
-    import yaml
-    with open(train_opt, encoding='utf-8') as f:
-        train_name = yaml.safe_load(f)['name']
-    weights = osp.join('experiments', train_name, 'models', 'net_g_latest.pth')
-    print('[demo] testing (basicsr test_pipeline)', flush=True)
-    _run([sys.executable, '-m', 'glmha_plugin.test', '-opt', test_opt, '--force_yml',
-          f'path:pretrain_network_g={weights}'], workdir)
-    with open(test_opt, encoding='utf-8') as f:
-        test_name = yaml.safe_load(f)['name']
+    runs = [CSA_RUN, GLMHA_RUN] if args.compare else [GLMHA_RUN]
+    done = {run.column: train_and_test(run, workdir, args.iters) for run in runs}
+    rows, images = score_runs(workdir, {run.column: done[run.column][0] for run in runs})
+    image_hw = images['input'][0].shape[:2]
+    glmha, csa = (count_network(run.label, _load(osp.join(ROOT, run.train_opt))['network_g'], image_hw)
+                  for run in (GLMHA_RUN, CSA_RUN))
+    glmha.sec_per_iter = done[GLMHA_RUN.column][1]
+    if args.compare:
+        csa.sec_per_iter = done[CSA_RUN.column][1]
+    iters = args.iters or _load(osp.join(ROOT, DEMO_TRAIN_OPT))['train']['total_iter']
     png = osp.join(workdir, 'demo_side_by_side.png')
-    rows = evaluate(workdir, test_name, png)
-    print_table(rows)
-    print(f'[demo] side-by-side comparison: {png}')
+    plot(rows, images, {run.column: run.label for run in runs}, picture_title(glmha, csa, image_hw, iters), png)
+    print()
+    print('\n'.join(table_lines(rows)))
+    print()
+    print('\n'.join(trade_lines(glmha, csa, image_hw)))
+    print(f'\n[demo] side-by-side comparison: {png}')
+    spent = ', '.join(f'{run.label} {_minutes(done[run.column][2])}' for run in runs)
+    print(f'[demo] {iters} iterations; time: {_minutes(time.time() - started)} in all (train + test: {spent})')
 
 
 if __name__ == '__main__':

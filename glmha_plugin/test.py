@@ -22,6 +22,7 @@ def check_weights(opt):
 
 def _test(argv, root):
     from basicsr.test import test_pipeline
+    argv = cli.resolve_option_file(argv)
     opt_path, overrides = cli.option_file_from_argv(argv)
     opt = apply_overrides(cli.load_options(opt_path), overrides)
     check_weights(opt)

@@ -51,6 +51,7 @@ def without_missing_wandb(opt, argv):
 
 def _train(argv, root):
     from basicsr.train import train_pipeline
+    argv = cli.resolve_option_file(argv)
     opt = cli.effective_options(argv, is_train=True)  # fail fast, before basicsr creates any folder
     argv = without_missing_wandb(opt, argv)
     if os.environ.get(DETERMINISTIC_ENV, '0').strip().lower() in ('1', 'true', 'yes'):

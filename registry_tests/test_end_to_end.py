@@ -46,12 +46,16 @@ def test_glmha_train_then_glmha_test(workdir):
 
 
 def test_python_m_basicsr_train_through_hook(workdir):
-    """Unmodified basicsr entry: finds GLMHARestormer and writes under the working directory."""
-    run([sys.executable, '-m', 'basicsr.train', '-opt', TINY_TRAIN, '--force_yml', *FAST], cwd=workdir)
+    """Unmodified basicsr entry: finds GLMHARestormer and writes under the working directory; a bare option
+    file name that is no local file is the shipped one (glmha_plugin.options), and the command says so."""
+    proc = run([sys.executable, '-m', 'basicsr.train', '-opt', 'Demo_Deraining_GLMHA.yml', '--force_yml', *FAST],
+               cwd=workdir)
+    assert f'using the shipped option file tiny/Demo_Deraining_GLMHA.yml ({TINY_TRAIN})' in proc.stderr
     _train_outputs_ok(workdir)
     _no_outputs_in_site_packages()
-    proc = run([sys.executable, '-m', 'basicsr.test', '-opt', TINY_TEST, '--force_yml',
+    proc = run([sys.executable, '-m', 'basicsr.test', '-opt', 'test_Demo_Deraining_GLMHA', '--force_yml',
                 f'path:pretrain_network_g={osp.join(EXP, "models", "net_g_latest.pth")}'], cwd=workdir)
+    assert 'using the shipped option file tiny/test_Demo_Deraining_GLMHA.yml' in proc.stderr
     assert osp.isdir(osp.join(workdir, 'results', 'test_Demo_Deraining_GLMHA'))
     assert '# ssim:' in proc.stderr + proc.stdout
 
@@ -74,6 +78,7 @@ def test_refuses_to_test_without_weights(workdir, entry):
 def test_missing_option_file_is_explained(workdir):
     proc = run([osp.join(BIN, 'glmha-train'), '-opt', 'nope.yml'], cwd=workdir, check=False)
     assert proc.returncode == 2 and "option file 'nope.yml' does not exist" in proc.stderr
+    assert 'is not a shipped option file' in proc.stderr
 
 
 def test_resume_after_interruption(workdir):
