@@ -1,22 +1,57 @@
-"""Shared fixtures: the project's interpreter, tiny paired data, subprocess runner."""
+"""Shared fixtures and helpers: the project's interpreter, tiny networks and paired data, option files and
+training logs, recorded fixtures, subprocess runner."""
 import importlib
+import json
 import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OPTIONS = osp.join(REPO, 'options')
 BIN = osp.dirname(sys.executable)
 TINY_TRAIN = osp.join(OPTIONS, 'tiny', 'Demo_Deraining_GLMHA.yml')
 TINY_TEST = osp.join(OPTIONS, 'tiny', 'test_Demo_Deraining_GLMHA.yml')
+FIXTURES = osp.join(REPO, 'registry_tests', 'fixtures')
+
+# Tiny networks (a forward pass takes milliseconds): Restormer's / GLMHARestormer's and MST's arguments.
+TINY_RESTORMER = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8],
+                      ffn_expansion_factor=2.0)
+TINY_RESTORMER_2 = dict(TINY_RESTORMER, num_blocks=[1, 1, 1, 2])  # two latent blocks: 9 attention layers
+TINY_MST = dict(dim=28, stage=2, num_blocks=[1, 1, 1])
 
 # Overrides (basicsr's own --force_yml) that make the demo YAML a seconds-long run.
 FAST = ['train:total_iter=4', 'logger:print_freq=1', 'logger:save_checkpoint_freq=2', 'val:val_freq=4',
         'datasets:train:num_worker_per_gpu=0', 'datasets:train:batch_size_per_gpu=2',
         'datasets:train:gt_size=32', 'datasets:train:dataset_enlarge_ratio=1']
+
+
+def read_fixture(name: str):
+    """``registry_tests/fixtures/<name>`` (JSON)."""
+    with open(osp.join(FIXTURES, name), encoding='utf-8') as f:
+        return json.load(f)
+
+
+def load_yaml(path) -> dict:
+    """An option file as a dict: a path, or a name relative to ``options/``."""
+    with open(osp.join(OPTIONS, path), encoding='utf-8') as f:
+        return yaml.safe_load(f)
+
+
+def train_logs(cwd, name: str):
+    """Texts of the training logs of experiment ``name`` under ``cwd`` (``experiments/<name>/train_*.log``),
+    oldest first."""
+    folder = osp.join(cwd, 'experiments', name)
+    logs = sorted(f for f in os.listdir(folder) if f.startswith('train_') and f.endswith('.log'))
+    assert logs, f'no training log in {folder}'
+    texts = []
+    for log in logs:
+        with open(osp.join(folder, log), encoding='utf-8') as f:
+            texts.append(f.read())
+    return texts
 
 
 def import_tool(name: str):
@@ -43,6 +78,12 @@ def run(cmd, cwd, timeout=300, check=True, **env):
         raise AssertionError(f'{cmd} exited {proc.returncode}\n--- stdout ---\n{proc.stdout[-6000:]}\n'
                              f'--- stderr ---\n{proc.stderr[-6000:]}')
     return proc
+
+
+@pytest.fixture(scope='session')
+def mst_official():
+    """Upstream MST / MST++ state_dict keys and shapes per toolbox method (fixtures/mst_official_keys.json)."""
+    return read_fixture('mst_official_keys.json')['models']
 
 
 @pytest.fixture(scope='session')
