@@ -41,16 +41,3 @@ def test_deterministic_kernels_can_be_requested(workdir):
                 '--force_yml', *FAST], cwd=workdir, GLMHA_DETERMINISTIC=1)
     assert 'GLMHA_DETERMINISTIC=1: deterministic algorithms requested' in proc.stdout
     assert 'End of training' in proc.stdout + proc.stderr
-
-
-def test_request_deterministic_kernels_sets_torch_flags(monkeypatch):
-    from glmha_plugin.train import request_deterministic_kernels
-    monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
-    try:
-        request_deterministic_kernels()
-        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
-        import os
-        assert os.environ['CUBLAS_WORKSPACE_CONFIG'] == ':4096:8'
-    finally:
-        torch.use_deterministic_algorithms(False)
-        torch.backends.cudnn.deterministic = False

@@ -9,6 +9,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from mmengine.registry import MODELS
 
 from conftest import run
+from glmha_plugin.errors import CheckpointError
 from glmha_plugin.registry import METHODS, SPECTRAL_MODELS, model_generator
 
 SPECTRAL_ARCHS = ['MST', 'GLMHAMST', 'MST_Plus_Plus', 'GLMHAMSTPlusPlus']
@@ -98,5 +99,5 @@ def test_mismatched_checkpoint_is_explained(mst_official, tmp_path):
 def test_checkpoint_is_read_weights_only(tmp_path):
     """A pickle that would run code is refused (torch.load(..., weights_only=True))."""
     torch.save({'state_dict': {}, 'hook': print}, tmp_path / 'evil.pth')
-    with pytest.raises(Exception, match='refused'):
+    with pytest.raises(CheckpointError, match='refused'):
         model_generator('mst_s', str(tmp_path / 'evil.pth'))
