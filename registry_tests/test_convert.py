@@ -77,7 +77,8 @@ def test_half_rank_conversion_of_a_known_spectrum():
     head, not the first two), their key/value rows are those of the rank-2 truncation U_2 S_2 V_2^T (not of
     W), the kept energy is (s1^2 + s2^2) / sum s^2, and the depth-wise kernels of the kept channels are copied."""
     torch.manual_seed(0)
-    csa, glmha = convert.ChannelAttention(8, 2, False, 8, 'none', 8), convert.ChannelAttention(8, 2, False, 4, 'none', 8)
+    csa = convert.ChannelAttention(8, 2, False, rank=8, guidance='none', gamma=8)
+    glmha = convert.ChannelAttention(8, 2, False, rank=4, guidance='none', gamma=8)
     hadamard = torch.tensor([[1.0]], dtype=torch.float64)
     for _ in range(3):
         hadamard = torch.cat([torch.cat([hadamard, hadamard], 1), torch.cat([hadamard, -hadamard], 1)])

@@ -143,6 +143,9 @@ def test_guidance_is_per_instance():
 def test_calibration_gamma_validation():
     with pytest.raises(ValueError, match='gamma'):
         Calibration(16, 0)
+    assert Calibration(16, 1).fc1.out_features == 16  # gamma = 1: no reduction, allowed
+    default = Calibration(16)
+    assert default.fc1.out_features == 2 and default.fc1.bias is None and default.fc2.bias is None  # gamma 8, no bias
 
 
 def test_build_attention_rejects_glmha_options_for_csa():
