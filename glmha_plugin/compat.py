@@ -23,13 +23,13 @@ import os
 import os.path as osp
 import sysconfig
 
-import glmha_plugin_autoload
+import glmha_plugin_common
 
 from .errors import did_you_mean
 
 # Must precede the first import of basicsr (its degradations module imports
 # torchvision.transforms.functional_tensor, removed in torchvision 0.17).
-glmha_plugin_autoload.install_torchvision_alias()
+glmha_plugin_common.install_torchvision_alias()
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
@@ -257,7 +257,7 @@ def basicsr_main_root():
 def apply():
     """Apply every adaptation whose guard holds (idempotent)."""
     import basicsr  # noqa: F401  (after the torchvision alias)
-    if glmha_plugin_autoload.alias_needed():
+    if glmha_plugin_common.alias_needed():
         APPLIED['torchvision_alias'] = 'torchvision.transforms.functional_tensor served from functional'
 
     _patch_resume()

@@ -20,7 +20,7 @@ an unmodified toolbox's own ``model_generator``.
 """
 from typing import Dict, Optional, Tuple
 
-from glmha_plugin_autoload import TOOLBOX_PREFIX as GLMHA_PREFIX
+from glmha_plugin_common import TOOLBOX_PREFIX as GLMHA_PREFIX
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 from torch import nn

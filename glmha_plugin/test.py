@@ -5,8 +5,6 @@ root (results/ lands where the command is run), after checking that the
 option file names trained weights: upstream silently evaluates a randomly
 initialised network when ``path.pretrain_network_g`` is missing.
 """
-import glmha_plugin_autoload
-
 from . import cli, compat
 from .errors import UsageError
 from .validate import apply_overrides, check_options
@@ -32,10 +30,7 @@ def _test(argv, root):
 
 def main(argv=None, redirected_from=None):
     """Entry point. ``redirected_from`` is set when reached through ``python -m basicsr.test``."""
-    root = compat.output_root()
-    if redirected_from:
-        glmha_plugin_autoload.restore_redirected_spec(redirected_from)
-        root = compat.output_root(compat.basicsr_main_root())
+    root = compat.output_root(compat.basicsr_main_root()) if redirected_from else compat.output_root()
     return cli.run(lambda a: _test(a, root), argv)
 
 

@@ -53,11 +53,11 @@ def test_alias_serves_functional():
 
 def test_alias_guard_prefers_a_real_module(monkeypatch):
     """Where torchvision still ships the module, the finder stays out of the way."""
-    import glmha_plugin_autoload as auto
+    import glmha_plugin_common as common
     sentinel = object()
-    monkeypatch.setattr(auto, '_find_elsewhere', lambda *a, **k: sentinel)
-    assert auto._Finder().find_spec(auto.TV_ALIAS, None) is None
-    assert auto.alias_needed() is False
+    monkeypatch.setattr(common, 'find_elsewhere', lambda *a, **k: sentinel)
+    assert common.TorchvisionAliasFinder().find_spec(common.TV_ALIAS, None) is None
+    assert common.alias_needed() is False
 
 
 # ---------------------------------------------------------------- cpu_safe_resume
