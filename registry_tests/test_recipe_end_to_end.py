@@ -14,7 +14,7 @@ import torch
 
 from conftest import BIN, OPTIONS, REPO, run
 from glmha_plugin import evaluate
-from glmha_plugin.inference import test_tool_main as tools_test_py  # (not collected as a test)
+from glmha_plugin.test import tools_test_main as tools_test_py
 from test_recipe_training import closed_form
 
 pytestmark = pytest.mark.slow

@@ -160,10 +160,10 @@ def test_tester_errors_are_clear(tmp_path, weights, capsys):
 
 def test_tools_test_dispatch(capsys):
     """tools/test.py: -opt goes to basicsr's test pipeline (glmha-test), the rest to the Restormer-style tester."""
-    from glmha_plugin.inference import test_tool_main
+    from glmha_plugin.test import tools_test_main
     with pytest.raises(SystemExit) as exc:
-        test_tool_main(['-opt', 'no_such_options.yml'])
+        tools_test_main(['-opt', 'no_such_options.yml'])
     assert exc.value.code == 2 and "option file 'no_such_options.yml' does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        test_tool_main(['--weights', 'w.pth'])
+        tools_test_main(['--weights', 'w.pth'])
     assert exc.value.code == 2 and '--task' in capsys.readouterr().err

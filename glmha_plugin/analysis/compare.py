@@ -28,8 +28,8 @@ import cv2
 import torch
 import yaml
 
-from ..demo import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, ROOT, result_images
-from ..demo import score as demo_score
+from ..demo_data import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, ROOT, result_images
+from ..demo_data import score as demo_score
 from .complexity import count
 
 CSA = 'CSA'                  # label of the baseline variant
