@@ -3,9 +3,8 @@ import argparse
 import sys
 from contextlib import contextmanager
 
-import yaml
-
 from .errors import UsageError
+from .options import load_options
 
 
 def option_file_from_argv(argv):
@@ -15,22 +14,6 @@ def option_file_from_argv(argv):
     parser.add_argument('--force_yml', nargs='+', default=None)
     args, _ = parser.parse_known_args(argv)
     return args.opt, args.force_yml or []
-
-
-def load_options(path):
-    """Read an option YAML safely, with a clear error for a missing or malformed file."""
-    if path is None:
-        raise UsageError('missing -opt: give the option YAML, e.g. -opt options/Deraining_GLMHA.yml')
-    try:
-        with open(path, encoding='utf-8') as f:
-            opt = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise UsageError(f'option file {path!r} does not exist') from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f'option file {path!r} is not valid YAML: {exc}') from None
-    if not isinstance(opt, dict):
-        raise UsageError(f'option file {path!r} must hold a mapping of options, got {type(opt).__name__}')
-    return opt
 
 
 def effective_options(argv, is_train):

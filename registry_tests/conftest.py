@@ -1,6 +1,6 @@
 """Shared fixtures and helpers: the project's interpreter, tiny networks and paired data, option files and
 training logs, recorded fixtures, subprocess runner."""
-import importlib
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -55,12 +55,12 @@ def train_logs(cwd, name: str):
 
 
 def import_tool(name: str):
-    """The module ``tools/<name>.py`` (the analysis front ends keep their ``main(argv)`` there)."""
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.pop(0)
+    """The module ``tools/<name>.py`` (each exposes the package's ``main(argv)``), imported from its file as
+    ``tools_<name>`` (a plain ``import test`` could find the standard library's package)."""
+    spec = importlib.util.spec_from_file_location(f'tools_{name}', osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def clean_env(**extra):

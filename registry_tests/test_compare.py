@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from conftest import TINY_TRAIN, import_tool
+from conftest import TINY_TRAIN
 from glmha_plugin.analysis import compare
 
 
@@ -52,8 +52,7 @@ def test_warm_start_needs_the_csa_runs(tmp_path):
 
 @pytest.mark.slow
 def test_compare_tool_short_run(workdir, capsys):
-    tool = import_tool('compare')
-    rc = tool.main(['--workdir', str(workdir), '--iters', '2', '--seeds', '3', '--batch', '2', '--gt-size', '32',
+    rc = compare.main(['--workdir', str(workdir), '--iters', '2', '--seeds', '3', '--batch', '2', '--gt-size', '32',
                     '--warm-start'])
     assert rc == 0
     out = capsys.readouterr().out

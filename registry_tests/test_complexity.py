@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import import_tool
+from glmha_plugin.analysis import complexity_report
 from glmha_plugin.analysis.baselines import LinformerChannelAttention, linformer_macs
 from glmha_plugin.analysis.complexity import FREE, MAC, OP_RULES, OTHER, count
 from glmha_plugin.analysis.hosts import get_host
@@ -126,8 +126,7 @@ def test_an_op_without_a_rule_is_reported_not_dropped():
 
 
 def test_complexity_tool_writes_markdown_csv_png(tmp_path, capsys):
-    tool = import_tool('complexity')
-    rc = tool.main(['--tiny', '--hosts', 'restormer', '--sizes', 'restormer=3x32x32', '--ratios', '0.5',
+    rc = complexity_report.main(['--tiny', '--hosts', 'restormer', '--sizes', 'restormer=3x32x32', '--ratios', '0.5',
                     '--out-dir', str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out

@@ -4,8 +4,8 @@ import pytest
 import torch
 import yaml
 
-from conftest import import_tool
 from glmha_plugin.analysis import spectrum
+from glmha_plugin.analysis import spectrum_report as tool  # tools/attention_spectrum.py
 from glmha_plugin.archs import RESTORMER_STAGES, Restormer
 from glmha_plugin.layers import GLMHA
 
@@ -87,12 +87,7 @@ def test_glmha_maps_have_singular_values_only():
     assert layer.eig_cumulative is None and layer.sv_energy.shape == (4,)
 
 
-@pytest.fixture
-def tool():
-    return import_tool('attention_spectrum')
-
-
-def test_tool_on_photos_writes_plots_tables_and_options(tool, demo_data, tmp_path, capsys):
+def test_tool_on_photos_writes_plots_tables_and_options(demo_data, tmp_path, capsys):
     images = str(demo_data / 'datasets' / 'demo_rain' / 'train' / 'input')
     out = tmp_path / 'report'
     opts = tmp_path / 'ranks.yml'
@@ -115,7 +110,7 @@ def test_tool_on_photos_writes_plots_tables_and_options(tool, demo_data, tmp_pat
     assert 'exists' in capsys.readouterr().err
 
 
-def test_tool_reads_an_option_file_and_explains_bad_input(tool, demo_data, tmp_path, capsys):
+def test_tool_reads_an_option_file_and_explains_bad_input(demo_data, tmp_path, capsys):
     opt = tmp_path / 'net.yml'
     opt.write_text(yaml.safe_dump({'network_g': dict(type='Restormer', **TINY)}))
     images = str(demo_data / 'datasets' / 'demo_rain' / 'test' / 'input')
@@ -130,7 +125,7 @@ def test_tool_reads_an_option_file_and_explains_bad_input(tool, demo_data, tmp_p
             "MST_Plus_Plus, Restormer") in capsys.readouterr().err
 
 
-def test_tool_loads_weights_by_key(tool, demo_data, tmp_path, capsys):
+def test_tool_loads_weights_by_key(demo_data, tmp_path, capsys):
     from glmha_plugin.analysis.hosts import get_host
     host = get_host('restormer')
     net = host.build(**dict(host.default_options, **host.tiny))
@@ -182,7 +177,7 @@ def test_rgb_to_bands_interpolates_blue_to_red():
 
 
 @pytest.mark.parametrize('host_name', ['mst_l', 'mst_plus_plus'])
-def test_tool_on_spectral_hosts_writes_per_level_ranks(tool, demo_data, tmp_path, capsys, host_name):
+def test_tool_on_spectral_hosts_writes_per_level_ranks(demo_data, tmp_path, capsys, host_name):
     """MST (photos -> 28-band scenes -> simulated CASSI shot) and MST++ (photos as input): stages are the
     U-Net levels and the written rank option is one value per level, which the GLMHA network accepts."""
     images = str(demo_data / 'datasets' / 'demo_rain' / 'test' / 'input')
