@@ -4,19 +4,14 @@ import os.path as osp
 import pickle
 import shutil
 import sys
-from copy import deepcopy
 
 import pytest
 import torch
-import yaml
 
-from conftest import BIN, TINY_TEST, TINY_TRAIN, run
+from conftest import BIN, TINY_RESTORMER, TINY_TRAIN, load_yaml, run
 from glmha_plugin.checkpoint import load_checkpoint, load_into
 from glmha_plugin.errors import CheckpointError, OptionError
 from glmha_plugin.validate import apply_overrides, check_options
-
-SMALL_NET = dict(type='GLMHARestormer', inp_channels=3, out_channels=3, dim=8, num_blocks=[1, 1, 1, 1],
-                 num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=2.0)
 
 
 @pytest.fixture
@@ -28,13 +23,12 @@ def data(tmp_path, demo_data):
 
 @pytest.fixture
 def opt(data):
-    with open(TINY_TRAIN) as f:
-        o = yaml.safe_load(f)
+    o = load_yaml(TINY_TRAIN)
     for phase, split in (('train', 'train'), ('val', 'test')):
         o['datasets'][phase]['dataroot_gt'] = str(data / split / 'target')
         o['datasets'][phase]['dataroot_lq'] = str(data / split / 'input')
     o['datasets']['train']['gt_size'] = 32
-    o['network_g'] = dict(SMALL_NET)
+    o['network_g'] = dict(type='GLMHARestormer', **TINY_RESTORMER)
     return o
 
 
@@ -191,10 +185,8 @@ def test_force_yml_seed_is_a_silent_no_op_upstream(opt):
 
 def test_checkpoint_of_another_architecture(opt, tmp_path):
     from glmha_plugin.archs import Restormer
-    net = dict(SMALL_NET)
-    net.pop('type')
     path = tmp_path / 'restormer.pth'
-    torch.save({'params': Restormer(**net).state_dict()}, path)
+    torch.save({'params': Restormer(**TINY_RESTORMER).state_dict()}, path)
     opt['path']['pretrain_network_g'] = str(path)
     del opt['path']['strict_load_g']  # basicsr's default is strict loading, and so is the check's
     expect(opt, 'does not fit network_g (GLMHARestormer)', 'missing from the checkpoint', 'attn.calib.fc1.weight',
@@ -250,12 +242,10 @@ def test_test_options_need_weights(tmp_path):
 def test_nan_input_propagates_without_crashing():
     """Documented behaviour: NaN/Inf pixels give NaN outputs (no exception, no silent clean-up)."""
     from glmha_plugin.archs import GLMHARestormer
-    net = dict(SMALL_NET)
-    net.pop('type')
     x = torch.rand(1, 3, 8, 8)
     x[0, 0, 0, 0] = float('nan')
     with torch.no_grad():
-        y = GLMHARestormer(**net)(x)
+        y = GLMHARestormer(**TINY_RESTORMER)(x)
     assert y.shape == x.shape and torch.isnan(y).any()
 
 

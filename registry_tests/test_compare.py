@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, load_yaml
 from glmha_plugin.analysis import compare
 
 
@@ -27,9 +27,7 @@ def test_summary_is_mean_sd_and_paired_difference():
 
 
 def test_options_carry_the_budget_and_the_variant():
-    import yaml
-    with open(TINY_TRAIN) as f:
-        template = yaml.safe_load(f)
+    template = load_yaml(TINY_TRAIN)
     variants = compare.variants([0.25, 0.5], ['calibration', 'none'])
     assert list(variants) == ['CSA', 'GLMHA r=0.25', 'GLMHA r=0.25 no guidance', 'GLMHA r=0.5',
                               'GLMHA r=0.5 no guidance']

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import TINY_RESTORMER, TINY_RESTORMER_2
 from glmha_plugin.analysis import complexity_report
 from glmha_plugin.analysis.baselines import LinformerChannelAttention, linformer_macs
 from glmha_plugin.analysis.complexity import FREE, MAC, OP_RULES, OTHER, count
@@ -77,9 +78,8 @@ def test_counts_scale_with_batch():
 
 def test_restormer_attention_modules_match_formulas():
     """Per transformer block of a (small) Restormer/GLMHARestormer, the attention MACs equal the formula."""
-    kw = dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=2)
     size = 32
-    for net in (Restormer(**kw), GLMHARestormer(rank_ratio=0.5, guidance='none', **kw)):
+    for net in (Restormer(**TINY_RESTORMER_2), GLMHARestormer(rank_ratio=0.5, guidance='none', **TINY_RESTORMER_2)):
         c = count(net.eval(), torch.rand(1, 3, size, size))
         attn = {name: mod for name, mod in net.named_modules() if name.endswith('.attn')}
         assert len(attn) == 1 + 1 + 1 + 2 + 1 + 1 + 1 + 1
@@ -97,8 +97,7 @@ def test_restormer_attention_modules_match_formulas():
 
 
 def test_every_op_of_the_hosts_has_a_rule():
-    for net in (Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1),
-                GLMHARestormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1)):
+    for net in (Restormer(**TINY_RESTORMER), GLMHARestormer(**TINY_RESTORMER)):
         c = count(net.eval(), torch.rand(1, 3, 20, 27))  # padded to a multiple of 8 and cropped back
         assert not c.unclassified
         assert {cat for cat, _, _ in c.by_op.values()} == {MAC, OTHER, FREE}

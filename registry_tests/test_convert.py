@@ -3,11 +3,11 @@ import math
 
 import pytest
 import torch
+import yaml
 
+from conftest import TINY_RESTORMER_2 as TINY
 from glmha_plugin import convert
 from glmha_plugin.archs import GLMHARestormer, Restormer
-
-TINY = dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, ffn_expansion_factor=2.0)
 
 
 def parent_and_input(bias=False):
@@ -120,8 +120,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path, capsys):
     src, dst = tmp_path / 'restormer.pth', tmp_path / 'glmha.pth'
     torch.save({'params': {f'module.{k}': v for k, v in parent.state_dict().items()}}, src)  # DDP-style keys too
     opt = tmp_path / 'net.yml'
-    opt.write_text('network_g:\n  type: GLMHARestormer\n  dim: 8\n  num_blocks: [1, 1, 1, 2]\n'
-                   '  num_refinement_blocks: 1\n  ffn_expansion_factor: 2.0\n  rank_ratio: 1.0\n  guidance: none\n')
+    opt.write_text(yaml.safe_dump({'network_g': dict(type='GLMHARestormer', **TINY, rank_ratio=1.0, guidance='none')}))
     assert convert.main(['--input', str(src), '--output', str(dst), '-opt', str(opt)]) == 0
     assert 'latent.1.attn' in capsys.readouterr().out
     child = GLMHARestormer(**TINY, rank_ratio=1.0, guidance='none')

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import BIN, FAST, OPTIONS, run
+from conftest import BIN, FAST, OPTIONS, load_yaml, run
 
 pytestmark = pytest.mark.slow
 
@@ -14,8 +14,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize('yml,name', [('Demo_Deraining_GLMHA.yml', 'Demo_Deraining_GLMHA'),
                                       ('Demo_Deraining_Restormer.yml', 'Demo_Deraining_Restormer')])
 def test_same_seed_same_weights(workdir, yml, name):
-    with open(osp.join(OPTIONS, 'tiny', yml)) as f:
-        base = yaml.safe_load(f)
+    base = load_yaml(osp.join('tiny', yml))
 
     def train(seed):
         # the seed goes into the file: basicsr seeds before applying --force_yml overrides

@@ -9,19 +9,17 @@ import time
 import pytest
 import torch
 
-from conftest import BIN, FAST, REPO, TINY_TEST, TINY_TRAIN, clean_env, run
+from conftest import BIN, FAST, REPO, TINY_TEST, TINY_TRAIN, clean_env, run, train_logs
 
 pytestmark = pytest.mark.slow
-EXP = osp.join('experiments', 'Demo_Deraining_GLMHA')
+NAME = 'Demo_Deraining_GLMHA'
+EXP = osp.join('experiments', NAME)
 
 
 def _train_outputs_ok(cwd):
     assert osp.isfile(osp.join(cwd, EXP, 'models', 'net_g_latest.pth'))
     assert osp.isfile(osp.join(cwd, EXP, 'training_states', '4.state'))
-    logs = [f for f in os.listdir(osp.join(cwd, EXP)) if f.startswith('train_') and f.endswith('.log')]
-    assert logs
-    with open(osp.join(cwd, EXP, logs[0])) as f:
-        log = f.read()
+    log = train_logs(cwd, NAME)[0]
     assert 'Network [GLMHARestormer] is created' in log and 'End of training' in log
     return log
 
@@ -134,7 +132,7 @@ def test_torchrun_two_processes_gloo_ranks_in_sync(workdir):
     assert r0.keys() == r1.keys()
     for k in r0:
         assert torch.equal(r0[k], r1[k]), k
-    log = open(osp.join(workdir, EXP, next(f for f in os.listdir(osp.join(workdir, EXP)) if f.endswith('.log')))).read()
+    log = train_logs(workdir, NAME)[0]
     assert 'World size (gpu number): 2' in log and 'iter:       4,' in log, 'no DDP training iterations ran'
     at2 = torch.load(osp.join(workdir, EXP, 'models', 'net_g_2.pth'), weights_only=True)['params']
     assert any(not torch.equal(at2[k], r0[k]) for k in r0), 'weights did not change after iteration 2'

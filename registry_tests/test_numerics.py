@@ -2,11 +2,11 @@
 import pytest
 import torch
 
+from conftest import TINY_MST
+from conftest import TINY_RESTORMER as TINY
 from glmha_plugin.archs import MST, GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, MST_Plus_Plus, Restormer
 from glmha_plugin.layers import CSA, GLMHA, SpectralMSA
 
-TINY = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=2)
-TINY_MST = dict(dim=28, stage=2, num_blocks=[1, 1, 1])
 # every registered architecture: name -> (tiny builder, input)
 ARCHS = {
     'Restormer': (lambda: Restormer(**TINY), lambda: torch.rand(1, 3, 12, 20)),

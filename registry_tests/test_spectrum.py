@@ -4,12 +4,12 @@ import pytest
 import torch
 import yaml
 
+from conftest import TINY_RESTORMER_2 as TINY
+from conftest import load_yaml
 from glmha_plugin.analysis import spectrum
 from glmha_plugin.analysis import spectrum_report as tool  # tools/attention_spectrum.py
 from glmha_plugin.archs import RESTORMER_STAGES, Restormer
 from glmha_plugin.layers import GLMHA
-
-TINY = dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=2.0)
 
 
 def test_cumulative_spectra_of_known_matrices():
@@ -98,7 +98,7 @@ def test_tool_on_photos_writes_plots_tables_and_options(demo_data, tmp_path, cap
     assert '| encoder_level1.0.attn | encoder_level1 |' in printed and '95%' in printed
     for f in ('spectrum.png', 'spectrum.md', 'spectrum_ranks.csv'):
         assert (out / f).stat().st_size > 0
-    net_opt = yaml.safe_load(opts.read_text())['network_g']
+    net_opt = load_yaml(opts)['network_g']
     assert net_opt['attention'] == 'glmha' and set(net_opt['rank']) == set(RESTORMER_STAGES)
     arch = net_opt.pop('type')
     from basicsr.utils.registry import ARCH_REGISTRY
@@ -188,7 +188,7 @@ def test_tool_on_spectral_hosts_writes_per_level_ranks(demo_data, tmp_path, caps
     printed = capsys.readouterr().out
     first = {'mst_l': 'encoder_layers.0.0.blocks.0.0', 'mst_plus_plus': 'body.0.encoder_layers.0.0.blocks.0.0'}
     assert f'| {first[host_name]} | level0 |' in printed
-    net_opt = yaml.safe_load(opts.read_text())['network_g']
+    net_opt = load_yaml(opts)['network_g']
     assert net_opt['attention'] == 'glmha' and isinstance(net_opt['rank'], list) and len(net_opt['rank']) == 3
     from basicsr.utils.registry import ARCH_REGISTRY
     model = ARCH_REGISTRY.get(net_opt.pop('type'))(**net_opt)

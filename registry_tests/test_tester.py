@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from conftest import TINY_RESTORMER as TINY
 from glmha_plugin import evaluate, inference
 from glmha_plugin.archs import GLMHARestormer
-
-TINY = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, ffn_expansion_factor=2.0, rank_ratio=0.5)
 
 
 class Pointwise(torch.nn.Module):
@@ -92,7 +92,7 @@ def weights(tmp_path):
     path = tmp_path / 'w.pth'
     torch.save({'params': net.state_dict()}, path)
     opt = tmp_path / 'net.yml'
-    opt.write_text('network_g:\n' + ''.join(f'  {k}: {v}\n' for k, v in dict(type='GLMHARestormer', **TINY).items()))
+    opt.write_text(yaml.safe_dump({'network_g': dict(type='GLMHARestormer', **TINY)}))
     return str(path), str(opt), net
 
 
