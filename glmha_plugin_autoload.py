@@ -44,8 +44,8 @@ import os
 import sys
 import warnings
 
-from glmha_plugin_common import TOOLBOX_PREFIX, TV_ALIAS, TV_TARGET  # noqa: F401  (old import paths)
-from glmha_plugin_common import alias_needed, find_elsewhere, install_torchvision_alias  # noqa: F401
+from glmha_plugin_common import TOOLBOX_PREFIX, TV_ALIAS, TV_TARGET, alias_needed  # noqa: F401  (old import paths)
+from glmha_plugin_common import install_torchvision_alias
 
 ENV_VAR = 'GLMHA_PLUGIN_AUTOLOAD'
 PTH_NAME = 'glmha_plugin_autoload.pth'
@@ -60,6 +60,17 @@ MAIN_REDIRECTS = {'basicsr.train': 'glmha_plugin.train', 'basicsr.test': 'glmha_
 TOOLBOX_PACKAGE = 'architecture'
 # `python -m` modules taken out of sys.modules until runpy asks the finders for them (_redirect_main).
 _STASHED = {}
+
+
+def _find_elsewhere(fullname, path, target=None):
+    """Spec from the finders after ours (None when nobody else has the module)."""
+    for finder in sys.meta_path:
+        if isinstance(finder, _Finder) or not hasattr(finder, 'find_spec'):
+            continue
+        spec = finder.find_spec(fullname, path, target)
+        if spec is not None:
+            return spec
+    return None
 
 
 def enabled():
@@ -122,13 +133,13 @@ class _Finder(importlib.abc.MetaPathFinder):
             spec.has_location = module.__spec__.has_location  # runpy: sys.argv[0] and __file__ of __main__
             return spec
         if fullname == 'basicsr' and enabled():
-            spec = find_elsewhere(_Finder, fullname, path, target)
+            spec = _find_elsewhere(fullname, path, target)
             if spec is None or spec.loader is None:
                 return None
             spec.loader = _AfterImportLoader(spec.loader, _after_basicsr)
             return spec
         if fullname == TOOLBOX_PACKAGE and path is None and enabled():
-            spec = find_elsewhere(_Finder, fullname, path, target)
+            spec = _find_elsewhere(fullname, path, target)
             if spec is None or spec.loader is None:
                 return None
             spec.loader = _AfterImportLoader(spec.loader, _after_toolbox_architecture)

@@ -24,15 +24,10 @@ TV_TARGET = 'torchvision.transforms.functional'
 TOOLBOX_PREFIX = 'glmha_'
 
 
-def find_elsewhere(skip: type, fullname, path, target=None):
-    """Spec from the meta-path finders that are not ``skip`` instances (None when nobody else has the module)."""
-    for finder in sys.meta_path:
-        if isinstance(finder, skip) or not hasattr(finder, 'find_spec'):
-            continue
-        spec = finder.find_spec(fullname, path, target)
-        if spec is not None:
-            return spec
-    return None
+def torchvision_has_it(path) -> bool:
+    """Whether the installed torchvision ships ``TV_ALIAS`` itself (a file on ``torchvision.transforms``'
+    package ``path``); asks the path finder only, so no other meta-path finder (an alias) can answer."""
+    return path is not None and importlib.machinery.PathFinder.find_spec(TV_ALIAS, path) is not None
 
 
 class _AliasLoader(importlib.abc.Loader):
@@ -47,10 +42,10 @@ class _AliasLoader(importlib.abc.Loader):
 
 
 class TorchvisionAliasFinder(importlib.abc.MetaPathFinder):
-    """Finds ``TV_ALIAS`` when no other finder does (a torchvision that still ships it keeps its own)."""
+    """Finds ``TV_ALIAS`` when torchvision lacks it (a torchvision that still ships it keeps its own)."""
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != TV_ALIAS or find_elsewhere(TorchvisionAliasFinder, fullname, path, target) is not None:
+        if fullname != TV_ALIAS or torchvision_has_it(path):
             return None
         return importlib.machinery.ModuleSpec(fullname, _AliasLoader())
 
@@ -63,5 +58,4 @@ def install_torchvision_alias():
 
 def alias_needed():
     """True when the installed torchvision lacks ``functional_tensor`` (imports torchvision.transforms)."""
-    transforms = importlib.import_module('torchvision.transforms')
-    return find_elsewhere(TorchvisionAliasFinder, TV_ALIAS, transforms.__path__) is None
+    return not torchvision_has_it(importlib.import_module('torchvision.transforms').__path__)

@@ -54,9 +54,10 @@ def test_alias_serves_functional():
 def test_alias_guard_prefers_a_real_module(monkeypatch):
     """Where torchvision still ships the module, the finder stays out of the way."""
     import glmha_plugin_common as common
-    sentinel = object()
-    monkeypatch.setattr(common, 'find_elsewhere', lambda *a, **k: sentinel)
-    assert common.TorchvisionAliasFinder().find_spec(common.TV_ALIAS, None) is None
+    import torchvision.transforms
+    assert common.TorchvisionAliasFinder().find_spec(common.TV_ALIAS, torchvision.transforms.__path__) is not None
+    monkeypatch.setattr(common, 'torchvision_has_it', lambda path: True)
+    assert common.TorchvisionAliasFinder().find_spec(common.TV_ALIAS, torchvision.transforms.__path__) is None
     assert common.alias_needed() is False
 
 
