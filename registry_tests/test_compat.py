@@ -1,5 +1,6 @@
 """Each runtime adaptation of glmha_plugin.compat: the upstream symptom, the fix, the guard."""
 import os
+import os.path as osp
 import sys
 
 import pytest
@@ -104,6 +105,17 @@ def test_auto_resume_picks_highest_iteration(tmp_path):
     opt['path']['resume_state'] = None
     assert compat.load_resume_state(opt)['iter'] == 10
     assert opt['path']['resume_state'].endswith('10.state')
+
+
+def test_auto_resume_without_a_states_path_looks_under_the_working_directory(tmp_path, monkeypatch):
+    """No path.training_states (basicsr sets it; a hand-made opt may not): experiments/<name>/training_states
+    under the working directory, as upstream."""
+    opt = _training_state(tmp_path, it=6)
+    del opt['path']['training_states']
+    opt.update(auto_resume=True)
+    monkeypatch.chdir(tmp_path)
+    assert compat.load_resume_state(opt)['iter'] == 6
+    assert opt['path']['resume_state'] == osp.join('experiments', 'x', 'training_states', '6.state')
 
 
 def test_auto_resume_skips_a_truncated_newest_state(tmp_path):

@@ -102,6 +102,9 @@ def test_half_rank_conversion_of_a_known_spectrum():
     assert report.key_energy == pytest.approx(20 / 21.25) and report.value_energy == pytest.approx(10 / 10.5)
     dw = csa.qkv_dwconv.weight
     torch.testing.assert_close(glmha.qkv_dwconv.weight, torch.cat([dw[:8], dw[8:16][kept], dw[16:][kept]]))
+    # the kept energy of small weights (sum s^2 < 1) is still the ratio; all-zero weights lose nothing
+    assert convert._truncate(0.1 * full['v'][0], 2)[2] == pytest.approx(10 / 10.5)
+    assert convert._truncate(torch.zeros(4, 8, dtype=torch.float64), 2)[2] == 1.0
 
 
 def test_neutral_guidance_is_constant_and_compensated():

@@ -56,11 +56,12 @@ def test_small_tiles_average_the_windows_run_alone():
     assert (small - full).abs().max() > 1e-3  # a window's attention pools over the window only
 
 
-def test_overlapping_tiles_reassemble_exactly():
+@pytest.mark.parametrize('overlap', [8, 0])  # 0: tiles that just touch
+def test_overlapping_tiles_reassemble_exactly(overlap):
     net = Pointwise().eval()
     img = torch.rand(1, 3, 50, 70)
-    torch.testing.assert_close(inference.restore(net, img, tile=24, tile_overlap=8), inference.restore(net, img),
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(inference.restore(net, img, tile=24, tile_overlap=overlap),
+                               inference.restore(net, img), rtol=1e-6, atol=1e-6)
 
 
 def test_tile_errors():
