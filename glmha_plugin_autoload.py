@@ -3,14 +3,13 @@
 This module is imported by ``glmha_plugin_autoload.pth`` at interpreter
 start-up, so it must stay tiny and use the standard library only (it costs
 about a millisecond; importing torch here would cost seconds for every Python
-process in the environment).  ``install()`` puts one meta-path finder in front
-of ``sys.meta_path`` which does three things, each only when it is needed:
+process in the environment).  ``install()`` puts two meta-path finders in
+front of ``sys.meta_path``, each acting only when it is needed:
 
-* ``torchvision.transforms.functional_tensor``: basicsr 1.4.2 imports this
-  module, which torchvision removed (0.17+).  When the real module cannot be
-  found, the finder serves an alias of ``torchvision.transforms.functional``.
-  Being a finder, it also works in fresh interpreter processes (spawned
-  DataLoader workers, torchrun ranks) before anything else is imported.
+* ``torchvision.transforms.functional_tensor``: the alias finder of
+  :mod:`glmha_plugin_common` (basicsr 1.4.2 imports this module, which
+  torchvision removed); the package installs the same finder itself when the
+  hook is off.
 * ``basicsr``: once the package has finished importing, ``glmha_plugin`` is
   imported, which registers the plugin's names in basicsr's registries and
   applies the runtime adaptations of :mod:`glmha_plugin.compat`.  Hooking the
@@ -21,7 +20,7 @@ of ``sys.meta_path`` which does three things, each only when it is needed:
   redirected to ``glmha_plugin.train`` / ``glmha_plugin.test``, which call
   basicsr's own, unmodified ``train_pipeline`` / ``test_pipeline`` (with the
   output root and resume adaptations that cannot be applied to a ``__main__``
-  module from outside).
+  module from outside); see :func:`_redirect_main`.
 * ``architecture``: the MST and MST++ toolboxes' scripts run ``from
   architecture import *`` and ``model_generator(opt.method, ...)`` from their
   local package.  When a top-level package of that name defines
@@ -30,7 +29,9 @@ of ``sys.meta_path`` which does three things, each only when it is needed:
   (imported only then), every other name goes to the package's own function
   unchanged.  Packages without ``model_generator`` are not touched.
 
-Set ``GLMHA_PLUGIN_AUTOLOAD=0`` to switch all of this off.
+Set ``GLMHA_PLUGIN_AUTOLOAD=0`` to switch all of this off.  The package is
+imported here only inside functions, once it is needed; it never imports this
+module (what both need is in :mod:`glmha_plugin_common`).
 
 Command line (for editable installs, which do not place the ``.pth``)::
 
@@ -38,11 +39,13 @@ Command line (for editable installs, which do not place the ``.pth``)::
 """
 import functools
 import importlib.abc
-import importlib.machinery
 import importlib.util
 import os
 import sys
 import warnings
+
+from glmha_plugin_common import TOOLBOX_PREFIX, TV_ALIAS, TV_TARGET, alias_needed  # noqa: F401  (old import paths)
+from glmha_plugin_common import install_torchvision_alias
 
 ENV_VAR = 'GLMHA_PLUGIN_AUTOLOAD'
 PTH_NAME = 'glmha_plugin_autoload.pth'
@@ -51,18 +54,12 @@ PTH_NAME = 'glmha_plugin_autoload.pth'
 PTH_LINE = ('import sys; exec("try:\\n import glmha_plugin_autoload as _g\\n'
             'except ImportError:\\n _g = None\\nif _g is not None:\\n _g.install()")\n')
 
-TV_ALIAS = 'torchvision.transforms.functional_tensor'
-TV_TARGET = 'torchvision.transforms.functional'
 # `python -m <key>` is served by `<value>.main`.
 MAIN_REDIRECTS = {'basicsr.train': 'glmha_plugin.train', 'basicsr.test': 'glmha_plugin.test'}
-# The spectral toolboxes' model package, and the prefix of the method names the plugin adds to it.
+# The spectral toolboxes' model package (TOOLBOX_PREFIX: the prefix of the method names the plugin adds to it).
 TOOLBOX_PACKAGE = 'architecture'
-TOOLBOX_PREFIX = 'glmha_'
-
-
-def enabled():
-    """False when the user switched the hook off with GLMHA_PLUGIN_AUTOLOAD=0."""
-    return os.environ.get(ENV_VAR, '1').strip().lower() not in ('0', 'false', 'no', 'off')
+# `python -m` modules taken out of sys.modules until runpy asks the finders for them (_redirect_main).
+_STASHED = {}
 
 
 def _find_elsewhere(fullname, path, target=None):
@@ -76,15 +73,9 @@ def _find_elsewhere(fullname, path, target=None):
     return None
 
 
-class _AliasLoader(importlib.abc.Loader):
-    """Serves ``TV_ALIAS`` as a module holding the public names of ``TV_TARGET``."""
-
-    def create_module(self, spec):
-        return None
-
-    def exec_module(self, module):
-        target = importlib.import_module(TV_TARGET)
-        module.__dict__.update({k: v for k, v in vars(target).items() if not k.startswith('__')})
+def enabled():
+    """False when the user switched the hook off with GLMHA_PLUGIN_AUTOLOAD=0."""
+    return os.environ.get(ENV_VAR, '1').strip().lower() not in ('0', 'false', 'no', 'off')
 
 
 class _AfterImportLoader(importlib.abc.Loader):
@@ -109,13 +100,18 @@ class _AfterImportLoader(importlib.abc.Loader):
 
 
 class _RedirectLoader(importlib.abc.Loader):
-    """Gives runpy a two-line ``__main__`` that calls ``<entry>.main()``."""
+    """Gives runpy a two-line ``__main__`` that calls ``<entry>.main()``.
 
-    def __init__(self, entry, original_spec):
+    ``module`` is the imported module runpy was asked to run (e.g. ``basicsr.train``), out of
+    ``sys.modules`` since :func:`_redirect_main`; it goes back as soon as runpy has found this loader.
+    """
+
+    def __init__(self, entry, module):
         self.entry = entry
-        self.original_spec = original_spec
+        self.module = module
 
     def get_code(self, fullname):
+        sys.modules[fullname] = self.module
         src = f'import {self.entry} as _entry\n_entry.main(redirected_from={fullname!r})\n'
         return compile(src, f'<python -m {fullname}: redirected to {self.entry}>', 'exec')
 
@@ -123,16 +119,19 @@ class _RedirectLoader(importlib.abc.Loader):
         return None
 
     def exec_module(self, module):
-        exec(self.get_code(module.__name__), module.__dict__)
+        # an ordinary import of the module while it was out of sys.modules (not runpy): it gets the real one
+        sys.modules[module.__name__] = self.module
 
 
 class _Finder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname, path, target=None):
-        if fullname == TV_ALIAS:
-            if _find_elsewhere(fullname, path, target) is not None:
-                return None  # a torchvision that still has it: use the real one
-            return importlib.machinery.ModuleSpec(fullname, _AliasLoader())
+        if fullname in _STASHED:
+            module = _STASHED.pop(fullname)
+            spec = importlib.util.spec_from_loader(fullname, _RedirectLoader(MAIN_REDIRECTS[fullname], module),
+                                                   origin=module.__spec__.origin)
+            spec.has_location = module.__spec__.has_location  # runpy: sys.argv[0] and __file__ of __main__
+            return spec
         if fullname == 'basicsr' and enabled():
             spec = _find_elsewhere(fullname, path, target)
             if spec is None or spec.loader is None:
@@ -194,38 +193,20 @@ def module_run_as_main():
 
 
 def _redirect_main():
+    """At the end of ``import basicsr`` under ``python -m basicsr.train|test``: run the entry point instead.
+
+    basicsr/__init__ imports .train and .test, so runpy, which imports the
+    package first, would find the module already imported: it would warn
+    ("'basicsr.train' found in sys.modules after import of package 'basicsr',
+    but prior to execution of 'basicsr.train'; this may result in
+    unpredictable behaviour") and run the module's own spec.  The module is
+    taken out of ``sys.modules`` here instead; runpy then asks the finders,
+    :class:`_Finder` answers with a :class:`_RedirectLoader`, and the module is
+    back in ``sys.modules`` before any of the redirected code runs.
+    """
     name = module_run_as_main()
-    entry = MAIN_REDIRECTS.get(name)
-    module = sys.modules.get(name)
-    if entry is None or module is None:
-        return
-    # runpy's importlib.util.find_spec(name) returns sys.modules[name].__spec__
-    # when the module is already imported (basicsr/__init__ imports .train and
-    # .test), so this spec decides what runs as __main__.  The entry point puts
-    # the original spec back first thing.
-    original = module.__spec__
-    module.__spec__ = importlib.util.spec_from_loader(
-        name, _RedirectLoader(entry, original), origin=original.origin)
-    module.__spec__.has_location = original.has_location
-
-
-def restore_redirected_spec(name):
-    """Undo ``_redirect_main`` for module ``name`` (called by the entry point)."""
-    module = sys.modules.get(name)
-    spec = getattr(module, '__spec__', None)
-    if spec is not None and isinstance(spec.loader, _RedirectLoader):
-        module.__spec__ = spec.loader.original_spec
-
-
-def alias_needed():
-    """True when the installed torchvision lacks ``functional_tensor`` (imports torchvision.transforms)."""
-    transforms = importlib.import_module('torchvision.transforms')
-    return _find_elsewhere(TV_ALIAS, transforms.__path__) is None
-
-
-def install_torchvision_alias():
-    """Make ``import torchvision.transforms.functional_tensor`` work (idempotent)."""
-    _install_finder()
+    if name in MAIN_REDIRECTS and name in sys.modules:
+        _STASHED[name] = sys.modules.pop(name)
 
 
 def _install_finder():
@@ -234,8 +215,9 @@ def _install_finder():
 
 
 def install():
-    """Entry of the ``.pth`` line: install the finder unless switched off."""
+    """Entry of the ``.pth`` line: install the finders unless switched off."""
     if enabled():
+        install_torchvision_alias()
         _install_finder()
 
 

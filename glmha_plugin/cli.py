@@ -3,9 +3,8 @@ import argparse
 import sys
 from contextlib import contextmanager
 
-import yaml
-
 from .errors import UsageError
+from .options import load_options
 
 
 def option_file_from_argv(argv):
@@ -36,22 +35,6 @@ def resolve_option_file(argv):
             out[i] = f'-opt={resolved}'
             return out
     raise UsageError(f'cannot tell which argument of {argv} is the option file {path!r}: write it as -opt {path}')
-
-
-def load_options(path):
-    """Read an option YAML safely, with a clear error for a missing or malformed file."""
-    if path is None:
-        raise UsageError('missing -opt: give the option YAML, e.g. -opt options/Deraining_GLMHA.yml')
-    try:
-        with open(path, encoding='utf-8') as f:
-            opt = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise UsageError(f'option file {path!r} does not exist') from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f'option file {path!r} is not valid YAML: {exc}') from None
-    if not isinstance(opt, dict):
-        raise UsageError(f'option file {path!r} must hold a mapping of options, got {type(opt).__name__}')
-    return opt
 
 
 def effective_options(argv, is_train):

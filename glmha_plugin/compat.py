@@ -18,17 +18,18 @@ The output-root adaptation lives in :func:`output_root`, used by the entry
 points (``glmha_plugin.train`` / ``glmha_plugin.test``), to which the import
 hook redirects ``python -m basicsr.train`` / ``basicsr.test``.
 """
-import difflib
 import inspect
 import os
 import os.path as osp
 import sysconfig
 
-import glmha_plugin_autoload
+import glmha_plugin_common
+
+from .errors import did_you_mean
 
 # Must precede the first import of basicsr (its degradations module imports
 # torchvision.transforms.functional_tensor, removed in torchvision 0.17).
-glmha_plugin_autoload.install_torchvision_alias()
+glmha_plugin_common.install_torchvision_alias()
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
@@ -197,9 +198,7 @@ class RegistryKeyError(KeyError):
 
 
 def unknown_name_message(registry_name, name, valid):
-    close = difflib.get_close_matches(str(name), list(valid), n=3, cutoff=0.5)
-    hint = f' Did you mean {" or ".join(repr(c) for c in close)}?' if close else ''
-    return (f"No object named {name!r} in basicsr's {registry_name!r} registry.{hint} "
+    return (f"No object named {name!r} in basicsr's {registry_name!r} registry.{did_you_mean(name, valid, 0.5)} "
             f'Valid names: {", ".join(sorted(valid))}. If the name comes from a plugin, make sure it is '
             f'installed and imported (glmha_plugin registers its names on import).')
 
@@ -258,7 +257,7 @@ def basicsr_main_root():
 def apply():
     """Apply every adaptation whose guard holds (idempotent)."""
     import basicsr  # noqa: F401  (after the torchvision alias)
-    if glmha_plugin_autoload.alias_needed():
+    if glmha_plugin_common.alias_needed():
         APPLIED['torchvision_alias'] = 'torchvision.transforms.functional_tensor served from functional'
 
     _patch_resume()

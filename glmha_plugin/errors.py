@@ -1,4 +1,9 @@
-"""Exceptions for mistakes a user can fix; entry points print them without a traceback (exit 2)."""
+"""Exceptions for mistakes a user can fix; entry points print them without a traceback (exit 2).
+
+:func:`did_you_mean` is the hint that every message about an unknown name ends a sentence with.
+"""
+import difflib
+from typing import Iterable
 
 
 class UsageError(Exception):
@@ -11,3 +16,10 @@ class OptionError(UsageError, ValueError):
 
 class CheckpointError(UsageError, RuntimeError):
     """A checkpoint that cannot be loaded safely or does not fit the network."""
+
+
+def did_you_mean(name, candidates: Iterable, cutoff: float = 0.6, prefix: str = '') -> str:
+    """``" Did you mean 'a' or 'b'?"`` for the (up to 3) candidates closest to a misspelt ``name`` (difflib
+    ratio >= ``cutoff``), each shown as ``prefix + candidate``; ``''`` when none is close."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=3, cutoff=cutoff)
+    return f' Did you mean {" or ".join(repr(prefix + c) for c in close)}?' if close else ''

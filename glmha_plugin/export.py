@@ -41,7 +41,7 @@ from torch import nn
 
 from .analysis.hosts import HOSTS, HostSpec
 from .checkpoint import load_into
-from .cli import load_options
+from .options import load_options
 from .errors import UsageError
 
 EXPORT_SIZE = (2, 24, 20)            # batch, H, W traced (no size 1: torch.export would fix such a dimension)

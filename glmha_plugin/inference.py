@@ -213,15 +213,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def test_tool_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``tools/test.py``: ``-opt X`` runs basicsr's test pipeline (``glmha-test``), anything else this module."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a == '-opt' or a.startswith('-opt=') for a in argv):
-        from .test import main as basicsr_test
-        basicsr_test(argv)
-        return 0
-    return main(argv)
-
-
 if __name__ == '__main__':
     sys.exit(main())

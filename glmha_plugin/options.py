@@ -20,6 +20,9 @@ through the import hook), :func:`resolve`:
    each with or without ``.yml``;
 3. otherwise the command stops with an error that lists close shipped names.
 
+:func:`load_options` reads an option file with errors a user can act on (used
+by the entry points and the tools).
+
 Command line::
 
     python -m glmha_plugin.options list                    # the shipped names, one line each
@@ -33,6 +36,8 @@ import os.path as osp
 import shutil
 import sys
 from typing import List, Optional, Tuple
+
+import yaml
 
 from .errors import UsageError
 
@@ -80,6 +85,22 @@ def shipped_path(name: str) -> Optional[str]:
         if same_base:
             return osp.join(shipped_dir(), *same_base[0].split('/'))
     return None
+
+
+def load_options(path):
+    """Read an option YAML safely, with a clear error for a missing or malformed file."""
+    if path is None:
+        raise UsageError('missing -opt: give the option YAML, e.g. -opt options/Deraining_GLMHA.yml')
+    try:
+        with open(path, encoding='utf-8') as f:
+            opt = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise UsageError(f'option file {path!r} does not exist') from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f'option file {path!r} is not valid YAML: {exc}') from None
+    if not isinstance(opt, dict):
+        raise UsageError(f'option file {path!r} must hold a mapping of options, got {type(opt).__name__}')
+    return opt
 
 
 def close_names(name: str, limit: int = 5) -> List[str]:

@@ -18,17 +18,16 @@ returned on the CPU (upstream's scripts call ``.cuda()`` on the result).
 The import hook (:mod:`glmha_plugin_autoload`) adds the ``glmha_`` names to
 an unmodified toolbox's own ``model_generator``.
 """
-import difflib
 from typing import Dict, Optional, Tuple
 
-from glmha_plugin_autoload import TOOLBOX_PREFIX as GLMHA_PREFIX
+from glmha_plugin_common import TOOLBOX_PREFIX as GLMHA_PREFIX
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 from torch import nn
 
 from .archs import MST, GLMHAMST, GLMHAMSTPlusPlus, GLMHARetinexFormer, MST_Plus_Plus, RetinexFormer
 from .checkpoint import load_into
-from .errors import CheckpointError
+from .errors import CheckpointError, did_you_mean
 
 SPECTRAL_MODELS = Registry('spectral model', parent=MMENGINE_MODELS, scope='glmha_plugin')
 for _cls in (MST, GLMHAMST, MST_Plus_Plus, GLMHAMSTPlusPlus, RetinexFormer, GLMHARetinexFormer):
@@ -51,9 +50,8 @@ METHODS.update({GLMHA_PREFIX + name: (_GLMHA_TYPES[t], kw) for name, (t, kw) in 
 def model_generator(method: str, pretrained_model_path: Optional[str] = None) -> nn.Module:
     """Build the network upstream's toolboxes call ``method``, optionally with weights (strict)."""
     if method not in METHODS:
-        close = difflib.get_close_matches(str(method), list(METHODS), n=3, cutoff=0.6)
-        hint = f' Did you mean {" or ".join(repr(c) for c in close)}?' if close else ''
-        raise ValueError(f'unknown method {method!r}.{hint} Valid methods: {", ".join(METHODS)}')
+        raise ValueError(f'unknown method {method!r}.{did_you_mean(method, METHODS)} Valid methods: '
+                         f'{", ".join(METHODS)}')
     type_name, kwargs = METHODS[method]
     model = SPECTRAL_MODELS.build(dict(type=type_name, **kwargs))
     if pretrained_model_path is not None:

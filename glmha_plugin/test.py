@@ -4,8 +4,11 @@ Runs basicsr's unmodified ``test_pipeline`` with the working directory as
 root (results/ lands where the command is run), after checking that the
 option file names trained weights: upstream silently evaluates a randomly
 initialised network when ``path.pretrain_network_g`` is missing.
+
+``tools/test.py`` (:func:`tools_test_main`) takes either this command line or
+Restormer's test-script one (:mod:`glmha_plugin.inference`).
 """
-import glmha_plugin_autoload
+import sys
 
 from . import cli, compat
 from .errors import UsageError
@@ -33,11 +36,19 @@ def _test(argv, root):
 
 def main(argv=None, redirected_from=None):
     """Entry point. ``redirected_from`` is set when reached through ``python -m basicsr.test``."""
-    root = compat.output_root()
-    if redirected_from:
-        glmha_plugin_autoload.restore_redirected_spec(redirected_from)
-        root = compat.output_root(compat.basicsr_main_root())
+    root = compat.output_root(compat.basicsr_main_root()) if redirected_from else compat.output_root()
     return cli.run(lambda a: _test(a, root), argv)
+
+
+def tools_test_main(argv=None) -> int:
+    """``tools/test.py``: ``-opt X`` runs basicsr's test pipeline (:func:`main`), anything else
+    :func:`glmha_plugin.inference.main` (Restormer's test scripts)."""
+    from . import inference
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == '-opt' or a.startswith('-opt=') for a in argv):
+        main(argv)
+        return 0
+    return inference.main(argv)
 
 
 if __name__ == '__main__':

@@ -16,8 +16,6 @@ training is already bitwise repeatable for a fixed seed): see
 """
 import os
 
-import glmha_plugin_autoload
-
 from . import cli, compat
 
 DETERMINISTIC_ENV = 'GLMHA_DETERMINISTIC'
@@ -62,10 +60,7 @@ def _train(argv, root):
 
 def main(argv=None, redirected_from=None):
     """Entry point. ``redirected_from`` is set when reached through ``python -m basicsr.train``."""
-    root = compat.output_root()
-    if redirected_from:
-        glmha_plugin_autoload.restore_redirected_spec(redirected_from)
-        root = compat.output_root(compat.basicsr_main_root())
+    root = compat.output_root(compat.basicsr_main_root()) if redirected_from else compat.output_root()
     return cli.run(lambda a: _train(a, root), argv)
 
 

@@ -18,7 +18,6 @@ names the problem and the fix.  It checks, in order:
 5. ``path.pretrain_network_g`` is a safe, readable checkpoint whose keys and
    shapes fit the network (with ``strict_load_g``).
 """
-import difflib
 import inspect
 import logging
 import os
@@ -26,7 +25,7 @@ import os.path as osp
 from contextlib import contextmanager
 from copy import deepcopy
 
-from .errors import CheckpointError, OptionError
+from .errors import CheckpointError, OptionError, did_you_mean
 
 INPUT_CHANNEL_KEYS = ('inp_channels', 'in_channels', 'in_nc', 'num_in_ch', 'in_dim')
 # Dataset-block keys that basicsr itself reads (parse_options, build_dataloader, train_pipeline).
@@ -38,9 +37,8 @@ def check_known_keys(section: dict, allowed, where: str):
     """Misspelled keys in a block whose keys the plugin owns: name the key and the closest valid one."""
     for key in section:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
-            hint = f'; did you mean {close[0]!r}?' if close else ''
-            raise OptionError(f'{where}: unknown option {key!r}{hint} Valid options: {", ".join(sorted(allowed))}')
+            raise OptionError(f'{where}: unknown option {key!r}.{did_you_mean(key, sorted(allowed))} Valid options: '
+                              f'{", ".join(sorted(allowed))}')
 
 
 def check_own_sections(opt: dict):
@@ -93,10 +91,9 @@ def apply_overrides(opt: dict, overrides) -> dict:
             node = node[key]
         leaf = parts[-1]
         if isinstance(node, dict) and leaf not in node:
-            close = difflib.get_close_matches(leaf, [str(k) for k in node], n=1, cutoff=0.8)
-            if close:  # a new key is allowed (basicsr creates it) unless it looks like a typo
-                raise OptionError(f'--force_yml {entry!r}: no option {":".join(parts)!r}; did you mean '
-                                  f'{":".join(parts[:-1] + close)!r}?')
+            hint = did_you_mean(leaf, node, 0.8, prefix=':'.join(parts[:-1] + ['']))
+            if hint:  # a new key is allowed (basicsr creates it) unless it looks like a typo
+                raise OptionError(f'--force_yml {entry!r}: no option {":".join(parts)!r}.{hint}')
         node[leaf] = _postprocess_yml_value(value.strip())
     return opt
 
@@ -127,9 +124,7 @@ def build_network_checked(net_opt: dict, where: str = 'network_g'):
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         for key in net_opt:
             if key not in params:
-                close = difflib.get_close_matches(key, list(params), n=1, cutoff=0.6)
-                hint = f'; did you mean {close[0]!r}?' if close else ''
-                raise OptionError(f'{where}: {name} has no option {key!r}{hint} Valid options: '
+                raise OptionError(f'{where}: {name} has no option {key!r}.{did_you_mean(key, params)} Valid options: '
                                   f'{", ".join(params)}')
     try:
         return cls(**net_opt)

@@ -1,17 +1,28 @@
-"""Shared fixtures: the project's interpreter, tiny paired data, subprocess runner."""
-import importlib
+"""Shared fixtures and helpers: the project's interpreter, tiny networks and paired data, option files and
+training logs, recorded fixtures, subprocess runner."""
+import importlib.util
+import json
 import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OPTIONS = osp.join(REPO, 'options')
 BIN = osp.dirname(sys.executable)
 TINY_TRAIN = osp.join(OPTIONS, 'tiny', 'Demo_Deraining_GLMHA.yml')
 TINY_TEST = osp.join(OPTIONS, 'tiny', 'test_Demo_Deraining_GLMHA.yml')
+FIXTURES = osp.join(REPO, 'registry_tests', 'fixtures')
+
+# Tiny networks (a forward pass takes milliseconds): Restormer's / GLMHARestormer's and MST's arguments.
+TINY_RESTORMER = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8],
+                      ffn_expansion_factor=2.0)
+TINY_RESTORMER_2 = dict(TINY_RESTORMER, num_blocks=[1, 1, 1, 2])  # two latent blocks: 9 attention layers
+TINY_MST = dict(dim=28, stage=2, num_blocks=[1, 1, 1])
+TINY_RETINEX = dict(n_feat=8, stage=1, num_blocks=[1, 1, 1])
 
 # Overrides (basicsr's own --force_yml) that make the demo YAML a seconds-long run.
 FAST = ['train:total_iter=4', 'logger:print_freq=1', 'logger:save_checkpoint_freq=2', 'val:val_freq=4',
@@ -19,13 +30,38 @@ FAST = ['train:total_iter=4', 'logger:print_freq=1', 'logger:save_checkpoint_fre
         'datasets:train:gt_size=32', 'datasets:train:dataset_enlarge_ratio=1']
 
 
+def read_fixture(name: str):
+    """``registry_tests/fixtures/<name>`` (JSON)."""
+    with open(osp.join(FIXTURES, name), encoding='utf-8') as f:
+        return json.load(f)
+
+
+def load_yaml(path) -> dict:
+    """An option file as a dict: a path, or a name relative to ``options/``."""
+    with open(osp.join(OPTIONS, path), encoding='utf-8') as f:
+        return yaml.safe_load(f)
+
+
+def train_logs(cwd, name: str):
+    """Texts of the training logs of experiment ``name`` under ``cwd`` (``experiments/<name>/train_*.log``),
+    oldest first."""
+    folder = osp.join(cwd, 'experiments', name)
+    logs = sorted(f for f in os.listdir(folder) if f.startswith('train_') and f.endswith('.log'))
+    assert logs, f'no training log in {folder}'
+    texts = []
+    for log in logs:
+        with open(osp.join(folder, log), encoding='utf-8') as f:
+            texts.append(f.read())
+    return texts
+
+
 def import_tool(name: str):
-    """The module ``tools/<name>.py`` (the analysis front ends keep their ``main(argv)`` there)."""
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.pop(0)
+    """The module ``tools/<name>.py`` (each exposes the package's ``main(argv)``), imported from its file as
+    ``tools_<name>`` (a plain ``import test`` could find the standard library's package)."""
+    spec = importlib.util.spec_from_file_location(f'tools_{name}', osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def clean_env(**extra):
@@ -46,9 +82,15 @@ def run(cmd, cwd, timeout=300, check=True, **env):
 
 
 @pytest.fixture(scope='session')
+def mst_official():
+    """Upstream MST / MST++ state_dict keys and shapes per toolbox method (fixtures/mst_official_keys.json)."""
+    return read_fixture('mst_official_keys.json')['models']
+
+
+@pytest.fixture(scope='session')
 def demo_data(tmp_path_factory):
     """A tiny copy of the demo's folder layout (datasets/demo_rain/...), made once per session."""
-    from glmha_plugin.demo import make_rain_pairs
+    from glmha_plugin.demo_data import make_rain_pairs
     root = tmp_path_factory.mktemp('demo_data')
     make_rain_pairs(str(root / 'datasets' / 'demo_rain'), train_short_side=48, test_size=(20, 27),
                     train_photos=('astronaut', 'coffee'), test_photos=('chelsea',))

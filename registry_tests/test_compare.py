@@ -6,7 +6,7 @@ import statistics
 import pytest
 import torch
 
-from conftest import TINY_TRAIN, import_tool
+from conftest import TINY_TRAIN, load_yaml
 from glmha_plugin.analysis import compare
 
 
@@ -28,9 +28,7 @@ def test_summary_is_mean_sd_and_paired_difference():
 
 
 def test_options_carry_the_budget_and_the_variant():
-    import yaml
-    with open(TINY_TRAIN) as f:
-        template = yaml.safe_load(f)
+    template = load_yaml(TINY_TRAIN)
     variants = compare.variants([0.25, 0.5], ['calibration', 'none'])
     assert list(variants) == ['CSA', 'GLMHA r=0.25', 'GLMHA r=0.25 no guidance', 'GLMHA r=0.5',
                               'GLMHA r=0.5 no guidance']
@@ -53,8 +51,7 @@ def test_warm_start_needs_the_csa_runs(tmp_path):
 
 @pytest.mark.slow
 def test_compare_tool_short_run(workdir, capsys):
-    tool = import_tool('compare')
-    rc = tool.main(['--workdir', str(workdir), '--iters', '2', '--seeds', '3', '--batch', '2', '--gt-size', '32',
+    rc = compare.main(['--workdir', str(workdir), '--iters', '2', '--seeds', '3', '--batch', '2', '--gt-size', '32',
                     '--warm-start'])
     assert rc == 0
     out = capsys.readouterr().out

@@ -1,5 +1,6 @@
 """Each runtime adaptation of glmha_plugin.compat: the upstream symptom, the fix, the guard."""
 import os
+import os.path as osp
 import sys
 
 import pytest
@@ -11,6 +12,8 @@ from glmha_plugin import compat
 from conftest import run
 
 NO_GPU = not torch.cuda.is_available()
+# what torch says when upstream asks for a GPU that is not there (CUDA build / CPU-only build)
+NO_CUDA = 'Found no NVIDIA driver|Torch not compiled with CUDA enabled'
 needs_no_gpu = pytest.mark.skipif(not NO_GPU, reason='the upstream symptom only shows without a GPU')
 
 
@@ -51,11 +54,12 @@ def test_alias_serves_functional():
 
 def test_alias_guard_prefers_a_real_module(monkeypatch):
     """Where torchvision still ships the module, the finder stays out of the way."""
-    import glmha_plugin_autoload as auto
-    sentinel = object()
-    monkeypatch.setattr(auto, '_find_elsewhere', lambda *a, **k: sentinel)
-    assert auto._Finder().find_spec(auto.TV_ALIAS, None) is None
-    assert auto.alias_needed() is False
+    import glmha_plugin_common as common
+    import torchvision.transforms
+    assert common.TorchvisionAliasFinder().find_spec(common.TV_ALIAS, torchvision.transforms.__path__) is not None
+    monkeypatch.setattr(common, 'torchvision_has_it', lambda path: True)
+    assert common.TorchvisionAliasFinder().find_spec(common.TV_ALIAS, torchvision.transforms.__path__) is None
+    assert common.alias_needed() is False
 
 
 # ---------------------------------------------------------------- cpu_safe_resume
@@ -69,7 +73,7 @@ def _training_state(tmp_path, it=4):
     from basicsr.models.lr_scheduler import MultiStepRestartLR
     sched = MultiStepRestartLR(optim, milestones=[2, 4])
     state_dir = tmp_path / 'experiments' / 'x' / 'training_states'
-    state_dir.mkdir(parents=True)
+    state_dir.mkdir(parents=True, exist_ok=True)
     torch.save({'epoch': 0, 'iter': it, 'optimizers': [optim.state_dict()], 'schedulers': [sched.state_dict()]},
                state_dir / f'{it}.state')
     models = tmp_path / 'experiments' / 'x' / 'models'
@@ -81,7 +85,7 @@ def _training_state(tmp_path, it=4):
 
 @needs_no_gpu
 def test_upstream_resume_needs_cuda(tmp_path):
-    with pytest.raises((RuntimeError, AssertionError)):
+    with pytest.raises((RuntimeError, AssertionError), match=NO_CUDA):
         compat.ORIGINALS['cpu_safe_resume'](_training_state(tmp_path))
 
 
@@ -94,12 +98,24 @@ def test_resume_loads_on_cpu(tmp_path):
 
 
 def test_auto_resume_picks_highest_iteration(tmp_path):
+    """Two readable states: the highest iteration is taken (by number: '9' sorts after '10' as text)."""
+    _training_state(tmp_path, it=9)
     opt = _training_state(tmp_path, it=10)
-    (tmp_path / 'experiments' / 'x' / 'training_states' / '9.state').write_bytes(b'')
     opt.update(auto_resume=True)
     opt['path']['resume_state'] = None
     assert compat.load_resume_state(opt)['iter'] == 10
     assert opt['path']['resume_state'].endswith('10.state')
+
+
+def test_auto_resume_without_a_states_path_looks_under_the_working_directory(tmp_path, monkeypatch):
+    """No path.training_states (basicsr sets it; a hand-made opt may not): experiments/<name>/training_states
+    under the working directory, as upstream."""
+    opt = _training_state(tmp_path, it=6)
+    del opt['path']['training_states']
+    opt.update(auto_resume=True)
+    monkeypatch.chdir(tmp_path)
+    assert compat.load_resume_state(opt)['iter'] == 6
+    assert opt['path']['resume_state'] == osp.join('experiments', 'x', 'training_states', '6.state')
 
 
 def test_auto_resume_skips_a_truncated_newest_state(tmp_path):
@@ -178,7 +194,7 @@ def test_dist_init_uses_gloo_and_ddp_builds_on_cpu(single_rank_env):
 
     from basicsr.models.base_model import BaseModel
     model = BaseModel({'num_gpu': 0, 'is_train': True, 'dist': True})
-    with pytest.raises(RuntimeError):  # upstream symptom
+    with pytest.raises(RuntimeError, match=NO_CUDA):  # upstream symptom
         compat.ORIGINALS['ddp_cpu'](model, torch.nn.Linear(2, 2))
     wrapped = model.model_to_device(torch.nn.Linear(2, 2))
     assert isinstance(wrapped, DistributedDataParallel)

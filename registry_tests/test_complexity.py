@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import import_tool
+from conftest import TINY_RESTORMER, TINY_RESTORMER_2
+from glmha_plugin.analysis import complexity_report
 from glmha_plugin.analysis.baselines import LinformerChannelAttention, linformer_macs
 from glmha_plugin.analysis.complexity import FREE, MAC, OP_RULES, OTHER, count
 from glmha_plugin.analysis.hosts import get_host
@@ -77,9 +78,8 @@ def test_counts_scale_with_batch():
 
 def test_restormer_attention_modules_match_formulas():
     """Per transformer block of a (small) Restormer/GLMHARestormer, the attention MACs equal the formula."""
-    kw = dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=2)
     size = 32
-    for net in (Restormer(**kw), GLMHARestormer(rank_ratio=0.5, guidance='none', **kw)):
+    for net in (Restormer(**TINY_RESTORMER_2), GLMHARestormer(rank_ratio=0.5, guidance='none', **TINY_RESTORMER_2)):
         c = count(net.eval(), torch.rand(1, 3, size, size))
         attn = {name: mod for name, mod in net.named_modules() if name.endswith('.attn')}
         assert len(attn) == 1 + 1 + 1 + 2 + 1 + 1 + 1 + 1
@@ -97,8 +97,7 @@ def test_restormer_attention_modules_match_formulas():
 
 
 def test_every_op_of_the_hosts_has_a_rule():
-    for net in (Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1),
-                GLMHARestormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1)):
+    for net in (Restormer(**TINY_RESTORMER), GLMHARestormer(**TINY_RESTORMER)):
         c = count(net.eval(), torch.rand(1, 3, 20, 27))  # padded to a multiple of 8 and cropped back
         assert not c.unclassified
         assert {cat for cat, _, _ in c.by_op.values()} == {MAC, OTHER, FREE}
@@ -126,8 +125,7 @@ def test_an_op_without_a_rule_is_reported_not_dropped():
 
 
 def test_complexity_tool_writes_markdown_csv_png(tmp_path, capsys):
-    tool = import_tool('complexity')
-    rc = tool.main(['--tiny', '--hosts', 'restormer', '--sizes', 'restormer=3x32x32', '--ratios', '0.5',
+    rc = complexity_report.main(['--tiny', '--hosts', 'restormer', '--sizes', 'restormer=3x32x32', '--ratios', '0.5',
                     '--out-dir', str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out

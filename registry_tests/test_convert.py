@@ -1,12 +1,13 @@
 """Warm start of GLMHARestormer from a Restormer (CSA) checkpoint by truncated SVD."""
+import math
 
 import pytest
 import torch
+import yaml
 
+from conftest import TINY_RESTORMER_2 as TINY
 from glmha_plugin import convert
 from glmha_plugin.archs import GLMHARestormer, Restormer
-
-TINY = dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, ffn_expansion_factor=2.0)
 
 
 def parent_and_input(bias=False):
@@ -60,6 +61,52 @@ def test_half_rank_start_is_close_to_the_parent():
     assert errors['converted (SVD warm start)'] < 0.35 * errors['random GLMHA init']
 
 
+def left_vectors_on_channels_1_and_3(a: float, b: float) -> torch.Tensor:
+    """Orthogonal 4 x 4 U whose first two columns sit mostly on channels 1 and 3 (entries cos a, cos b;
+    channels 0 and 2 hold sin a, sin b)."""
+    u = torch.zeros(4, 4, dtype=torch.float64)
+    ca, sa, cb, sb = math.cos(a), math.sin(a), math.cos(b), math.sin(b)
+    u[1, 0], u[0, 0], u[1, 2], u[0, 2] = ca, sa, -sa, ca
+    u[3, 1], u[2, 1], u[3, 3], u[2, 3] = cb, sb, -sb, cb
+    return u
+
+
+def test_half_rank_conversion_of_a_known_spectrum():
+    """The documented steps on a layer (8 channels, 2 heads) whose per-head key and value weights have a known
+    SVD U S V^T: the kept channels are the pivots of the top-2 left singular vectors (channels 1 and 3 of each
+    head, not the first two), their key/value rows are those of the rank-2 truncation U_2 S_2 V_2^T (not of
+    W), the kept energy is (s1^2 + s2^2) / sum s^2, and the depth-wise kernels of the kept channels are copied."""
+    torch.manual_seed(0)
+    csa = convert.ChannelAttention(8, 2, False, rank=8, guidance='none', gamma=8)
+    glmha = convert.ChannelAttention(8, 2, False, rank=4, guidance='none', gamma=8)
+    hadamard = torch.tensor([[1.0]], dtype=torch.float64)
+    for _ in range(3):
+        hadamard = torch.cat([torch.cat([hadamard, hadamard], 1), torch.cat([hadamard, -hadamard], 1)])
+    right = hadamard / math.sqrt(8)  # orthonormal rows: 4 of them per head
+    spectra = {'k': torch.tensor([4.0, 2.0, 1.0, 0.5]).double(), 'v': torch.tensor([3.0, 1.0, 0.5, 0.5]).double()}
+    full, truncated = {'k': [], 'v': []}, {'k': [], 'v': []}
+    for head, (a, b) in enumerate([(0.3, 0.5), (0.4, 0.2)]):
+        u, vh = left_vectors_on_channels_1_and_3(a, b), right[4 * head:4 * head + 4]
+        for kind, s in spectra.items():
+            full[kind].append(u @ torch.diag(s) @ vh)                          # 4 x 8
+            truncated[kind].append(u[:, :2] @ torch.diag(s[:2]) @ vh[:2])
+    q = torch.randn(8, 8)
+    with torch.no_grad():
+        csa.qkv.weight.copy_(torch.cat([q.double(), *full['k'], *full['v']]).float().view(24, 8, 1, 1))
+    report = convert.init_attention_from_csa(csa, glmha, 'layer')
+    kept = [1, 3, 5, 7]
+    rows = {kind: torch.cat([t[[1, 3]] for t in truncated[kind]]) for kind in ('k', 'v')}
+    assert not torch.allclose(rows['k'], torch.cat([w[[1, 3]] for w in full['k']]), atol=0.1)  # truncation shows
+    torch.testing.assert_close(glmha.qkv.weight.flatten(1).double(), torch.cat([q.double(), rows['k'], rows['v']]),
+                               rtol=1e-5, atol=1e-6)
+    assert report.key_energy == pytest.approx(20 / 21.25) and report.value_energy == pytest.approx(10 / 10.5)
+    dw = csa.qkv_dwconv.weight
+    torch.testing.assert_close(glmha.qkv_dwconv.weight, torch.cat([dw[:8], dw[8:16][kept], dw[16:][kept]]))
+    # the kept energy of small weights (sum s^2 < 1) is still the ratio; all-zero weights lose nothing
+    assert convert._truncate(0.1 * full['v'][0], 2)[2] == pytest.approx(10 / 10.5)
+    assert convert._truncate(torch.zeros(4, 8, dtype=torch.float64), 2)[2] == 1.0
+
+
 def test_neutral_guidance_is_constant_and_compensated():
     parent, x, _ = parent_and_input()
     guided, plain = GLMHARestormer(**TINY, rank_ratio=0.5), GLMHARestormer(**TINY, rank_ratio=0.5, guidance='none')
@@ -76,8 +123,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path, capsys):
     src, dst = tmp_path / 'restormer.pth', tmp_path / 'glmha.pth'
     torch.save({'params': {f'module.{k}': v for k, v in parent.state_dict().items()}}, src)  # DDP-style keys too
     opt = tmp_path / 'net.yml'
-    opt.write_text('network_g:\n  type: GLMHARestormer\n  dim: 8\n  num_blocks: [1, 1, 1, 2]\n'
-                   '  num_refinement_blocks: 1\n  ffn_expansion_factor: 2.0\n  rank_ratio: 1.0\n  guidance: none\n')
+    opt.write_text(yaml.safe_dump({'network_g': dict(type='GLMHARestormer', **TINY, rank_ratio=1.0, guidance='none')}))
     assert convert.main(['--input', str(src), '--output', str(dst), '-opt', str(opt)]) == 0
     assert 'latent.1.attn' in capsys.readouterr().out
     child = GLMHARestormer(**TINY, rank_ratio=1.0, guidance='none')

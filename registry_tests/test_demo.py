@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run
-from glmha_plugin import demo
+from glmha_plugin import demo, demo_data
 from glmha_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from glmha_plugin.models.progressive import ProgressiveSchedule
 from glmha_plugin.validate import apply_overrides
@@ -23,45 +23,45 @@ def _opt(rel):
 # ------------------------------------------------------------------------------------------------ rain
 
 def test_training_rain_covers_the_test_rain():
-    train, test = demo.TRAIN_STREAKS, demo.TEST_STREAKS
+    train, test = demo_data.TRAIN_STREAKS, demo_data.TEST_STREAKS
     for field in ('density', 'length', 'strength'):
         lo, hi = getattr(train, field)
         assert lo <= getattr(test, field)[0] and getattr(test, field)[1] <= hi, field
-    angles = (demo.TRAIN_WIND[0] + train.angle[0], demo.TRAIN_WIND[1] + train.angle[1])
+    angles = (demo_data.TRAIN_WIND[0] + train.angle[0], demo_data.TRAIN_WIND[1] + train.angle[1])
     assert angles[0] <= test.angle[0] and test.angle[1] <= angles[1]
-    assert demo.TRAIN_HAZE[0] <= demo.TEST_HAZE <= demo.TRAIN_HAZE[1] and demo.TRAIN_LAYERS[0] == 1
+    assert demo_data.TRAIN_HAZE[0] <= demo_data.TEST_HAZE <= demo_data.TRAIN_HAZE[1] and demo_data.TRAIN_LAYERS[0] == 1
 
 
 def test_streaks_follow_their_angle():
     rng = np.random.default_rng(0)
-    vertical = demo.Streaks(density=(0.01, 0.01), length=(15, 16), angle=(0, 0), strength=(0.5, 0.5))
-    layer = demo.streak_layer((96, 96), rng, vertical)
+    vertical = demo_data.Streaks(density=(0.01, 0.01), length=(15, 16), angle=(0, 0), strength=(0.5, 0.5))
+    layer = demo_data.streak_layer((96, 96), rng, vertical)
     along, across = np.abs(np.diff(layer, axis=0)).mean(), np.abs(np.diff(layer, axis=1)).mean()
     assert layer.max() > 0.3 and along < 0.3 * across
-    tilted = demo.streak_layer((96, 96), np.random.default_rng(0), vertical, wind=90.0)  # horizontal
+    tilted = demo_data.streak_layer((96, 96), np.random.default_rng(0), vertical, wind=90.0)  # horizontal
     assert np.abs(np.diff(tilted, axis=1)).mean() < 0.3 * np.abs(np.diff(tilted, axis=0)).mean()
 
 
 def test_rain_is_seeded_and_only_adds_light():
     img = np.full((40, 50, 3), 100, np.uint8)
-    a, b = demo.add_training_rain(img, np.random.default_rng(3)), demo.add_training_rain(img, np.random.default_rng(3))
+    a, b = demo_data.add_training_rain(img, np.random.default_rng(3)), demo_data.add_training_rain(img, np.random.default_rng(3))
     assert a.dtype == np.uint8 and a.shape == img.shape and np.array_equal(a, b)
-    assert (demo.add_rain(img, np.random.default_rng(3)) >= 100 * (1 - demo.TEST_HAZE)).all()
-    assert not np.array_equal(a, demo.add_training_rain(img, np.random.default_rng(4)))
+    assert (demo_data.add_rain(img, np.random.default_rng(3)) >= 100 * (1 - demo_data.TEST_HAZE)).all()
+    assert not np.array_equal(a, demo_data.add_training_rain(img, np.random.default_rng(4)))
 
 
 def test_make_rain_pairs_layout_and_an_untouched_test_set(tmp_path):
     kw = dict(train_short_side=100, test_size=(20, 27), train_photos=('coffee',), test_photos=('chelsea',))
-    folders = demo.make_rain_pairs(str(tmp_path / 'a'), **kw)
-    plain = demo.make_rain_pairs(str(tmp_path / 'b'), tile_rounds=0, **kw)
+    folders = demo_data.make_rain_pairs(str(tmp_path / 'a'), **kw)
+    plain = demo_data.make_rain_pairs(str(tmp_path / 'b'), tile_rounds=0, **kw)
     assert sorted(os.listdir(plain['train_input'])) == ['coffee.png']
     names = sorted(os.listdir(folders['train_input']))
     assert names == sorted(os.listdir(folders['train_target']))
     # coffee (400x600) is 100x150 at scale 1: 100x128 tiles at left 0 and 22; 150x225 at scale 1.5: 128x128
     # tiles at top 0, 22 and left 0, 97; each position once per round
     tiles = [n for n in names if n != 'coffee.png']
-    assert demo.TILE == 128 and demo.TILE_SCALES == (1.0, 1.5)
-    assert len(tiles) == demo.TILE_ROUNDS * 6 and {'coffee_s1_r0_0_22.png', 'coffee_s1.5_r1_22_97.png'} <= set(tiles)
+    assert demo_data.TILE == 128 and demo_data.TILE_SCALES == (1.0, 1.5)
+    assert len(tiles) == demo_data.TILE_ROUNDS * 6 and {'coffee_s1_r0_0_22.png', 'coffee_s1.5_r1_22_97.png'} <= set(tiles)
     assert cv2.imread(osp.join(folders['train_target'], 'coffee_s1_r0_0_22.png')).shape == (100, 128, 3)
     tile = cv2.imread(osp.join(folders['train_target'], 'coffee_s1.5_r1_22_97.png'))
     assert tile.shape == (128, 128, 3)
@@ -151,8 +151,8 @@ def test_trade_counts_both_twins_and_states_the_change():
 
 
 def _fake_results(workdir, test_name, names, offset):
-    data = osp.join(workdir, demo.DATA_DIR, 'test')
-    vis = osp.join(workdir, 'results', test_name, 'visualization', demo.TEST_SET)
+    data = osp.join(workdir, demo_data.DATA_DIR, 'test')
+    vis = osp.join(workdir, 'results', test_name, 'visualization', demo_data.TEST_SET)
     for d in (osp.join(data, 'input'), osp.join(data, 'target'), vis):
         os.makedirs(d, exist_ok=True)
     for name in names:

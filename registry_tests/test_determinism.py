@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import BIN, FAST, OPTIONS, run
+from conftest import BIN, FAST, OPTIONS, load_yaml, run
 
 pytestmark = pytest.mark.slow
 
@@ -14,8 +14,7 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize('yml,name', [('Demo_Deraining_GLMHA.yml', 'Demo_Deraining_GLMHA'),
                                       ('Demo_Deraining_Restormer.yml', 'Demo_Deraining_Restormer')])
 def test_same_seed_same_weights(workdir, yml, name):
-    with open(osp.join(OPTIONS, 'tiny', yml)) as f:
-        base = yaml.safe_load(f)
+    base = load_yaml(osp.join('tiny', yml))
 
     def train(seed):
         # the seed goes into the file: basicsr seeds before applying --force_yml overrides
@@ -41,16 +40,3 @@ def test_deterministic_kernels_can_be_requested(workdir):
                 '--force_yml', *FAST], cwd=workdir, GLMHA_DETERMINISTIC=1)
     assert 'GLMHA_DETERMINISTIC=1: deterministic algorithms requested' in proc.stdout
     assert 'End of training' in proc.stdout + proc.stderr
-
-
-def test_request_deterministic_kernels_sets_torch_flags(monkeypatch):
-    from glmha_plugin.train import request_deterministic_kernels
-    monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
-    try:
-        request_deterministic_kernels()
-        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
-        import os
-        assert os.environ['CUBLAS_WORKSPACE_CONFIG'] == ':4096:8'
-    finally:
-        torch.use_deterministic_algorithms(False)
-        torch.backends.cudnn.deterministic = False

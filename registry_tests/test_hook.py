@@ -1,4 +1,5 @@
 """The .pth import hook: finds our names from plain basicsr, can be switched off, never breaks basicsr."""
+import importlib.util
 import sys
 
 import glmha_plugin_autoload as auto
@@ -51,6 +52,26 @@ def test_cli_installs_and_removes_pth(tmp_path, monkeypatch, capsys):
     assert auto._cli(['uninstall']) == 0
     assert not (tmp_path / auto.PTH_NAME).exists()
     assert auto._cli(['bogus']) == 2
+
+
+def test_python_m_redirect_gives_runpy_the_entry_point_without_a_warning(monkeypatch):
+    """What runpy meets under `python -m basicsr.train` once basicsr is imported: no 'basicsr.train' in
+    sys.modules (so no "found in sys.modules ... unpredictable behaviour" RuntimeWarning), a spec whose code
+    calls glmha_plugin.train.main, and the real module back in sys.modules once runpy has the code."""
+    import basicsr.train as real
+    monkeypatch.setattr(sys, 'argv', ['-m', '-opt', 'x.yml'])
+    monkeypatch.setattr(sys, 'orig_argv', ['python', '-m', 'basicsr.train', '-opt', 'x.yml'])
+    monkeypatch.setattr(sys, 'meta_path', [auto._Finder()] + sys.meta_path)
+    monkeypatch.setattr(auto, '_STASHED', {})
+    monkeypatch.setitem(sys.modules, 'basicsr.train', real)  # put back after the test, whatever happens
+    auto._redirect_main()
+    assert 'basicsr.train' not in sys.modules
+    spec = importlib.util.find_spec('basicsr.train')
+    assert spec.origin == real.__file__ and spec.has_location  # runpy's sys.argv[0] and __file__
+    code = spec.loader.get_code('basicsr.train')
+    assert sys.modules['basicsr.train'] is real
+    assert code.co_filename == '<python -m basicsr.train: redirected to glmha_plugin.train>'
+    assert importlib.util.find_spec('basicsr.train') is real.__spec__  # redirected once only
 
 
 def test_redirect_only_for_python_m(monkeypatch):

@@ -13,12 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from test_numerics import TINY, TINY_MST
+from conftest import TINY_MST, TINY_RESTORMER
 from test_spectral_layers import randomise, upstream_equations
 from glmha_plugin.archs import GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, Restormer
 from glmha_plugin.layers import CSA, GLMHA, GatedDconvFFN, LayerNorm2d, SpectralMSA, paths
 from glmha_plugin.layers.paths import CPU_PATH, CUDA_PATH, PATHS, force_path, layer_path
 from glmha_plugin.layers.pointwise import pointwise, pointwise_nhwc
+from references import mdta
 
 ALL_PATHS = sorted(PATHS)
 
@@ -31,15 +32,8 @@ def path(request):
 
 
 def _reference_attention(m, x):
-    """MDTA / GLMHA as GLMHA.md writes it: PW(X) and PW(g * X), DW3x3, F.normalize, per-head softmax, PW."""
-    b, c, h, w = x.shape
-    r, heads = m.rank, m.num_heads
-    q = m.qkv(x)[:, :c]
-    kv = m.qkv(x if m.calib is None else x * m.calib(x)[:, :, None, None])[:, c:]
-    q, k, v = m.qkv_dwconv(torch.cat([q, kv], 1)).split([c, r, r], dim=1)
-    q, k, v = (t.reshape(b, heads, -1, h * w) for t in (q, k, v))
-    attn = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)) * m.temperature
-    return m.project_out((attn.softmax(-1) @ v).reshape(b, c, h, w))
+    """MDTA / GLMHA from the written-out equations, with the layer's parameters (and its guidance g)."""
+    return mdta(x, dict(m.named_parameters()), m.num_heads, m.rank, None if m.calib is None else m.calib(x))
 
 
 def _grads(module, x, fn):
@@ -164,7 +158,7 @@ def test_gdfn_equals_module_convs(path, bias, channels_last):
 
 
 def test_restormer_output_is_contiguous_nchw():
-    net = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1).eval()
+    net = Restormer(**TINY_RESTORMER).eval()
     with torch.no_grad():
         y = net(torch.rand(1, 3, 12, 20))
     assert y.is_contiguous() and y.shape == (1, 3, 12, 20)
@@ -224,7 +218,7 @@ def test_spectral_msa_equals_reference_forward_and_backward(path, attention_type
 def test_whole_networks_agree_across_paths(name):
     """A tiny network, batch 2, odd size (padding): CUDA path == CPU path, output and every gradient."""
     torch.manual_seed(0)
-    net, x = {'GLMHARestormer': (lambda: GLMHARestormer(**TINY), (2, 3, 11, 13)),
+    net, x = {'GLMHARestormer': (lambda: GLMHARestormer(**TINY_RESTORMER), (2, 3, 11, 13)),
               'GLMHAMST': (lambda: GLMHAMST(**TINY_MST), (2, 28, 10, 6)),
               'GLMHAMSTPlusPlus': (lambda: GLMHAMSTPlusPlus(stage=1), (2, 3, 11, 13))}[name]
     net, x = net(), torch.rand(*x)

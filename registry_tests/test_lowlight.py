@@ -21,7 +21,7 @@ from skimage import img_as_ubyte
 from conftest import BIN, OPTIONS, REPO, run
 from glmha_plugin import evaluate
 from glmha_plugin.data.lowlight import darken, make_lowlight_pairs
-from glmha_plugin.inference import test_tool_main as tools_test_py  # (not collected as a test)
+from glmha_plugin.test import tools_test_main as tools_test_py  # (not collected as a test)
 from glmha_plugin.metrics import calculate_psnr_lowlight, calculate_ssim_lowlight
 from test_recipe_options import _mismatches
 

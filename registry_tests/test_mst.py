@@ -1,32 +1,21 @@
 """MST / GLMHAMST and MST_Plus_Plus / GLMHAMSTPlusPlus: official keys, upstream outputs, sizes, options."""
-import json
-import math
-import os.path as osp
-
 import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import TINY_MST, read_fixture
 from glmha_plugin.archs import MST, GLMHAMST, GLMHAMSTPlusPlus, MST_Plus_Plus
 from glmha_plugin.archs.mst_arch import extend_shifted_back
 from glmha_plugin.data.cassi_simulation import simulate
 from glmha_plugin.layers import SpectralMSA, spectral_csa_params, spectral_glmha_params
+from recorded_outputs import assert_matches, formula_weights, image
 
-FIXTURES = osp.join(osp.dirname(__file__), 'fixtures')
 MST_CONFIGS = {'mst_s': [2, 2, 2], 'mst_m': [2, 4, 4], 'mst_l': [4, 7, 5]}
-TINY_MST = dict(dim=28, stage=2, num_blocks=[1, 1, 1])
-
-
-@pytest.fixture(scope='module')
-def official():
-    with open(osp.join(FIXTURES, 'mst_official_keys.json')) as f:
-        return json.load(f)['models']
 
 
 @pytest.fixture(scope='module')
 def upstream_outputs():
-    with open(osp.join(FIXTURES, 'mst_upstream_outputs.json')) as f:
-        return json.load(f)
+    return read_fixture('mst_upstream_outputs.json')
 
 
 def keys_of(net):
@@ -34,44 +23,19 @@ def keys_of(net):
 
 
 @pytest.mark.parametrize('method', list(MST_CONFIGS))
-def test_mst_state_dict_equals_official(official, method):
+def test_mst_state_dict_equals_official(mst_official, method):
     net = MST(dim=28, stage=2, num_blocks=MST_CONFIGS[method])
-    assert keys_of(net) == official[method]['keys']
-    assert sum(p.numel() for p in net.parameters()) == official[method]['num_parameters']
+    assert keys_of(net) == mst_official[method]['keys']
+    assert sum(p.numel() for p in net.parameters()) == mst_official[method]['num_parameters']
 
 
-def test_mst_plus_plus_state_dict_equals_official(official):
+def test_mst_plus_plus_state_dict_equals_official(mst_official):
     net = MST_Plus_Plus()
-    assert keys_of(net) == official['mst_plus_plus']['keys']
-    assert sum(p.numel() for p in net.parameters()) == official['mst_plus_plus']['num_parameters'] == 1619625
+    assert keys_of(net) == mst_official['mst_plus_plus']['keys']
+    assert sum(p.numel() for p in net.parameters()) == mst_official['mst_plus_plus']['num_parameters'] == 1619625
 
 
 # --- regression against upstream's own forward pass (see the fixture's 'source' entry) -----------------
-
-
-def fill(shape, seed):
-    t = torch.arange(math.prod(shape), dtype=torch.float64)
-    return (torch.sin(0.37 * t + 1.3 * seed) * torch.cos(0.011 * t + 0.7 * seed)).reshape(shape)
-
-
-def formula_weights(model):
-    new = {}
-    for i, (k, v) in enumerate(model.state_dict().items()):
-        base = fill(v.shape, i)
-        if k.endswith('rescale') or k.endswith('norm.weight'):
-            val = 1 + 0.2 * base
-        elif v.dim() == 1:
-            val = 0.1 * base
-        else:
-            val = base / math.sqrt(v[0].numel())
-        new[k] = val.to(v.dtype)
-    model.load_state_dict(new)
-    return model.eval()
-
-
-def image(b, c, h, w, seed):
-    bb, cc, hh, ww = torch.meshgrid(*(torch.arange(n, dtype=torch.float64) for n in (b, c, h, w)), indexing='ij')
-    return (0.5 + 0.4 * torch.sin(0.31 * hh + 0.17 * ww + 0.5 * cc + 1.1 * bb + seed)).float()
 
 
 def phi(b, bands, h, w, step=2):
@@ -81,15 +45,6 @@ def phi(b, bands, h, w, step=2):
     for i in range(bands):
         out[:, i, :, step * i:step * i + w] = mask
     return out
-
-
-def assert_matches(y, ref):
-    flat = y.detach().flatten().double()
-    assert list(y.shape) == ref['shape']
-    values = torch.tensor(ref['values'], dtype=torch.float64)
-    torch.testing.assert_close(flat[ref['index']], values, rtol=1e-4, atol=1e-4)
-    assert flat.sum().item() == pytest.approx(ref['sum'], rel=1e-4, abs=1e-2)
-    assert flat.abs().sum().item() == pytest.approx(ref['abs_sum'], rel=1e-5)
 
 
 def test_mst_reproduces_upstream_forward(upstream_outputs):
@@ -218,9 +173,9 @@ def test_every_layer_reports_its_analytic_parameter_count(net):
     assert layers and all(m.analytic_params() == sum(p.numel() for p in m.parameters()) for m in layers)
 
 
-def test_glmha_mst_plus_plus_keeps_every_non_attention_key(official):
+def test_glmha_mst_plus_plus_keeps_every_non_attention_key(mst_official):
     ours = dict(keys_of(GLMHAMSTPlusPlus()))
-    for k, shape in official['mst_plus_plus']['keys']:
+    for k, shape in mst_official['mst_plus_plus']['keys']:
         if '.blocks.' not in k or '.blocks.0.1.' in k or '.pos_emb.' in k or '.proj.' in k:
             assert ours[k] == shape, k
     assert any(k.endswith('calib.fc1.weight') for k in ours)

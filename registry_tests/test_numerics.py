@@ -2,13 +2,12 @@
 import pytest
 import torch
 
+from conftest import TINY_MST, TINY_RETINEX
+from conftest import TINY_RESTORMER as TINY
 from glmha_plugin.archs import (MST, GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, GLMHARetinexFormer, GLMHASwap,
                                 MST_Plus_Plus, Restormer, RetinexFormer)
 from glmha_plugin.layers import CSA, GLMHA, SpectralMSA
 
-TINY = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=2)
-TINY_MST = dict(dim=28, stage=2, num_blocks=[1, 1, 1])
-TINY_RETINEX = dict(n_feat=8, stage=1, num_blocks=[1, 1, 1])
 # every registered architecture: name -> (tiny builder, input)
 ARCHS = {
     'Restormer': (lambda: Restormer(**TINY), lambda: torch.rand(1, 3, 12, 20)),

@@ -3,11 +3,10 @@ import glob
 import os.path as osp
 
 import pytest
-import yaml
 from basicsr.archs import build_network
 from basicsr.utils.registry import DATASET_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
-from conftest import OPTIONS
+from conftest import OPTIONS, load_yaml
 
 FILES = sorted(glob.glob(osp.join(OPTIONS, '**', '*.yml'), recursive=True))
 
@@ -21,8 +20,7 @@ def test_options_exist():
 
 @pytest.mark.parametrize('path', FILES, ids=lambda p: osp.relpath(p, OPTIONS))
 def test_option_file(path):
-    with open(path) as f:
-        opt = yaml.safe_load(f)
+    opt = load_yaml(path)
     assert opt['num_gpu'] == 'auto', 'ship num_gpu: auto (num_gpu: 1 fails on CPU-only machines)'
     assert opt['model_type'] in MODEL_REGISTRY
     for phase, ds in opt['datasets'].items():
@@ -44,5 +42,4 @@ def test_option_file(path):
 def test_shipped_options_use_only_known_keys(path):
     """The misspelled-key check (glmha_plugin.validate) accepts every shipped option file."""
     from glmha_plugin.validate import check_own_sections
-    with open(path) as f:
-        check_own_sections(yaml.safe_load(f))
+    check_own_sections(load_yaml(path))

@@ -11,19 +11,20 @@ import sys
 
 import pytest
 import torch
+import yaml
 
-from conftest import BIN, OPTIONS, REPO, run
+from conftest import BIN, OPTIONS, REPO, TINY_RESTORMER, run, train_logs
 from glmha_plugin import evaluate
-from glmha_plugin.inference import test_tool_main as tools_test_py  # (not collected as a test)
+from glmha_plugin.test import tools_test_main as tools_test_py
 from test_recipe_training import closed_form
 
 pytestmark = pytest.mark.slow
 TRAIN_OPT = osp.join(OPTIONS, 'Deraining_GLMHA.yml')
 EXP = osp.join('experiments', 'Deraining_GLMHA')
 SETS = ('Rain100L', 'Rain100H', 'Test100', 'Test1200', 'Test2800')
-TINY_NET = {'dim': 8, 'num_blocks': '[1,1,1,1]', 'num_refinement_blocks': 1, 'ffn_expansion_factor': 2.0}
+TINY_NET = [f'network_g:{k}={v}' for k, v in TINY_RESTORMER.items()]  # --force_yml entries
 # Restormer's recipe shrunk: 3 progressive stages of 2 iterations, two LR cycles, validation every 3.
-TINY_RECIPE = [f'network_g:{k}={v}' for k, v in TINY_NET.items()] + [
+TINY_RECIPE = TINY_NET + [
     'datasets:train:batch_size_per_gpu=4', 'datasets:train:mini_batch_sizes=[4,2,1]', 'datasets:train:iters=[2,2,2]',
     'datasets:train:gt_size=32', 'datasets:train:gt_sizes=[16,24,32]', 'datasets:train:num_worker_per_gpu=0',
     'datasets:train:dataset_enlarge_ratio=4', 'train:scheduler:periods=[2,6]', 'train:scheduler:eta_mins=[3e-4,1e-6]',
@@ -43,11 +44,6 @@ def derain_dir(tmp_path, demo_data):
     return tmp_path
 
 
-def read_log(cwd):
-    logs = sorted(f for f in os.listdir(osp.join(cwd, EXP)) if f.startswith('train_') and f.endswith('.log'))
-    return [open(osp.join(cwd, EXP, f)).read() for f in logs]
-
-
 def check_lrs(log, iters):
     lrs = {int(i): float(lr) for i, lr in re.findall(r'iter:\s+(\d+), lr:\(([\d.e+-]+),\)', log)}
     assert sorted(lrs) == list(iters), lrs
@@ -59,7 +55,7 @@ def check_lrs(log, iters):
 def test_recipe_trains_resumes_tests_and_evaluates(derain_dir, monkeypatch, capsys):
     cwd = derain_dir
     run([osp.join(BIN, 'glmha-train'), '-opt', TRAIN_OPT, '--force_yml', *TINY_RECIPE, 'train:total_iter=6'], cwd=cwd)
-    log = read_log(cwd)[0]
+    log = train_logs(cwd, 'Deraining_GLMHA')[0]
     stages = re.findall(r'stage (\d)/3 from iter (\d+): patch (\d+)x\d+, batch (\d) per GPU', log)
     assert stages == [('1', '1', '16', '4'), ('2', '3', '24', '2'), ('3', '5', '32', '1')]
     assert log.count('Validation ValSet') == 3  # iterations 3 and 6, and after training
@@ -69,7 +65,7 @@ def test_recipe_trains_resumes_tests_and_evaluates(derain_dir, monkeypatch, caps
 
     run([osp.join(BIN, 'glmha-train'), '-opt', TRAIN_OPT, '--auto_resume', '--force_yml', *TINY_RECIPE,
          'train:total_iter=9'], cwd=cwd)
-    resumed = read_log(cwd)[-1]
+    resumed = train_logs(cwd, 'Deraining_GLMHA')[-1]
     assert 'Resuming training from epoch' in resumed and 'iter: 6.' in resumed
     assert re.findall(r'stage (\d)/3 from iter (\d+)', resumed) == [('3', '5')]  # derived from the iteration
     check_lrs(resumed, [7, 8, 9])
@@ -79,13 +75,12 @@ def test_recipe_trains_resumes_tests_and_evaluates(derain_dir, monkeypatch, caps
     # basicsr's test pipeline (tools/test.py -opt), MATLAB-matching metrics
     proc = run([sys.executable, osp.join(REPO, 'tools', 'test.py'), '-opt',
                 osp.join(OPTIONS, 'test_Deraining_GLMHA.yml'), '--force_yml',
-                *[f'network_g:{k}={v}' for k, v in TINY_NET.items()], f'path:pretrain_network_g={weights}'], cwd=cwd)
+                *TINY_NET, f'path:pretrain_network_g={weights}'], cwd=cwd)
     assert (proc.stdout + proc.stderr).count('# ssim:') == 5
     # Restormer's layout (tools/test.py --task ...), then the evaluator on it; in-process (the start-up of a
     # subprocess costs more than the work), through the same function tools/test.py calls
     net_opt = cwd / 'tiny_net.yml'
-    net_opt.write_text('network_g:\n  type: GLMHARestormer\n  dim: 8\n  num_blocks: [1, 1, 1, 1]\n'
-                       '  num_refinement_blocks: 1\n  ffn_expansion_factor: 2.0\n  rank_ratio: 0.5\n')
+    net_opt.write_text(yaml.safe_dump({'network_g': dict(type='GLMHARestormer', **TINY_RESTORMER)}))
     monkeypatch.chdir(cwd)
     assert tools_test_py(['--task', 'Deraining', '--weights', weights, '--network_opt', str(net_opt)]) == 0
     for name in SETS:
@@ -104,7 +99,7 @@ def test_progressive_learning_under_two_process_gloo_ddp(derain_dir):
     r0, r1 = (torch.load(osp.join(derain_dir, f'rank{r}.pth'), weights_only=True) for r in (0, 1))
     for k in r0:
         assert torch.equal(r0[k], r1[k]), k
-    log = read_log(derain_dir)[0]
+    log = train_logs(derain_dir, 'Deraining_GLMHA')[0]
     assert 'World size (gpu number): 2' in log
     stages = re.findall(r'stage (\d)/3 from iter (\d+): patch \d+x\d+, batch (\d) per GPU \((\d) in total\)', log)
     assert stages == [('1', '1', '4', '8'), ('2', '3', '2', '4'), ('3', '5', '1', '2')]

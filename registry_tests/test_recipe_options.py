@@ -3,24 +3,16 @@
 The expected values are a fixture (fixtures/restormer_recipe.json) recorded from
 Restormer's own option files at the commit named inside it.
 """
-import json
 import os.path as osp
 
 import pytest
-import yaml
 
-from conftest import OPTIONS, REPO
+from conftest import OPTIONS, load_yaml, read_fixture
 
-with open(osp.join(REPO, 'registry_tests', 'fixtures', 'restormer_recipe.json')) as f:
-    RECIPE = json.load(f)
+RECIPE = read_fixture('restormer_recipe.json')
 GLMHA_KEYS = {'type', 'rank_ratio', 'guidance', 'gamma'}
 TEST_SETS = {'Deraining': ['Rain100L', 'Rain100H', 'Test100', 'Test1200', 'Test2800'],
              'Deblurring': ['GoPro', 'HIDE', 'RealBlur_J', 'RealBlur_R']}
-
-
-def _load(name):
-    with open(osp.join(OPTIONS, name)) as f:
-        return yaml.safe_load(f)
 
 
 def _mismatches(expected, actual, where=''):
@@ -43,7 +35,7 @@ def _mismatches(expected, actual, where=''):
 @pytest.mark.parametrize('task', ['Deraining', 'Deblurring'])
 def test_baseline_yaml_equals_published_recipe(task):
     expected = {k: v for k, v in RECIPE[task].items() if k not in ('file', 'upstream_dataroots')}
-    opt = _load(f'{task}_Restormer.yml')
+    opt = load_yaml(f'{task}_Restormer.yml')
     assert _mismatches(expected, opt) == []
     assert opt['num_gpu'] == 'auto'
     # same folders as upstream, under datasets/<task> instead of ./<task>/Datasets
@@ -55,7 +47,7 @@ def test_baseline_yaml_equals_published_recipe(task):
 
 @pytest.mark.parametrize('task', ['Deraining', 'Deblurring'])
 def test_glmha_yaml_differs_only_in_network(task):
-    base, glmha = _load(f'{task}_Restormer.yml'), _load(f'{task}_GLMHA.yml')
+    base, glmha = load_yaml(f'{task}_Restormer.yml'), load_yaml(f'{task}_GLMHA.yml')
     assert glmha['name'] == f'{task}_GLMHA'
     for key in set(base) | set(glmha):
         if key not in ('name', 'network_g'):
@@ -73,7 +65,7 @@ def test_mismatch_helper_reports_differences():
 @pytest.mark.parametrize('task', ['Deraining', 'Deblurring'])
 @pytest.mark.parametrize('net', ['GLMHA', 'Restormer'])
 def test_test_yaml_layout(task, net):
-    opt, train = _load(f'test_{task}_{net}.yml'), _load(f'{task}_{net}.yml')
+    opt, train = load_yaml(f'test_{task}_{net}.yml'), load_yaml(f'{task}_{net}.yml')
     root = 'datasets/Deraining/test' if task == 'Deraining' else 'datasets/Motion_Deblurring/test'
     sets = [ds for _, ds in sorted(opt['datasets'].items())]
     assert [d['name'] for d in sets] == TEST_SETS[task]

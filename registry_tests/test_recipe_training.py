@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from conftest import TINY_RESTORMER
 from glmha_plugin.models import CosineAnnealingRestartCyclicLR, ImageCleanModel, MixingAugment, ProgressiveSchedule
 
 pytestmark = pytest.mark.filterwarnings('ignore:Detected call of:UserWarning')  # basicsr steps schedulers first
@@ -155,8 +156,7 @@ def test_mixing_augment_keeps_pairs_and_uses_identity_half_the_time():
 
 # ---------------------------------------------------------------- the model, in-process
 
-TINY_NET = dict(type='GLMHARestormer', dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1,
-                ffn_expansion_factor=2.0, rank_ratio=0.5)
+TINY_NET = dict(type='GLMHARestormer', **TINY_RESTORMER, rank_ratio=0.5)
 
 
 def model_opt(tmp_path, grad_clip=True, mixup=False, progressive=True):

@@ -4,8 +4,9 @@ import torch
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from conftest import TINY_RESTORMER as TINY
+
 ARCH_NAMES = ['Restormer', 'GLMHARestormer']
-TINY = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8])
 
 
 @pytest.mark.parametrize('name', ARCH_NAMES)

@@ -1,21 +1,17 @@
-"""Restormer / GLMHARestormer: official key fixture, strict loading, shapes, options."""
-import json
-import os.path as osp
-
+"""Restormer / GLMHARestormer: official key fixture, upstream outputs, strict loading, shapes, options."""
 import pytest
 import torch
 
+from conftest import TINY_RESTORMER as TINY
+from conftest import read_fixture
 from glmha_plugin.archs import RESTORMER_STAGES, GLMHARestormer, Restormer
 from glmha_plugin.layers import glmha_params
-
-FIXTURE = osp.join(osp.dirname(__file__), 'fixtures', 'restormer_official_keys.json')
-TINY = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=2)
+from recorded_outputs import RESTORMER_SCALES, assert_matches, formula_weights, image
 
 
 @pytest.fixture(scope='module')
 def official():
-    with open(FIXTURE) as f:
-        return json.load(f)
+    return read_fixture('restormer_official_keys.json')
 
 
 @pytest.fixture(scope='module')
@@ -40,6 +36,17 @@ def test_official_checkpoint_loads_strict_through_basicsr(official, default_rest
     model.load_network(default_restormer, str(path), strict=True, param_key='params')
     for k, v in default_restormer.state_dict().items():
         assert torch.equal(v, ckpt['params'][k]), k
+
+
+@pytest.mark.parametrize('case', ['restormer', 'restormer_dual_pixel'])
+def test_reproduces_upstream_forward(case):
+    """Our Restormer computes the official class's function (fixture: its outputs, 'source' entry), at sides
+    that are not multiples of 8 (upstream ran the reflect-padded image, cropped back) and for dual-pixel
+    defocus deblurring (6 input channels, skip connection, no global residual; BiasFree norms, biases)."""
+    recorded = read_fixture('restormer_upstream_outputs.json')[case]
+    net = formula_weights(Restormer(**recorded['constructor']), RESTORMER_SCALES)
+    with torch.no_grad():
+        assert_matches(net(image(*recorded['input'])), recorded['output'])
 
 
 def test_glmha_keeps_every_non_attention_key(official):

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
-import yaml
 from basicsr.archs import build_network
 
 import spectral_data as sd
-from conftest import BIN, OPTIONS, run
+from conftest import BIN, OPTIONS, load_yaml, run, train_logs
 from glmha_plugin.data import ARAD1KDataset
 from glmha_plugin.data.cassi_simulation import simulate
 from glmha_plugin.metrics.spectral_metrics import calculate_bandwise_psnr, calculate_mrae
@@ -40,19 +39,11 @@ def spectral_workdir(tmp_path, spectral_data):
 
 
 def trained_network(option_file, cwd):
-    with open(option_file) as f:
-        opt = yaml.safe_load(f)
+    opt = load_yaml(option_file)
     net = build_network(opt['network_g'])
     ckpt = torch.load(osp.join(cwd, opt['path']['pretrain_network_g']), weights_only=True)
     net.load_state_dict(ckpt['params'], strict=True)
     return net.eval()
-
-
-def train_log(cwd, name):
-    folder = osp.join(cwd, 'experiments', name)
-    log = next(f for f in os.listdir(folder) if f.startswith('train_') and f.endswith('.log'))
-    with open(osp.join(folder, log)) as f:
-        return f.read()
 
 
 def logged(text, metric):
@@ -63,7 +54,7 @@ def test_mst_plus_plus_train_and_test(spectral_workdir):
     train_opt = osp.join(TINY, 'Tiny_SpectralRecon_MST++_GLMHA.yml')
     test_opt = osp.join(TINY, 'test_Tiny_SpectralRecon_MST++_GLMHA.yml')
     run([osp.join(BIN, 'glmha-train'), '-opt', train_opt], cwd=spectral_workdir)
-    log = train_log(spectral_workdir, 'Tiny_SpectralRecon_MST++_GLMHA')
+    log = train_logs(spectral_workdir, 'Tiny_SpectralRecon_MST++_GLMHA')[-1]
     for line in ('Network [GLMHAMSTPlusPlus] is created', 'Model [SpectralReconModel] is created',
                  'Loss [MRAELoss] is created', 'iter:       4,', 'End of training', '# mrae:'):
         assert line in log, line
@@ -92,7 +83,7 @@ def test_mst_train_and_test(spectral_workdir):
     train_opt = osp.join(TINY, 'Tiny_CASSI_MST_GLMHA.yml')
     test_opt = osp.join(TINY, 'test_Tiny_CASSI_MST_GLMHA.yml')
     run([sys.executable, '-m', 'basicsr.train', '-opt', train_opt], cwd=spectral_workdir)   # plain basicsr
-    log = train_log(spectral_workdir, 'Tiny_CASSI_MST_GLMHA')
+    log = train_logs(spectral_workdir, 'Tiny_CASSI_MST_GLMHA')[-1]
     for line in ('Network [GLMHAMST] is created', 'Model [CASSIModel] is created', 'Loss [RMSELoss] is created',
                  'iter:       4,', 'End of training', '# psnr:', '# ssim:'):
         assert line in log, line

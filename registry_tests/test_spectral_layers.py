@@ -7,6 +7,7 @@ from mmengine.analysis import FlopAnalyzer
 from glmha_plugin.layers import (MaskGuidance, SpectralMSA, spectral_csa_macs, spectral_csa_params,
                                  spectral_glmha_macs, spectral_glmha_params)
 from glmha_plugin.layers.mask_guidance import level_shifts
+from references import ms_msa
 
 
 def n_params(m):
@@ -23,17 +24,8 @@ def dispersed(mask2d: torch.Tensor, bands: int, step: int = 2) -> torch.Tensor:
 
 
 def upstream_equations(m: SpectralMSA, x: torch.Tensor, mask_emb=None) -> torch.Tensor:
-    """Upstream's MS-MSA forward written out from its equations (A = K^T Q, softmax over Q's channels)."""
-    b, h, w, c = x.shape
-    heads = m.num_heads
-    q, k, v_inp = m.to_q(x.reshape(b, h * w, c)), m.to_k(x.reshape(b, h * w, c)), m.to_v(x.reshape(b, h * w, c))
-    v = v_inp if mask_emb is None else v_inp * mask_emb
-    q, k, v = (t.reshape(b, h * w, heads, c // heads).permute(0, 2, 3, 1) for t in (q, k, v))  # b heads d n
-    q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-    attn = ((k @ q.transpose(-2, -1)) * m.rescale).softmax(dim=-1)
-    out = (attn @ v).permute(0, 3, 1, 2).reshape(b, h * w, c)
-    out_c = m.proj(out).view(b, h, w, c)
-    return out_c + m.pos_emb(v_inp.reshape(b, h, w, c).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    """Upstream's MS-MSA written out (references.ms_msa) with the parameters of ``m``."""
+    return ms_msa(x, dict(m.named_parameters()), m.num_heads, mask_emb)
 
 
 def randomise(m: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -73,13 +65,17 @@ def test_csa_mask_guided_is_upstream():
 
 
 @pytest.mark.parametrize('mask_step', [None, 2])
-def test_full_rank_unguided_glmha_equals_csa(mask_step):
+def test_full_rank_unguided_glmha_is_upstream_ms_msa(mask_step):
+    """GLMHA at r = C without guidance, loaded with a CSA state_dict, computes upstream's MS-MSA (the written-out
+    reference, not the shared layer code) with those weights."""
     csa = randomise(SpectralMSA(56, 2, mask_step=mask_step, level=1))
     glmha = SpectralMSA(56, 2, 'glmha', rank=56, guidance='none', mask_step=mask_step, level=1)
     glmha.load_state_dict(csa.state_dict(), strict=True)
     x = torch.randn(2, 4, 6, 56)
     phi = torch.rand(2, 56, 4, 6 + 27) if mask_step else None
-    torch.testing.assert_close(glmha(x, phi), csa(x, phi))
+    emb = csa.mm(phi, 6).flatten(2).transpose(1, 2) if mask_step else None
+    with torch.no_grad():
+        torch.testing.assert_close(glmha(x, phi), upstream_equations(csa, x, emb))
 
 
 def test_folded_guidance_equals_scaling_the_input():

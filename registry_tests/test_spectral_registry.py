@@ -1,6 +1,4 @@
 """The spectral networks in basicsr's ARCH_REGISTRY and mmengine's MODELS; model_generator and checkpoints."""
-import json
-import os.path as osp
 import sys
 
 import pytest
@@ -11,16 +9,10 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from mmengine.registry import MODELS
 
 from conftest import run
+from glmha_plugin.errors import CheckpointError
 from glmha_plugin.registry import METHODS, SPECTRAL_MODELS, model_generator
 
 SPECTRAL_ARCHS = ['MST', 'GLMHAMST', 'MST_Plus_Plus', 'GLMHAMSTPlusPlus']
-FIXTURE = osp.join(osp.dirname(__file__), 'fixtures', 'mst_official_keys.json')
-
-
-@pytest.fixture(scope='module')
-def official():
-    with open(FIXTURE) as f:
-        return json.load(f)['models']
 
 
 @pytest.mark.parametrize('name', SPECTRAL_ARCHS)
@@ -51,9 +43,9 @@ def test_model_generator_names():
 
 
 @pytest.mark.parametrize('method', ['mst_s', 'mst_m', 'mst_l', 'mst_plus_plus'])
-def test_upstream_names_build_the_official_layout(official, method):
+def test_upstream_names_build_the_official_layout(mst_official, method):
     net = model_generator(method)
-    assert [[k, list(v.shape)] for k, v in net.state_dict().items()] == official[method]['keys']
+    assert [[k, list(v.shape)] for k, v in net.state_dict().items()] == mst_official[method]['keys']
 
 
 def test_unknown_method_lists_the_valid_ones():
@@ -67,18 +59,18 @@ def random_official(keys, seed=0):
     return {k: torch.randn(shape) for k, shape in keys}
 
 
-def test_official_mst_checkpoint_loads_strict(official, tmp_path):
+def test_official_mst_checkpoint_loads_strict(mst_official, tmp_path):
     """MST's format: a plain state_dict (here saved from DataParallel, with 'module.' prefixes)."""
-    weights = random_official(official['mst_s']['keys'])
+    weights = random_official(mst_official['mst_s']['keys'])
     torch.save({f'module.{k}': v for k, v in weights.items()}, tmp_path / 'mst_s.pth')
     net = model_generator('mst_s', str(tmp_path / 'mst_s.pth'))
     for k, v in net.state_dict().items():
         assert torch.equal(v, weights[k]), k
 
 
-def test_official_mst_plus_plus_checkpoint_loads_strict(official, tmp_path):
+def test_official_mst_plus_plus_checkpoint_loads_strict(mst_official, tmp_path):
     """MST++'s format: {'epoch', 'iter', 'state_dict' (with 'module.'), 'optimizer'}; also through basicsr."""
-    weights = random_official(official['mst_plus_plus']['keys'])
+    weights = random_official(mst_official['mst_plus_plus']['keys'])
     opt = torch.optim.Adam([torch.zeros(2, requires_grad=True)])
     torch.save({'epoch': 300, 'iter': 300000, 'state_dict': {f'module.{k}': v for k, v in weights.items()},
                 'optimizer': opt.state_dict()}, tmp_path / 'mst_plus_plus.pth')
@@ -98,8 +90,8 @@ def test_basicsr_checkpoint_of_a_glmha_model_loads(tmp_path):
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in net.state_dict().items())
 
 
-def test_mismatched_checkpoint_is_explained(official, tmp_path):
-    torch.save(random_official(official['mst_s']['keys']), tmp_path / 'mst_s.pth')
+def test_mismatched_checkpoint_is_explained(mst_official, tmp_path):
+    torch.save(random_official(mst_official['mst_s']['keys']), tmp_path / 'mst_s.pth')
     with pytest.raises(RuntimeError, match="method 'glmha_mst_s' \\(GLMHAMST\\).*does not fit GLMHAMST: .*missing"):
         model_generator('glmha_mst_s', str(tmp_path / 'mst_s.pth'))
 
@@ -107,5 +99,5 @@ def test_mismatched_checkpoint_is_explained(official, tmp_path):
 def test_checkpoint_is_read_weights_only(tmp_path):
     """A pickle that would run code is refused (torch.load(..., weights_only=True))."""
     torch.save({'state_dict': {}, 'hook': print}, tmp_path / 'evil.pth')
-    with pytest.raises(Exception, match='refused'):
+    with pytest.raises(CheckpointError, match='refused'):
         model_generator('mst_s', str(tmp_path / 'evil.pth'))

@@ -4,12 +4,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import import_tool
+from conftest import TINY_RESTORMER_2 as TINY
+from conftest import load_yaml
 from glmha_plugin.analysis import spectrum
+from glmha_plugin.analysis import spectrum_report as tool  # tools/attention_spectrum.py
 from glmha_plugin.archs import RESTORMER_STAGES, Restormer
 from glmha_plugin.layers import GLMHA
-
-TINY = dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, heads=[1, 2, 4, 8], ffn_expansion_factor=2.0)
 
 
 def test_cumulative_spectra_of_known_matrices():
@@ -87,12 +87,7 @@ def test_glmha_maps_have_singular_values_only():
     assert layer.eig_cumulative is None and layer.sv_energy.shape == (4,)
 
 
-@pytest.fixture
-def tool():
-    return import_tool('attention_spectrum')
-
-
-def test_tool_on_photos_writes_plots_tables_and_options(tool, demo_data, tmp_path, capsys):
+def test_tool_on_photos_writes_plots_tables_and_options(demo_data, tmp_path, capsys):
     images = str(demo_data / 'datasets' / 'demo_rain' / 'train' / 'input')
     out = tmp_path / 'report'
     opts = tmp_path / 'ranks.yml'
@@ -103,7 +98,7 @@ def test_tool_on_photos_writes_plots_tables_and_options(tool, demo_data, tmp_pat
     assert '| encoder_level1.0.attn | encoder_level1 |' in printed and '95%' in printed
     for f in ('spectrum.png', 'spectrum.md', 'spectrum_ranks.csv'):
         assert (out / f).stat().st_size > 0
-    net_opt = yaml.safe_load(opts.read_text())['network_g']
+    net_opt = load_yaml(opts)['network_g']
     assert net_opt['attention'] == 'glmha' and set(net_opt['rank']) == set(RESTORMER_STAGES)
     arch = net_opt.pop('type')
     from basicsr.utils.registry import ARCH_REGISTRY
@@ -115,7 +110,7 @@ def test_tool_on_photos_writes_plots_tables_and_options(tool, demo_data, tmp_pat
     assert 'exists' in capsys.readouterr().err
 
 
-def test_tool_reads_an_option_file_and_explains_bad_input(tool, demo_data, tmp_path, capsys):
+def test_tool_reads_an_option_file_and_explains_bad_input(demo_data, tmp_path, capsys):
     opt = tmp_path / 'net.yml'
     opt.write_text(yaml.safe_dump({'network_g': dict(type='Restormer', **TINY)}))
     images = str(demo_data / 'datasets' / 'demo_rain' / 'test' / 'input')
@@ -130,7 +125,7 @@ def test_tool_reads_an_option_file_and_explains_bad_input(tool, demo_data, tmp_p
             "GLMHARetinexFormer, MST, MST_Plus_Plus, Restormer, RetinexFormer") in capsys.readouterr().err
 
 
-def test_tool_loads_weights_by_key(tool, demo_data, tmp_path, capsys):
+def test_tool_loads_weights_by_key(demo_data, tmp_path, capsys):
     from glmha_plugin.analysis.hosts import get_host
     host = get_host('restormer')
     net = host.build(**dict(host.default_options, **host.tiny))
@@ -182,7 +177,7 @@ def test_rgb_to_bands_interpolates_blue_to_red():
 
 
 @pytest.mark.parametrize('host_name', ['mst_l', 'mst_plus_plus', 'retinexformer'])
-def test_tool_on_spectral_hosts_writes_per_level_ranks(tool, demo_data, tmp_path, capsys, host_name):
+def test_tool_on_spectral_hosts_writes_per_level_ranks(demo_data, tmp_path, capsys, host_name):
     """MST (photos -> 28-band scenes -> simulated CASSI shot), MST++ (photos as input) and Retinexformer
     (darkened photos): stages are the U-Net levels and the written rank option is one value per level, which
     the GLMHA network accepts."""
@@ -195,7 +190,7 @@ def test_tool_on_spectral_hosts_writes_per_level_ranks(tool, demo_data, tmp_path
     first = {'mst_l': 'encoder_layers.0.0.blocks.0.0', 'mst_plus_plus': 'body.0.encoder_layers.0.0.blocks.0.0',
              'retinexformer': 'body.0.denoiser.encoder_layers.0.0.blocks.0.0'}
     assert f'| {first[host_name]} | level0 |' in printed
-    net_opt = yaml.safe_load(opts.read_text())['network_g']
+    net_opt = load_yaml(opts)['network_g']
     assert net_opt['attention'] == 'glmha' and isinstance(net_opt['rank'], list) and len(net_opt['rank']) == 3
     from basicsr.utils.registry import ARCH_REGISTRY
     model = ARCH_REGISTRY.get(net_opt.pop('type'))(**net_opt)

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from conftest import TINY_RESTORMER as TINY
 from glmha_plugin import evaluate, inference
 from glmha_plugin.archs import GLMHARestormer
-
-TINY = dict(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, ffn_expansion_factor=2.0, rank_ratio=0.5)
 
 
 class Pointwise(torch.nn.Module):
@@ -31,20 +31,37 @@ def test_tiles_covering_the_image_equal_one_pass():
     torch.manual_seed(0)
     net = GLMHARestormer(**TINY).eval()
     img = torch.rand(1, 3, 37, 45)
-    full = inference.restore(net, img)
     tiled = inference.restore(net, img, tile=48, tile_overlap=8)  # tile >= padded image: one window
-    assert torch.equal(full, tiled)
+    assert torch.equal(inference.restore(net, img), tiled)
+
+
+def test_small_tiles_average_the_windows_run_alone():
+    """16 px tiles, overlap 8, on 37 x 45 (reflect-padded to 40 x 48): windows at rows 0, 8, 16, 24 and columns
+    0, 8, 16, 24, 32, each run through the network on its own, averaged where they overlap, cropped, clamped."""
+    torch.manual_seed(0)
+    net = GLMHARestormer(**TINY).eval()
+    img = torch.rand(1, 3, 37, 45)
+    padded = torch.nn.functional.pad(img, (0, 3, 0, 3), mode='reflect')
+    total, count = torch.zeros(1, 3, 40, 48), torch.zeros(1, 1, 40, 48)
+    with torch.no_grad():
+        for top in (0, 8, 16, 24):
+            for left in (0, 8, 16, 24, 32):
+                total[..., top:top + 16, left:left + 16] += net(padded[..., top:top + 16, left:left + 16])
+                count[..., top:top + 16, left:left + 16] += 1
     small = inference.restore(net, img, tile=16, tile_overlap=8)
+    torch.testing.assert_close(small, (total / count)[..., :37, :45].clamp(0, 1))
+    full = inference.restore(net, img)
     print(f'Restormer-tiny 37x45, 16 px tiles (overlap 8): max |tiled - untiled| = {(small - full).abs().max():.4f}, '
           f'PSNR(tiled vs untiled) = {10 * torch.log10(1 / ((small - full) ** 2).mean()):.2f} dB')
-    assert small.shape == full.shape
+    assert (small - full).abs().max() > 1e-3  # a window's attention pools over the window only
 
 
-def test_overlapping_tiles_reassemble_exactly():
+@pytest.mark.parametrize('overlap', [8, 0])  # 0: tiles that just touch
+def test_overlapping_tiles_reassemble_exactly(overlap):
     net = Pointwise().eval()
     img = torch.rand(1, 3, 50, 70)
-    torch.testing.assert_close(inference.restore(net, img, tile=24, tile_overlap=8), inference.restore(net, img),
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(inference.restore(net, img, tile=24, tile_overlap=overlap),
+                               inference.restore(net, img), rtol=1e-6, atol=1e-6)
 
 
 def test_tile_errors():
@@ -76,7 +93,7 @@ def weights(tmp_path):
     path = tmp_path / 'w.pth'
     torch.save({'params': net.state_dict()}, path)
     opt = tmp_path / 'net.yml'
-    opt.write_text('network_g:\n' + ''.join(f'  {k}: {v}\n' for k, v in dict(type='GLMHARestormer', **TINY).items()))
+    opt.write_text(yaml.safe_dump({'network_g': dict(type='GLMHARestormer', **TINY)}))
     return str(path), str(opt), net
 
 
@@ -144,10 +161,10 @@ def test_tester_errors_are_clear(tmp_path, weights, capsys):
 
 def test_tools_test_dispatch(capsys):
     """tools/test.py: -opt goes to basicsr's test pipeline (glmha-test), the rest to the Restormer-style tester."""
-    from glmha_plugin.inference import test_tool_main
+    from glmha_plugin.test import tools_test_main
     with pytest.raises(SystemExit) as exc:
-        test_tool_main(['-opt', 'no_such_options.yml'])
+        tools_test_main(['-opt', 'no_such_options.yml'])
     assert exc.value.code == 2 and "option file 'no_such_options.yml' does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        test_tool_main(['--weights', 'w.pth'])
+        tools_test_main(['--weights', 'w.pth'])
     assert exc.value.code == 2 and '--task' in capsys.readouterr().err

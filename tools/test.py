@@ -1,4 +1,4 @@
-"""Testing, two ways (glmha_plugin.inference.test_tool_main).
+"""Testing, two ways (glmha_plugin.test.tools_test_main).
 
 * ``python tools/test.py -opt options/test_Deraining_GLMHA.yml``: basicsr's
   ``test_pipeline`` (same as ``glmha-test``): metrics in the log, images under
@@ -10,7 +10,7 @@
 """
 import sys
 
-from glmha_plugin.inference import test_tool_main
+from glmha_plugin.test import tools_test_main as main
 
 if __name__ == '__main__':
-    sys.exit(test_tool_main())
+    sys.exit(main())

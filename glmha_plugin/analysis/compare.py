@@ -15,13 +15,18 @@ time ("... warm start"), initialised from the same seed's trained CSA run
 converted by truncated SVD (:func:`glmha_plugin.convert.convert_checkpoint`,
 what ``tools/convert_checkpoint.py`` does) and then trained for the same
 number of iterations, so it has seen the CSA run's iterations as well.
+
+:func:`main` is ``tools/compare.py``.
 """
+import argparse
 import copy
 import os
 import os.path as osp
+import shutil
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -29,9 +34,10 @@ import cv2
 import torch
 import yaml
 
-from ..demo import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, ROOT, result_images
-from ..demo import score as demo_score
+from ..demo_data import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, ROOT, make_rain_pairs, result_images
+from ..demo_data import score as demo_score
 from .complexity import count
+from .tables import write_csv
 
 CSA = 'CSA'                  # label of the baseline variant
 WARM_SUFFIX = ' warm start'  # label suffix of warm-started GLMHA runs
@@ -277,3 +283,52 @@ def plot(runs: Sequence[Run], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Equal-budget quality comparison of CSA and GLMHA on the bundled demo '
+                                     'data, through the real train/test pipelines.')
+    parser.add_argument('--workdir', default='compare_run', help='data, experiments/, results/ and the report go here')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, default=200, help='training iterations of every run')
+    parser.add_argument('--host', default='restormer', choices=COMPARE_HOSTS,
+                        help="the network compared (its tiny configuration); the data is the demo's for every host")
+    parser.add_argument('--ratios', type=float, nargs='+', default=[0.5], help='GLMHA rank ratios')
+    parser.add_argument('--guidance', nargs='+', default=['calibration'], choices=['calibration', 'none'])
+    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--gt-size', type=int, default=48, help='training patch size')
+    parser.add_argument('--workers', type=int, default=0, help='data-loader workers per run')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch CPU threads per run (OMP_NUM_THREADS; 0 = torch default). The tiny model gains '
+                             'little from more, and one thread does not stall when other processes share the cores')
+    parser.add_argument('--warm-start', action='store_true',
+                        help='also run every GLMHA variant started from the same seed\'s trained CSA run, converted '
+                             'by truncated SVD (glmha_plugin.convert, as tools/convert_checkpoint.py), then trained '
+                             '--iters more iterations')
+    parser.add_argument('--fresh', action='store_true', help='delete the work directory first')
+    args = parser.parse_args(argv)
+    if args.iters < 1:  # (--seeds takes one or more values: argparse already asks for a seed)
+        parser.error('give a positive --iters')
+
+    workdir = osp.abspath(args.workdir)
+    if args.fresh and osp.isdir(workdir):
+        shutil.rmtree(workdir)
+    if not osp.isdir(osp.join(workdir, DATA_DIR, 'test', 'target')):
+        print(f'[compare] building the demo rain dataset under {osp.join(workdir, DATA_DIR)}', flush=True)
+        make_rain_pairs(osp.join(workdir, DATA_DIR))
+    t0 = time.time()
+    runs = run_comparison(workdir, variants(args.ratios, args.guidance, args.host), args.seeds, args.iters, args.batch,
+                          args.gt_size, args.workers, args.warm_start, args.threads or None,
+                          progress=lambda msg: print(f'[compare] {msg}', flush=True))
+    warm = (f' "{WARM_SUFFIX.strip()}": initialised from the same seed\'s CSA run (after its {args.iters} '
+            f'iterations) by truncated SVD, then trained {args.iters} iterations.' if args.warm_start else '')
+    md = (f'# Equal-budget comparison on the demo data\n\n{args.iters} iterations, batch {args.batch}, patch '
+          f'{args.gt_size}, seeds {args.seeds}; test: {DATA_DIR}/test (RGB PSNR/SSIM, no crop); GMACs at the first '
+          f'test image\'s size; {time.time() - t0:.0f} s in total.{warm}\n\n' + summary_markdown(runs))
+    with open(osp.join(workdir, 'compare.md'), 'w', encoding='utf-8') as f:
+        f.write(md)
+    write_csv(runs, osp.join(workdir, 'compare.csv'))
+    plot(runs, osp.join(workdir, 'compare.png'))
+    print(md)
+    print(f'written: {", ".join(osp.join(workdir, f) for f in ("compare.md", "compare.csv", "compare.png"))}')
+    return 0

@@ -30,7 +30,7 @@ def make_lowlight_pairs(out_dir: str, train_short_side: int = 96, test_size=(60,
     Targets are the colour photos scikit-image ships (as the demo's deraining set); inputs are
     :func:`noisy` :func:`darken` copies.  Test images are ``test_size`` (H, W).  Returns the folders written.
     """
-    from ..demo import write_pairs
+    from ..demo_data import write_pairs
     rng = np.random.default_rng(seed)
 
     def degrade(img: np.ndarray) -> np.ndarray:
