@@ -4,6 +4,7 @@
     .venv/bin/python tools/benchmark.py --parts layers --channels 48 96 --sides 64 128
     .venv/bin/python tools/benchmark.py --parts models memory --model-size restormer=3x128x128
     .venv/bin/python tools/benchmark.py --tiny --repeats 2 --out-dir /tmp/bench   # seconds-long smoke run
+    .venv/bin/python tools/benchmark.py --parts models memory --amp bf16          # under bf16 autocast
 
 Every comparison is interleaved (each repeat runs every variant once, in a
 rotating order) and reported as the median over repeats, with ratios to CSA
@@ -11,6 +12,7 @@ and the project's targets checked per row.  On CUDA, timed calls are
 synchronised.  Writes benchmark.md, benchmark_*.csv and benchmark.png.
 """
 import argparse
+import contextlib
 import os
 import os.path as osp
 import platform
@@ -27,6 +29,7 @@ from glmha_plugin.analysis.hosts import HOSTS, attention_variants, get_host
 from glmha_plugin.analysis.tables import write_csv
 
 PARTS = ('layers', 'models', 'memory')
+AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def machine(device: torch.device) -> str:
@@ -76,6 +79,8 @@ def main(argv=None):
                         help='training-step input per host (default: the model size)')
     parser.add_argument('--memory-batch', type=int, default=2)
     parser.add_argument('--tiny', action='store_true', help="hosts' tiny configurations (smoke test)")
+    parser.add_argument('--amp', default='none', choices=list(AMP_DTYPES),
+                        help='measure under torch.autocast in this dtype (weights and inputs stay float32)')
     parser.add_argument('--out-dir', default='benchmark_report')
     args = parser.parse_args(argv)
 
@@ -109,6 +114,9 @@ def main(argv=None):
         parser.error(f'--profile entries must look like CxSIDE, e.g. 96x256; got {args.profile}')
     started, load_start, faults = time.strftime('%Y-%m-%d %H:%M'), _load(), bench.minor_page_faults()
     variants = attention_variants([args.ratio], args.guidance)
+    amp = contextlib.ExitStack()  # every measurement (profiles too) runs inside; closed before writing
+    if AMP_DTYPES[args.amp] is not None:
+        amp.enter_context(torch.autocast(device.type, dtype=AMP_DTYPES[args.amp]))
     layers, models, memory = [], [], []
     if 'layers' in args.parts:
         layers = bench.benchmark_layers(args.channels, args.sides, args.ratio, args.repeats, device, args.batch,
@@ -125,6 +133,7 @@ def main(argv=None):
     header = [f'# Benchmark: CSA vs GLMHA ({started})', '',
               f'- device: {machine(device)}; torch {torch.__version__}',
               f'- clock: {args.clock}; {args.repeats} interleaved repeats, median; >= {args.min_time}s per sample',
+              f'- precision: {"float32" if args.amp == "none" else f"torch.autocast {args.amp} (weights, inputs float32)"}',
               f'- load average (1/5/15 min) at start: {load_start}; at end: {_load()}',
               f'- allocator: {"glibc keeping freed memory (--malloc keep)" if args.malloc == "keep" else "system default"}'
               f'; {bench.minor_page_faults() - faults:,} minor page faults during the run',
@@ -146,6 +155,7 @@ def main(argv=None):
         sections += ['## Profiles (self time per op, CSA vs GLMHA)', '']
         for c, side in profiles:
             sections += [bench.profile_layers(c, side, args.ratio, args.repeats, device), '']
+    amp.close()
     md = '\n'.join(header + sections)
     os.makedirs(args.out_dir, exist_ok=True)
     written = [osp.join(args.out_dir, 'benchmark.md')]
