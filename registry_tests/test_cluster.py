@@ -7,7 +7,6 @@ run gets the variables a 2-task job sets and a stand-in ``scontrol`` on PATH.
 """
 import os
 import os.path as osp
-import socket
 import subprocess
 
 import pytest
@@ -15,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from glmha_plugin import compat
+from glmha_plugin.gpucheck.training import free_port
 from conftest import BIN, FAST, REPO, TINY_TRAIN, clean_env
 
 DDP_DUMP = osp.join(REPO, 'registry_tests', 'helpers', 'ddp_dump.py')
@@ -22,12 +22,6 @@ EXP = osp.join('experiments', 'Demo_Deraining_GLMHA')
 # each rank needs whole batches: 2 photos x 4 = 8 crops, 2 ranks x batch 2; no validation until the end
 OPTS = FAST + ['datasets:train:dataset_enlarge_ratio=4', 'val:val_freq=100']
 needs_no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason='the upstream symptom only shows without a GPU')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def node_dirs(workdir, n=2):
