@@ -100,13 +100,6 @@ def test_step_main_records_an_exception_as_a_failure(tmp_path):
     assert gpucheck.read_result(str(tmp_path / 'none')) is None
 
 
-def test_combine():
-    assert gpucheck.combine(['pass', 'pass']) == 'pass'
-    assert gpucheck.combine(['pass', 'not run']) == 'partial'
-    assert gpucheck.combine(['not run', 'not run']) == 'not run'
-    assert gpucheck.combine(['partial', 'fail']) == 'fail'
-
-
 def test_parity_covers_every_host_architecture():
     from glmha_plugin.analysis.hosts import HOSTS
     archs = [arch for _, arch in parity.architectures()]
@@ -190,5 +183,6 @@ def test_benchmark_step_sizes():
     assert '--model-size' not in cuda and cuda[cuda.index('--amp') + 1] == 'bf16'  # the hosts' paper sizes
     assert cuda[cuda.index('--model-batch') + 1] == '2'
     cpu = bench.benchmark_args('fp32', quick=False, cuda=False, out_dir='o')
-    assert 'restormer=3x64x64' in cpu and 'mst_l=28x64x64' in cpu and '--amp' not in cpu
+    assert 'restormer=3x64x64' in cpu and 'mst_l=28x64x64' in cpu and '--amp' not in cpu and '--tiny' not in cpu
+    assert '--tiny' in bench.benchmark_args('bf16', quick=False, cuda=False, out_dir='o')
     assert bench.benchmark_knows('--amp') and not bench.benchmark_knows('--glmha-no-such-option')

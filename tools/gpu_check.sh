@@ -6,14 +6,13 @@
 # carry it), so the command needs no network. Everything else is tools/gpu_check.py.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
-    echo "usage: bash tools/gpu_check.sh OUTDIR [--quick] [--steps NAME ...]   (details: docs/gpu_check.md)"
-    [ $# -ge 1 ] && exec "${GLMHA_PYTHON:-python3}" "$ROOT/tools/gpu_check.py" --help
-    exit 2
-fi
 PY="${GLMHA_PYTHON:-}"
 if [ -z "$PY" ]; then
     if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=python3; fi
+fi
+if [ $# -lt 1 ]; then
+    echo "usage: bash tools/gpu_check.sh OUTDIR [--quick] [--steps NAME ...]   (--help, docs/gpu_check.md)" >&2
+    exit 2
 fi
 export PYTHONUNBUFFERED=1
 exec "$PY" "$ROOT/tools/gpu_check.py" "$@"

@@ -38,16 +38,6 @@ class StepResult:
             raise ValueError(f'status {self.status!r} is not one of {STATUSES}')
 
 
-def combine(statuses) -> str:
-    """The status of a step made of parts: fail if any failed, else partial if any could not run, else pass."""
-    statuses = list(statuses)
-    if FAIL in statuses:
-        return FAIL
-    if statuses and all(s == NOT_RUN for s in statuses):
-        return NOT_RUN
-    return PARTIAL if (NOT_RUN in statuses or PARTIAL in statuses) else PASS
-
-
 def step_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('--out', required=True, help='folder for result.json and the files of this step')

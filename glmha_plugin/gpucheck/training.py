@@ -124,6 +124,11 @@ def state_keys(path: str) -> str:
         return f'the training state {osp.basename(path)} does not load with weights_only=True: {exc}'
 
 
+def validation_psnr(log: str) -> list:
+    """The PSNR of every validation in a basicsr training log."""
+    return [float(v) for v in re.findall(r'# psnr: (\S+)', log)]
+
+
 def check_run(code: int, probe, log: str, first_iter: int, last_iter: int, dtype: str, on_cpu: bool) -> list:
     """What is wrong with one training run (empty when nothing is)."""
     if code != 0:
@@ -139,7 +144,7 @@ def check_run(code: int, probe, log: str, first_iter: int, last_iter: int, dtype
         problems.append(f'non-finite loss at iterations {bad[:10]}')
     if not probe['weights_finite']:
         problems.append('non-finite weights at the end')
-    psnr = [float(v) for v in re.findall(r'# psnr: (\S+)', log)]
+    psnr = validation_psnr(log)
     if not psnr or not all(math.isfinite(v) for v in psnr):
         problems.append(f'validation PSNR {psnr or "missing"}')
     seen = probe['conv_dtypes']
@@ -150,18 +155,20 @@ def check_run(code: int, probe, log: str, first_iter: int, last_iter: int, dtype
     return problems
 
 
-def _row(label: str, cmd_note: str, code: int, seconds: float, probe, problems: list) -> str:
+def _row(label: str, cmd_note: str, code: int, seconds: float, probe, log: str, problems: list) -> str:
     losses = (probe or {}).get('losses') or []
     first = next(iter(losses[0][1].values()), float('nan')) if losses else float('nan')
     last = next(iter(losses[-1][1].values()), float('nan')) if losses else float('nan')
     dtypes = (probe or {}).get('conv_dtypes') or {}
+    psnr = validation_psnr(log)
     return (f'| {label} | {cmd_note} | {seconds:.1f} | {len(losses)} | {first:.4f} | {last:.4f} | '
+            f'{psnr[-1] if psnr else "-"} | '
             f'{"/".join(dtypes.get("train", [])) or "-"} / {"/".join(dtypes.get("eval", [])) or "-"} | '
             f'{"ok" if not problems else "**" + "; ".join(problems) + "**"} |')
 
 
-TABLE_HEAD = ('| run | how | seconds | iterations | first loss | last loss | conv dtype (train / validation) | result |\n'
-              '|---|---|---:|---:|---:|---:|---|---|\n')
+TABLE_HEAD = ('| run | how | seconds | iterations | first loss | last loss | validation PSNR | '
+              'conv dtype (train / validation) | result |\n|---|---|---:|---:|---:|---:|---:|---|---|\n')
 
 
 def train_and_resume(args, precision: str) -> StepResult:
@@ -201,7 +208,7 @@ def train_and_resume(args, precision: str) -> StepResult:
                 notes.append(state_keys(state))
             else:
                 problems.append(f'training_states/{total}.state missing')
-        rows.append(_row(label, f'{first}..{total}{" --auto_resume" if extra else ""}', code, seconds, probe,
+        rows.append(_row(label, f'{first}..{total}{" --auto_resume" if extra else ""}', code, seconds, probe, log,
                          problems))
         problems_all += [f'{label}: {p}' for p in problems]
         if code != 0:
@@ -240,7 +247,7 @@ def torchrun(args) -> StepResult:
     md = (f'`torchrun --nproc_per_node=1 -m glmha_plugin.gpucheck.probe ... --launcher pytorch`, {iters} iterations, '
           f'{"no" if args.quick else "one spawned"} DataLoader worker; backend {(probe or {}).get("backend")}, model on '
           f'{(probe or {}).get("device")}.\n\n' + TABLE_HEAD
-          + _row('torchrun', f'1..{iters}', code, seconds, probe, problems) + '\n')
+          + _row('torchrun', f'1..{iters}', code, seconds, probe, log, problems) + '\n')
     if code != 0:
         md += '\nEnd of its output:\n\n' + fenced(output, 3000)
     return StepResult(FAIL if problems else PASS, '; '.join(problems)[:400] if problems else
