@@ -10,6 +10,7 @@ original functions stay in :data:`ORIGINALS` so tests can show the symptom.
 | torchvision alias   | ``import basicsr``: No module named 'torchvision.transforms.functional_tensor' |
 | cpu_safe_resume     | ``--auto_resume`` / ``path.resume_state`` on CPU: Found no NVIDIA driver |
 | dist_init_cpu       | ``torchrun ... --launcher pytorch`` on CPU: ZeroDivisionError           |
+| dist_init_slurm_cpu | ``srun ... --launcher slurm`` on CPU: ZeroDivisionError                 |
 | ddp_cpu             | DDP on CPU: Found no NVIDIA driver in ``model_to_device``               |
 | output root         | ``python -m basicsr.train`` writes experiments/ into site-packages      |
 | registry_errors     | unknown ``type`` names: bare KeyError without the valid names           |
@@ -138,29 +139,56 @@ def _init_dist_pytorch(backend='nccl', **kwargs):
     dist.init_process_group(backend='gloo', **kwargs)
 
 
+def slurm_environment(port=None) -> dict:
+    """The variables basicsr's slurm init sets for this task: MASTER_ADDR/PORT, WORLD_SIZE, RANK, LOCAL_RANK.
+
+    As upstream: the rank is ``SLURM_PROCID``, the world size ``SLURM_NTASKS``,
+    the master the first host ``scontrol show hostname $SLURM_NODELIST``
+    prints, the port ``port`` (``dist_params.port`` of the YAML), else
+    ``MASTER_PORT``, else 29500.  ``LOCAL_RANK`` is ``SLURM_LOCALID`` (upstream:
+    ``SLURM_PROCID`` modulo the GPUs, which it cannot compute without one).
+    """
+    import subprocess
+    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST') if k not in os.environ]
+    if missing:
+        raise RuntimeError(f'--launcher slurm: {", ".join(missing)} not set; start the command with srun inside a '
+                           f'slurm allocation, or use torchrun ... --launcher pytorch')
+    nodes = os.environ['SLURM_NODELIST']
+    try:
+        proc = subprocess.run(['scontrol', 'show', 'hostname', nodes], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise RuntimeError('--launcher slurm: no scontrol command on PATH (needed to find the master host of '
+                           f'SLURM_NODELIST={nodes!r}); run on a slurm node, or use torchrun ... --launcher pytorch') \
+            from None
+    hosts = proc.stdout.split()
+    if proc.returncode != 0 or not hosts:
+        raise RuntimeError(f'--launcher slurm: `scontrol show hostname {nodes}` failed (exit {proc.returncode}): '
+                           f'{proc.stderr.strip() or "no host printed"}')
+    return {'MASTER_ADDR': hosts[0],
+            'MASTER_PORT': str(port) if port is not None else os.environ.get('MASTER_PORT', '29500'),
+            'WORLD_SIZE': os.environ['SLURM_NTASKS'], 'RANK': os.environ['SLURM_PROCID'],
+            'LOCAL_RANK': os.environ.get('SLURM_LOCALID', '0')}
+
+
 def _init_dist_slurm(backend='nccl', port=None):
-    """Upstream with GPUs; without GPUs the same environment set-up and a gloo group."""
+    """Upstream with GPUs; without GPUs the same environment set-up and a gloo group (upstream: ZeroDivisionError)."""
     if torch.cuda.device_count() > 0:
         return ORIGINALS['dist_init_cpu.slurm'](backend, port)
-    import subprocess
-    proc_id, ntasks = int(os.environ['SLURM_PROCID']), int(os.environ['SLURM_NTASKS'])
-    addr = subprocess.getoutput(f'scontrol show hostname {os.environ["SLURM_NODELIST"]} | head -n1')
-    os.environ['MASTER_PORT'] = str(port) if port is not None else os.environ.get('MASTER_PORT', '29500')
-    os.environ.update(MASTER_ADDR=addr, WORLD_SIZE=str(ntasks), RANK=str(proc_id),
-                      LOCAL_RANK=os.environ.get('SLURM_LOCALID', '0'))
+    os.environ.update(slurm_environment(port))
     dist.init_process_group(backend='gloo')
 
 
 def _patch_dist_init():
     from basicsr.utils import dist_util
-    orig = dist_util._init_dist_pytorch
-    if orig is _init_dist_pytorch or 'torch.cuda.set_device' not in _upstream_source(orig):
-        return
-    ORIGINALS['dist_init_cpu.pytorch'] = orig
-    ORIGINALS['dist_init_cpu.slurm'] = dist_util._init_dist_slurm
-    dist_util._init_dist_pytorch = _init_dist_pytorch
-    dist_util._init_dist_slurm = _init_dist_slurm
-    APPLIED['dist_init_cpu'] = 'distributed init uses gloo when no GPU is present'
+    for name, launcher, replacement, what in (
+            ('dist_init_cpu', 'pytorch', _init_dist_pytorch, 'torchrun'),
+            ('dist_init_slurm_cpu', 'slurm', _init_dist_slurm, 'slurm')):
+        orig = getattr(dist_util, f'_init_dist_{launcher}')
+        if orig is replacement or 'torch.cuda.set_device' not in _upstream_source(orig):
+            continue  # already patched, or an upstream that no longer needs a GPU
+        ORIGINALS[f'dist_init_cpu.{launcher}'] = orig
+        setattr(dist_util, f'_init_dist_{launcher}', replacement)
+        APPLIED[name] = f'{what} distributed init uses gloo when no GPU is present'
 
 
 # --------------------------------------------------------------------------

@@ -5,13 +5,15 @@ hold for what a module may import at any time, not only at import time:
 
 * no cycles among the package's modules, the import hook (``glmha_plugin_autoload``) and what both share
   (``glmha_plugin_common``);
-* the entry points (``train``, ``test``, ``demo``, ``cli``) are imported by entry points only: library
-  modules and ``analysis/`` never depend on a command line;
+* the entry points (``train``, ``test``, ``demo``, ``cli`` and the GPU check's steps ``gpucheck.*``, each
+  run as ``python -m``) are imported by entry points only: library modules and ``analysis/`` never depend
+  on a command line;
 * the package never imports the hook, ``glmha_plugin_common`` imports the standard library only, and the
   hook does at import time (it runs at every interpreter start); it imports the package inside functions;
 * ``layers/`` (plain ``nn.Module`` blocks) imports nothing else of the package;
 * ``tools/*.py`` are thin front ends: a docstring, imports and the ``__main__`` call of a ``main`` that lives
-  in the package.
+  in the package; except ``tools/gpu_check.py``, which installs the package on the GPU machine and so runs
+  before it is importable: it imports the standard library only.
 """
 import ast
 import os
@@ -25,7 +27,9 @@ from conftest import REPO, import_tool
 
 TOP_LEVEL = ('glmha_plugin_autoload', 'glmha_plugin_common')
 ENTRY_POINTS = {f'glmha_plugin.{name}' for name in ('train', 'test', 'demo', 'cli')}
-TOOLS = sorted(f[:-3] for f in os.listdir(osp.join(REPO, 'tools')) if f.endswith('.py'))
+BEFORE_INSTALL_TOOLS = ('gpu_check',)   # run where the package is not installed yet
+TOOLS = sorted(f[:-3] for f in os.listdir(osp.join(REPO, 'tools'))
+               if f.endswith('.py') and f[:-3] not in BEFORE_INSTALL_TOOLS)
 
 
 def project_modules() -> Dict[str, str]:
@@ -40,6 +44,7 @@ def project_modules() -> Dict[str, str]:
 
 
 MODULES = project_modules()
+ENTRY_POINTS |= {m for m in MODULES if m.startswith('glmha_plugin.gpucheck.')}
 
 
 def imported_names(path: str, name: str, top_level_only: bool = False) -> Set[str]:
@@ -151,3 +156,10 @@ def test_tools_are_thin_front_ends(name):
     assert kinds[0] == 'Expr' and isinstance(body[0].value, ast.Constant), 'a docstring first'
     assert set(kinds[1:-1]) <= {'Import', 'ImportFrom'} and kinds[-1] == 'If', kinds
     assert import_tool(name).main.__module__.startswith('glmha_plugin.')
+
+
+@pytest.mark.parametrize('name', BEFORE_INSTALL_TOOLS)
+def test_tools_run_before_install_import_only_the_standard_library(name):
+    path = osp.join(REPO, 'tools', f'{name}.py')
+    imported = {n.split('.')[0] for n in imported_names(path, name)}
+    assert imported <= set(sys.stdlib_module_names), sorted(imported - set(sys.stdlib_module_names))

@@ -8,6 +8,7 @@ Restormer's.  Rows outside a target's scope say ``-``.
 :func:`main` is ``tools/benchmark.py``.
 """
 import argparse
+import contextlib
 import os
 import os.path as osp
 import platform
@@ -127,6 +128,7 @@ def plot(layers: List[LayerRow], models: List[ModelRow], path: str) -> None:
 
 
 PARTS = ('layers', 'models', 'memory')
+AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def machine(device: torch.device) -> str:
@@ -177,6 +179,8 @@ def main(argv=None):
                         help='training-step input per host (default: the model size)')
     parser.add_argument('--memory-batch', type=int, default=2)
     parser.add_argument('--tiny', action='store_true', help="hosts' tiny configurations (smoke test)")
+    parser.add_argument('--amp', default='none', choices=list(AMP_DTYPES),
+                        help='measure under torch.autocast in this dtype (weights and inputs stay float32)')
     parser.add_argument('--out-dir', default='benchmark_report')
     args = parser.parse_args(argv)
 
@@ -210,6 +214,9 @@ def main(argv=None):
         parser.error(f'--profile entries must look like CxSIDE, e.g. 96x256; got {args.profile}')
     started, load_start, faults = time.strftime('%Y-%m-%d %H:%M'), _load(), bench.minor_page_faults()
     variants = attention_variants([args.ratio], args.guidance)
+    amp = contextlib.ExitStack()  # every measurement (profiles too) runs inside; closed before writing
+    if AMP_DTYPES[args.amp] is not None:
+        amp.enter_context(torch.autocast(device.type, dtype=AMP_DTYPES[args.amp]))
     layers, models, memory = [], [], []
     if 'layers' in args.parts:
         layers = bench.benchmark_layers(args.channels, args.sides, args.ratio, args.repeats, device, args.batch,
@@ -226,6 +233,7 @@ def main(argv=None):
     header = [f'# Benchmark: CSA vs GLMHA ({started})', '',
               f'- device: {machine(device)}; torch {torch.__version__}',
               f'- clock: {args.clock}; {args.repeats} interleaved repeats, median; >= {args.min_time}s per sample',
+              f'- precision: {"float32" if args.amp == "none" else f"torch.autocast {args.amp} (weights, inputs float32)"}',
               f'- load average (1/5/15 min) at start: {load_start}; at end: {_load()}',
               f'- allocator: {"glibc keeping freed memory (--malloc keep)" if args.malloc == "keep" else "system default"}'
               f'; {bench.minor_page_faults() - faults:,} minor page faults during the run',
@@ -247,6 +255,7 @@ def main(argv=None):
         sections += ['## Profiles (self time per op, CSA vs GLMHA)', '']
         for c, side in profiles:
             sections += [bench.profile_layers(c, side, args.ratio, args.repeats, device), '']
+    amp.close()
     md = '\n'.join(header + sections)
     os.makedirs(args.out_dir, exist_ok=True)
     written = [osp.join(args.out_dir, 'benchmark.md')]

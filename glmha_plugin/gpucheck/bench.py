@@ -1,0 +1,134 @@
+"""Steps ``benchmark`` / ``benchmark_amp``: ``tools/benchmark.py``'s layer, model and memory tables on this device.
+
+``--precision fp32``: all three parts in float32; ``--precision bf16``: the
+model and memory parts under bf16 autocast (``--amp bf16``) with per-op
+profiles of two attention layers.  Sizes: on CUDA the target setting of
+issue 11 (the hosts' paper sizes, Restormer 3 x 256 x 256, batch 2); on CPU
+64 x 64 inputs (a 256 x 256 Restormer training step does not fit a small
+machine's memory), under bf16 the hosts' tiny configurations (bf16 on a CPU
+without bf16 units is many times slower); ``--quick``: Restormer's tiny
+configuration at 32 x 32.
+``use_checkpoint`` rows need ``tools/benchmark.py --checkpoint`` (issue 10):
+without it the step is ``partial`` and says so.  Targets are reported, not
+asserted: a missed target does not fail the step.
+"""
+import csv
+import os.path as osp
+import sys
+import time
+
+from . import FAIL, PARTIAL, PASS, StepResult, step_main, step_parser
+from .training import PACKAGE
+
+# tools/benchmark.py is a front end of this module's main(argv)
+BENCHMARK = osp.join(PACKAGE, 'analysis', 'benchmark_report.py')
+HOSTS_AT = {'cuda': 256, 'cpu': 64, 'quick': 32}
+# issue 11's CUDA targets for GLMHARestormer vs Restormer (bf16 autocast, 3 x 256 x 256, batch 2, training step)
+TIME_MARGIN, MEMORY_TARGET, CHECKPOINT_TARGET = 0.05, 0.93, 0.5
+
+
+def benchmark_knows(option: str) -> bool:
+    with open(BENCHMARK, encoding='utf-8') as f:
+        return f"'{option}'" in f.read()
+
+
+def benchmark_args(precision: str, quick: bool, cuda: bool, out_dir: str):
+    """The ``tools/benchmark.py`` command line of this step."""
+    where = 'quick' if quick else 'cuda' if cuda else 'cpu'
+    side = HOSTS_AT[where]
+    args = ['--out-dir', out_dir, '--model-batch', '2', '--memory-batch', '2']
+    if where != 'cuda':
+        from ..analysis.hosts import HOSTS, get_host
+        names = ['restormer'] if quick else list(HOSTS)
+        args += ['--hosts', *names,
+                 '--model-size', *[f'{n}={get_host(n).paper_sizes[0][0]}x{side}x{side}' for n in names]]
+    if where == 'quick':
+        args += ['--tiny', '--repeats', '2', '--min-time', '0.01', '--channels', '48', '--sides', '32']
+    elif where == 'cpu':
+        args += ['--repeats', '3', '--channels', '48', '96', '--sides', '64', '128']
+        if precision != 'fp32':  # bf16 autocast without bf16 units: a full-size model took over 20 minutes
+            args.append('--tiny')
+    else:
+        args += ['--repeats', '5']
+    if precision == 'fp32':
+        args += ['--parts', 'layers', 'models', 'memory']
+    else:
+        args += ['--parts', 'models', 'memory', '--amp', precision, '--profile',
+                 *(['48x32'] if quick else ['48x256', '96x128'])]
+    if benchmark_knows('--checkpoint'):
+        args.append('--checkpoint')
+    return args
+
+
+def _csv(path: str):
+    if not osp.isfile(path):
+        return []
+    with open(path, encoding='utf-8') as f:
+        return list(csv.DictReader(f))
+
+
+def targets_markdown(out_dir: str, cuda: bool, quick: bool) -> str:
+    """Issue 11's targets for GLMHARestormer vs Restormer, from this run's CSV files."""
+    models = [r for r in _csv(osp.join(out_dir, 'benchmark_models.csv')) if r['host'] == 'restormer']
+    memory = [r for r in _csv(osp.join(out_dir, 'benchmark_memory.csv')) if r['host'] == 'restormer']
+    lines = ['| quantity | GLMHA / CSA | target | verdict |', '|---|---:|---:|---|']
+    for r in models:
+        if r['variant'] != 'CSA':
+            limit = float(r['mac_ratio']) + TIME_MARGIN
+            ratio = float(r['fwd_bwd_ratio'])
+            lines.append(f'| training-step time (fwd + bwd), {r["size"]}, batch {r["batch"]}, {r["variant"]} | '
+                         f'{ratio:.3f} | <= {limit:.3f} | {"met" if ratio <= limit else "MISSED"} |')
+    for r in memory:
+        if r['variant'] != 'CSA':
+            ratio = float(r['ratio'])
+            lines.append(f'| peak training memory, {r["size"]}, batch {r["batch"]}, {r["variant"]} | {ratio:.3f} | '
+                         f'<= {MEMORY_TARGET} | {"met" if ratio <= MEMORY_TARGET else "MISSED"} |')
+    where = ('' if cuda and not quick else
+             '\n\nNot the target setting (CUDA, 3x256x256, batch 2): the verdicts are for this run only.')
+    return ('Issue 11 (CUDA, bf16 autocast, Restormer 3x256x256, batch 2): GLMHARestormer training-step time <= MAC '
+            f'ratio + {TIME_MARGIN}, peak memory <= {MEMORY_TARGET} of Restormer\'s, with use_checkpoint <= '
+            f'{CHECKPOINT_TARGET} of without (from the memory table, when it has use_checkpoint rows).{where}\n\n'
+            + '\n'.join(lines) + '\n')
+
+
+def run_benchmark(argv) -> int:
+    """``tools/benchmark.py``'s ``main(argv)`` in this process (one interpreter start fewer); its exit status."""
+    from ..analysis.benchmark_report import main
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's errors
+        return exc.code if isinstance(exc.code, int) else 2
+
+
+def run(args) -> StepResult:
+    import torch
+    cuda = torch.cuda.is_available()
+    argv = benchmark_args(args.precision, args.quick, cuda, args.out)
+    print('$ tools/benchmark.py ' + ' '.join(argv), flush=True)
+    t0 = time.perf_counter()
+    code = run_benchmark(argv)
+    seconds = time.perf_counter() - t0
+    md_path = osp.join(args.out, 'benchmark.md')
+    md = f'`{" ".join(["tools/benchmark.py"] + argv).replace(args.out, "OUT")}` ({seconds:.0f} s)\n\n'
+    if code != 0 or not osp.isfile(md_path):
+        return StepResult(FAIL, f'tools/benchmark.py exited {code} (see gpu_check.log)', md)
+    with open(md_path, encoding='utf-8') as f:
+        report = f.read()
+    md += report.replace('\n## ', '\n#### ').replace('# Benchmark', '#### Benchmark', 1) + '\n'
+    if args.precision != 'fp32':
+        md += '\n#### Targets\n\n' + targets_markdown(args.out, cuda, args.quick)
+    where = 'CUDA' if cuda else 'CPU'
+    if not benchmark_knows('--checkpoint'):
+        return StepResult(PARTIAL, f'{where} tables written; use_checkpoint rows not run: tools/benchmark.py has no '
+                                   f'--checkpoint option (issue 10, activation checkpointing, not merged)', md)
+    return StepResult(PASS, f'{where} tables written ({seconds:.0f} s)', md)
+
+
+def parser():
+    p = step_parser(__doc__.split('\n\n')[0])
+    p.add_argument('--precision', default='fp32', choices=['fp32', 'bf16'])
+    return p
+
+
+if __name__ == '__main__':
+    sys.exit(step_main(run, parser()))
