@@ -17,6 +17,14 @@ def option_file_from_argv(argv):
     return args.opt, args.force_yml or []
 
 
+def launcher_from_argv(argv) -> str:
+    """The ``--launcher`` of a basicsr command line (``none`` when absent)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('--launcher', default='none')
+    args, _ = parser.parse_known_args(argv)
+    return args.launcher
+
+
 def load_options(path):
     """Read an option YAML safely, with a clear error for a missing or malformed file."""
     if path is None:
@@ -38,7 +46,7 @@ def effective_options(argv, is_train):
     from .validate import apply_overrides, check_options
     path, overrides = option_file_from_argv(argv)
     opt = apply_overrides(load_options(path), overrides)
-    check_options(opt, is_train=is_train)
+    check_options(opt, is_train=is_train, launcher=launcher_from_argv(argv))
     return opt
 
 

@@ -13,6 +13,7 @@ original functions stay in :data:`ORIGINALS` so tests can show the symptom.
 | ddp_cpu             | DDP on CPU: Found no NVIDIA driver in ``model_to_device``               |
 | output root         | ``python -m basicsr.train`` writes experiments/ into site-packages      |
 | registry_errors     | unknown ``type`` names: bare KeyError without the valid names           |
+| accum_loader        | ``train.accum_iter: N``: the loader delivers ``batch_size_per_gpu``, not N x it, per iteration |
 
 The output-root adaptation lives in :func:`output_root`, used by the entry
 points (``glmha_plugin.train`` / ``glmha_plugin.test``), to which the import
@@ -225,6 +226,48 @@ def _patch_registry():
 
 
 # --------------------------------------------------------------------------
+# accum_loader
+
+
+def accum_iter(opt) -> int:
+    """``train.accum_iter`` of an option dict (1 when absent)."""
+    return int((opt.get('train') or {}).get('accum_iter', 1) or 1)
+
+
+def _create_train_val_dataloader(opt, logger):
+    """Upstream, with the train loader built for ``accum_iter x batch_size_per_gpu`` samples per iteration.
+
+    One iteration is one optimizer step on ``accum_iter`` micro-batches of
+    ``batch_size_per_gpu`` (glmha_plugin.models.training), so the loader
+    delivers them together; upstream's epoch count, computed from the same
+    option, stays right.  The option itself is restored for the model.
+    """
+    n, train = accum_iter(opt), (opt.get('datasets') or {}).get('train')
+    if n == 1 or train is None:
+        return ORIGINALS['accum_loader'](opt, logger)
+    micro = train['batch_size_per_gpu']
+    train['batch_size_per_gpu'] = micro * n
+    try:
+        result = ORIGINALS['accum_loader'](opt, logger)
+    finally:
+        train['batch_size_per_gpu'] = micro
+    logger.info(f'Gradient accumulation: one iteration = one optimizer step on train.accum_iter {n} micro-batches '
+                f'of batch_size_per_gpu {micro}: the loader delivers {n * micro} samples per GPU per iteration (the '
+                f'"Batch size per gpu" above); {n * micro * opt.get("world_size", 1)} per step in total')
+    return result
+
+
+def _patch_accum_loader():
+    import basicsr.train as bt
+    orig = bt.create_train_val_dataloader
+    if orig is _create_train_val_dataloader or "dataset_opt['batch_size_per_gpu']" not in _upstream_source(orig):
+        return
+    ORIGINALS['accum_loader'] = orig
+    bt.create_train_val_dataloader = _create_train_val_dataloader
+    APPLIED['accum_loader'] = 'the train loader delivers train.accum_iter x batch_size_per_gpu per iteration'
+
+
+# --------------------------------------------------------------------------
 # output root
 
 
@@ -265,4 +308,5 @@ def apply():
     _patch_dist_init()
     _patch_ddp()
     _patch_registry()
+    _patch_accum_loader()
     return dict(APPLIED)

@@ -168,7 +168,9 @@ def main(argv=None):
         print(f'[demo] building the rain dataset under {osp.join(workdir, DATA_DIR)}', flush=True)
         make_rain_pairs(osp.join(workdir, DATA_DIR))
     train_opt, test_opt = osp.join(ROOT, DEMO_TRAIN_OPT), osp.join(ROOT, DEMO_TEST_OPT)
-    force = ['--force_yml', f'train:total_iter={args.iters}'] if args.iters else []
+    # the cosine schedule spans the run (basicsr's CosineAnnealingRestartLR fails past its periods)
+    force = ['--force_yml', f'train:total_iter={args.iters}', f'train:scheduler:periods=[{args.iters}]'] if args.iters \
+        else []
 
     print('[demo] training the tiny GLMHA-Restormer (basicsr train_pipeline)', flush=True)
     _run([sys.executable, '-m', 'glmha_plugin.train', '-opt', train_opt, '--auto_resume'] + force, workdir)

@@ -78,7 +78,8 @@ def test_missing_option_file_is_explained(workdir):
 
 def test_resume_after_interruption(workdir):
     """Kill training (SIGKILL) after a checkpoint, then --auto_resume continues from the last state."""
-    slow = [o for o in FAST if not o.startswith('train:total_iter')] + ['train:total_iter=100000']
+    slow = [o for o in FAST if not o.startswith('train:total_iter')] + ['train:total_iter=100000',
+                                                                        'train:scheduler:periods=[100000]']
     states = osp.join(workdir, EXP, 'training_states')
     proc = subprocess.Popen([osp.join(BIN, 'glmha-train'), '-opt', TINY_TRAIN, '--force_yml', *slow], cwd=workdir,
                             env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
