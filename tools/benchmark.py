@@ -3,6 +3,7 @@
     .venv/bin/python tools/benchmark.py                          # everything, CUDA when available, else CPU
     .venv/bin/python tools/benchmark.py --parts layers --channels 48 96 --sides 64 128
     .venv/bin/python tools/benchmark.py --parts models memory --model-size restormer=3x128x128
+    .venv/bin/python tools/benchmark.py --parts memory --checkpoint --hosts restormer mst_plus_plus   # use_checkpoint
     .venv/bin/python tools/benchmark.py --tiny --repeats 2 --out-dir /tmp/bench   # seconds-long smoke run
 
 Every comparison is interleaved (each repeat runs every variant once, in a
@@ -75,6 +76,9 @@ def main(argv=None):
     parser.add_argument('--memory-size', nargs='+', metavar='HOST=CxHxW',
                         help='training-step input per host (default: the model size)')
     parser.add_argument('--memory-batch', type=int, default=2)
+    parser.add_argument('--checkpoint', action='store_true',
+                        help='memory part: also measure each model with use_checkpoint (activation checkpointing per '
+                             'transformer block) and print the ratio')
     parser.add_argument('--tiny', action='store_true', help="hosts' tiny configurations (smoke test)")
     parser.add_argument('--out-dir', default='benchmark_report')
     args = parser.parse_args(argv)
@@ -109,7 +113,7 @@ def main(argv=None):
         parser.error(f'--profile entries must look like CxSIDE, e.g. 96x256; got {args.profile}')
     started, load_start, faults = time.strftime('%Y-%m-%d %H:%M'), _load(), bench.minor_page_faults()
     variants = attention_variants([args.ratio], args.guidance)
-    layers, models, memory = [], [], []
+    layers, models, memory, checkpoint = [], [], [], []
     if 'layers' in args.parts:
         layers = bench.benchmark_layers(args.channels, args.sides, args.ratio, args.repeats, device, args.batch,
                                         min_time=args.min_time, clock=args.clock)
@@ -118,7 +122,12 @@ def main(argv=None):
         if 'models' in args.parts:
             models += bench.benchmark_models(host, model_sizes[host.name], variants, args.repeats, device,
                                              args.model_batch, overrides, clock=args.clock)
-        if 'memory' in args.parts:
+        if 'memory' in args.parts and args.checkpoint:
+            plain, compared = bench.benchmark_checkpoint_memory(host, memory_sizes[host.name], variants, device,
+                                                                args.memory_batch, overrides)
+            memory += plain
+            checkpoint += compared
+        elif 'memory' in args.parts:
             memory += bench.benchmark_memory(host, memory_sizes[host.name], variants, device, args.memory_batch,
                                              overrides)
 
@@ -142,6 +151,11 @@ def main(argv=None):
         sections += ['## Peak memory of a training step (forward, backward, Adam step)', '',
                      'CUDA: allocator peak; CPU: torch MemTracker peak (parameters, gradients, optimiser state, '
                      'activations, temporaries). Target: GLMHA <= 0.95 of CSA.', '', report.memory_markdown(memory)]
+    if checkpoint:
+        sections += ['## Peak training-step memory with activation checkpointing (use_checkpoint)', '',
+                     'The same step, each transformer block checkpointed (non-reentrant). Target: GLMHA-Restormer '
+                     f'and GLMHA-MST++ <= {report.CHECKPOINT_TARGET} of without.', '',
+                     report.checkpoint_markdown(checkpoint)]
     if profiles:
         sections += ['## Profiles (self time per op, CSA vs GLMHA)', '']
         for c, side in profiles:
@@ -151,7 +165,7 @@ def main(argv=None):
     written = [osp.join(args.out_dir, 'benchmark.md')]
     with open(written[0], 'w', encoding='utf-8') as f:
         f.write(md)
-    for name, rows in (('layers', layers), ('models', models), ('memory', memory)):
+    for name, rows in (('layers', layers), ('models', models), ('memory', memory), ('checkpoint', checkpoint)):
         if rows:
             written.append(osp.join(args.out_dir, f'benchmark_{name}.csv'))
             write_csv(rows, written[-1])

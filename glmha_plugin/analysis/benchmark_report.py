@@ -3,14 +3,18 @@
 Targets (issue 5): attention-layer time ratio GLMHA/CSA <= MAC ratio + 0.05 at
 C >= 48 and N >= 64^2; whole-model forward ratio of GLMHA-Restormer <= its MAC
 ratio + 0.05; training-step peak memory of GLMHA-Restormer <= 0.95 of
-Restormer's.  Rows outside a target's scope say ``-``.
+Restormer's.  Activation checkpointing (issue 10): peak training-step memory
+with ``use_checkpoint`` <= 0.6 of without for GLMHA-Restormer and GLMHA-MST++.
+Rows outside a target's scope say ``-``.
 """
 from typing import List, Sequence
 
-from .benchmark import LayerRow, MemoryRow, ModelRow
+from .benchmark import CheckpointRow, LayerRow, MemoryRow, ModelRow
 
 TIME_SLACK = 0.05
 MEMORY_TARGET = 0.95
+CHECKPOINT_TARGET = 0.6
+CHECKPOINT_HOSTS = ('restormer', 'mst_plus_plus')
 LAYER_SCOPE = (48, 64)  # C >= 48 and N >= 64^2
 
 
@@ -34,6 +38,12 @@ def memory_target(row: MemoryRow) -> str:
     if not row.variant.startswith('GLMHA') or 'none' in row.variant:
         return '-'
     return _verdict(row.ratio <= MEMORY_TARGET)
+
+
+def checkpoint_target(row: CheckpointRow) -> str:
+    if row.host not in CHECKPOINT_HOSTS or not row.variant.startswith('GLMHA') or 'none' in row.variant:
+        return '-'
+    return _verdict(row.ratio <= CHECKPOINT_TARGET)
 
 
 def layers_markdown(rows: Sequence[LayerRow]) -> str:
@@ -61,6 +71,15 @@ def memory_markdown(rows: Sequence[MemoryRow]) -> str:
     for r in rows:
         lines.append(f'| {r.host} | {r.size} | {r.batch} | {r.variant} | {r.peak_mib:.1f} | {r.ratio:.3f} | '
                      f'{memory_target(r)} |')
+    return '\n'.join(lines) + '\n'
+
+
+def checkpoint_markdown(rows: Sequence[CheckpointRow]) -> str:
+    lines = [f'| host | input | batch | attention | peak MiB | with use_checkpoint MiB | ratio | '
+             f'target (<= {CHECKPOINT_TARGET}) |', '|---|---|---:|---|---:|---:|---:|---|']
+    for r in rows:
+        lines.append(f'| {r.host} | {r.size} | {r.batch} | {r.variant} | {r.peak_mib:.1f} | '
+                     f'{r.checkpoint_peak_mib:.1f} | {r.ratio:.3f} | {checkpoint_target(r)} |')
     return '\n'.join(lines) + '\n'
 
 
