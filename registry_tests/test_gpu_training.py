@@ -191,6 +191,38 @@ def test_loader_delivers_accum_iter_micro_batches(tmp_path, demo_data):
     assert kept['datasets']['train']['batch_size_per_gpu'] == 2              # the option is restored for the model
 
 
+@pytest.fixture
+def single_rank_group(monkeypatch):
+    import os
+    import torch.distributed as dist
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    monkeypatch.setenv('MASTER_PORT', str(29000 + os.getpid() % 400))
+    dist.init_process_group('gloo', rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_ddp_all_reduces_once_per_step(tmp_path, single_rank_group, monkeypatch):
+    """Under DDP the first accum_iter - 1 micro-batches run in no_sync; the result equals the unwrapped model's."""
+    from torch.nn.parallel import DistributedDataParallel
+    entered = []
+    real = DistributedDataParallel.no_sync
+    monkeypatch.setattr(DistributedDataParallel, 'no_sync', lambda self: entered.append(1) or real(self))
+    results = []
+    for distributed in (True, False):
+        torch.manual_seed(0)
+        opt = _opt(tmp_path, dist=distributed)
+        opt['train'].update(accum_iter=3, optim_g=dict(type='SGD', lr=0.5))
+        model = ImageCleanModel(opt)
+        assert isinstance(model.net_g, DistributedDataParallel) == distributed
+        for it in (1, 2):
+            _step(model, it, _batch(6, seed=it))
+        results.append(_params(model))
+    assert len(entered) == 2 * 2                                  # 2 of 3 micro-batches, 2 steps
+    for k, v in results[1].items():
+        torch.testing.assert_close(results[0][k], v, rtol=1e-5, atol=1e-7)
+
+
 # ---------------------------------------------------------------- non-finite guard
 
 
