@@ -45,6 +45,17 @@ def _upstream_source(func) -> str:
         return ''
 
 
+def _replace(owner, attr: str, replacement, marker: str, key: str, note: str) -> None:
+    """Set ``owner.attr = replacement`` when the upstream function's source still contains ``marker`` (the
+    broken behaviour), keeping the original in ORIGINALS[key] and recording ``note`` in APPLIED[key]."""
+    orig = getattr(owner, attr)
+    if orig is replacement or marker not in _upstream_source(orig):
+        return  # already replaced, or an upstream without the symptom
+    ORIGINALS[key] = orig
+    setattr(owner, attr, replacement)
+    APPLIED[key] = note
+
+
 # --------------------------------------------------------------------------
 # cpu_safe_resume
 
@@ -119,12 +130,8 @@ def load_resume_state(opt):
 
 def _patch_resume():
     import basicsr.train as bt
-    orig = bt.load_resume_state
-    if orig is load_resume_state or 'torch.cuda.current_device()' not in _upstream_source(orig):
-        return  # already patched, or an upstream that no longer forces CUDA
-    ORIGINALS['cpu_safe_resume'] = orig
-    bt.load_resume_state = load_resume_state
-    APPLIED['cpu_safe_resume'] = 'basicsr.train.load_resume_state maps states to the model device'
+    _replace(bt, 'load_resume_state', load_resume_state, 'torch.cuda.current_device()', 'cpu_safe_resume',
+             'basicsr.train.load_resume_state maps states to the model device')
 
 
 # --------------------------------------------------------------------------
@@ -178,12 +185,8 @@ def _model_to_device(self, net):
 
 def _patch_ddp():
     from basicsr.models.base_model import BaseModel
-    orig = BaseModel.model_to_device
-    if orig is _model_to_device or 'device_ids=[torch.cuda.current_device()]' not in _upstream_source(orig):
-        return
-    ORIGINALS['ddp_cpu'] = orig
-    BaseModel.model_to_device = _model_to_device
-    APPLIED['ddp_cpu'] = 'BaseModel.model_to_device builds DDP without device_ids on CPU'
+    _replace(BaseModel, 'model_to_device', _model_to_device, 'device_ids=[torch.cuda.current_device()]', 'ddp_cpu',
+             'BaseModel.model_to_device builds DDP without device_ids on CPU')
 
 
 # --------------------------------------------------------------------------
@@ -217,12 +220,8 @@ def _registry_get(self, name, suffix='basicsr'):
 
 def _patch_registry():
     from basicsr.utils.registry import Registry
-    orig = Registry.get
-    if orig is _registry_get or "No object named '{name}' found" not in _upstream_source(orig):
-        return
-    ORIGINALS['registry_errors'] = orig
-    Registry.get = _registry_get
-    APPLIED['registry_errors'] = 'registry lookups name the valid and the closest names'
+    _replace(Registry, 'get', _registry_get, "No object named '{name}' found", 'registry_errors',
+             'registry lookups name the valid and the closest names')
 
 
 # --------------------------------------------------------------------------
@@ -259,12 +258,8 @@ def _create_train_val_dataloader(opt, logger):
 
 def _patch_accum_loader():
     import basicsr.train as bt
-    orig = bt.create_train_val_dataloader
-    if orig is _create_train_val_dataloader or "dataset_opt['batch_size_per_gpu']" not in _upstream_source(orig):
-        return
-    ORIGINALS['accum_loader'] = orig
-    bt.create_train_val_dataloader = _create_train_val_dataloader
-    APPLIED['accum_loader'] = 'the train loader delivers train.accum_iter x batch_size_per_gpu per iteration'
+    _replace(bt, 'create_train_val_dataloader', _create_train_val_dataloader, "dataset_opt['batch_size_per_gpu']",
+             'accum_loader', 'the train loader delivers train.accum_iter x batch_size_per_gpu per iteration')
 
 
 # --------------------------------------------------------------------------

@@ -297,9 +297,9 @@ TRAIN_BLOCK_KEYS = frozenset({
     'ema_decay', 'optim_g', 'optim_d', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'perceptual_opt',
     'gan_opt', 'net_d_iters', 'net_d_init_iters', 'use_grad_clip', 'grad_clip_norm', 'mixing_augs'})
 # Other projects' names for the same options.
-ECOSYSTEM_ALIASES = {'bfloat16': 'amp_bf16', 'use_bf16': 'amp_bf16', 'amp': 'use_amp', 'channels_last': 'use_channels_last',
-                     'compile': 'use_compile', 'accum_iters': 'accum_iter', 'grad_accum': 'accum_iter',
-                     'gradient_accumulation_steps': 'accum_iter'}
+ECOSYSTEM_ALIASES = {'bfloat16': 'amp_bf16', 'use_bf16': 'amp_bf16', 'amp': 'use_amp',
+                     'channels_last': 'use_channels_last', 'compile': 'use_compile', 'accum_iters': 'accum_iter',
+                     'grad_accum': 'accum_iter', 'gradient_accumulation_steps': 'accum_iter'}
 PLACES = {'use_checkpoint': 'network_g', 'accum_iter': 'train', 'max_nonfinite_steps': 'train'}
 
 
@@ -355,9 +355,9 @@ def check_gpu_training(opt: dict, is_train: bool):
         used += [f'train.{k}' for k in TRAIN_KEYS if k in train and not (k == 'accum_iter' and train[k] == 1)]
     model = MODEL_REGISTRY._obj_map.get(opt.get('model_type'))
     if used and model is not None and not getattr(model, 'training_levers', False):
-        raise OptionError(f'{", ".join(used)}: model_type {opt["model_type"]} does not implement '
-                          f'{"it" if len(used) == 1 else "them"} and would ignore {"it" if len(used) == 1 else "them"}; '
-                          f'use model_type ImageCleanModel (image restoration; the same training as SRModel plus '
+        them = 'it' if len(used) == 1 else 'them'
+        raise OptionError(f'{", ".join(used)}: model_type {opt["model_type"]} does not implement {them} and would '
+                          f'ignore {them}; use model_type ImageCleanModel (image restoration; the same training as SRModel plus '
                           f'these options), SpectralReconModel or CASSIModel')
 
 

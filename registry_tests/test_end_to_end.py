@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import BIN, FAST, REPO, TINY_TEST, TINY_TRAIN, clean_env, run
+from conftest import BIN, FAST, REPO, TINY_TEST, TINY_TRAIN, clean_env, run, torchrun_in_sync
 
 pytestmark = pytest.mark.slow
 EXP = osp.join('experiments', 'Demo_Deraining_GLMHA')
@@ -113,16 +113,8 @@ def test_resume_after_interruption(workdir):
 
 def test_torchrun_two_processes_gloo_ranks_in_sync(workdir):
     """torchrun --nproc_per_node=2 ... --launcher pytorch on CPU: gloo, DDP, identical weights on both ranks."""
-    port = 29500 + os.getpid() % 400
-    # each rank needs whole batches; spawned DataLoader workers (basicsr sets 'spawn') need the alias too
-    opts = FAST + ['datasets:train:num_worker_per_gpu=1', 'datasets:train:dataset_enlarge_ratio=4']
-    run([osp.join(BIN, 'torchrun'), '--nproc_per_node=2', f'--master_port={port}',
-         osp.join(REPO, 'registry_tests', 'helpers', 'ddp_dump.py'), '-opt', TINY_TRAIN, '--launcher', 'pytorch',
-         '--force_yml', *opts], cwd=workdir, timeout=400)
-    r0, r1 = (torch.load(osp.join(workdir, f'rank{r}.pth'), weights_only=True) for r in (0, 1))
-    assert r0.keys() == r1.keys()
-    for k in r0:
-        assert torch.equal(r0[k], r1[k]), k
+    r0 = torchrun_in_sync(workdir, FAST + ['datasets:train:num_worker_per_gpu=1',
+                                           'datasets:train:dataset_enlarge_ratio=4'])
     log = open(osp.join(workdir, EXP, next(f for f in os.listdir(osp.join(workdir, EXP)) if f.endswith('.log')))).read()
     assert 'World size (gpu number): 2' in log and 'iter:       4,' in log, 'no DDP training iterations ran'
     at2 = torch.load(osp.join(workdir, EXP, 'models', 'net_g_2.pth'), weights_only=True)['params']

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import BIN, FAST, REPO, TINY_TRAIN, run
+from conftest import BIN, FAST, REPO, TINY_TRAIN, run, torchrun_in_sync
 
 pytestmark = pytest.mark.slow
 EXP = osp.join('experiments', 'Demo_Deraining_GLMHA')
@@ -50,16 +50,9 @@ def test_nan_batches_stop_training_and_the_last_checkpoint_resumes(workdir):
 
 def test_torchrun_two_processes_with_checkpointing_and_accumulation(workdir):
     """2 ranks (gloo), use_checkpoint and accum_iter 2 (no_sync for the first micro-batch): identical weights."""
-    port = 29500 + (os.getpid() + 7) % 400
     opts = FAST + CLEAN_MODEL + ['network_g:use_checkpoint=true', 'train:accum_iter=2',
                                  'datasets:train:num_worker_per_gpu=1', 'datasets:train:dataset_enlarge_ratio=8']
-    run([osp.join(BIN, 'torchrun'), '--nproc_per_node=2', f'--master_port={port}',
-         osp.join(REPO, 'registry_tests', 'helpers', 'ddp_dump.py'), '-opt', TINY_TRAIN, '--launcher', 'pytorch',
-         '--force_yml', *opts], cwd=workdir, timeout=500)
-    r0, r1 = (torch.load(osp.join(workdir, f'rank{r}.pth'), weights_only=True) for r in (0, 1))
-    assert r0.keys() == r1.keys()
-    for k in r0:
-        assert torch.equal(r0[k], r1[k]), k
+    r0 = torchrun_in_sync(workdir, opts, port_offset=7, timeout=500)
     log = _log(workdir)[0]
     assert 'World size (gpu number): 2' in log and 'iter:       4,' in log
     assert 'accum_iter 2 micro-batches of batch_size_per_gpu 2: the loader delivers 4 samples per GPU' in log
