@@ -53,7 +53,10 @@ class Precision:
 
 def cuda_has_bf16() -> bool:
     """Native bfloat16 on the current CUDA device (emulated bf16 on older GPUs does not count: it is slow)."""
-    return torch.cuda.is_bf16_supported(including_emulation=False)
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # older torch: no including_emulation argument
+        return torch.cuda.is_bf16_supported()
 
 
 def resolve_precision(use_amp: bool, amp_bf16: bool, device: torch.device,

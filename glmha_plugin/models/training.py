@@ -83,7 +83,7 @@ class GPUTrainingMixin:
         self.use_compile = bool(opt.get('use_compile', False))
         self.compile_mode = opt.get('compile_mode') or 'default'
         self.accum_iter = int(train_opt.get('accum_iter', 1) or 1)
-        self.max_nonfinite_steps = int(train_opt.get('max_nonfinite_steps', DEFAULT_MAX_NONFINITE_STEPS))
+        self.max_nonfinite_steps = int(train_opt.get('max_nonfinite_steps') or DEFAULT_MAX_NONFINITE_STEPS)
         self.nonfinite_streak = 0
         self.grad_scaler = None
         super().__init__(opt)  # SRModel: network (model_to_device below), weights, training settings
