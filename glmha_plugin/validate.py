@@ -312,7 +312,7 @@ def _closest(key: str, names) -> str:
 
 def _misplaced(key: str, where: str):
     """OptionError for a known option in the wrong block (e.g. traiNNer-redux's datasets.train.accum_iter)."""
-    raise OptionError(f'{where}.{key}: {key} is a {PLACES[key]} option; move it to {PLACES[key]}.{key}')
+    raise OptionError(f'{key} {where} is a {PLACES[key]} option here; move it to {PLACES[key]}.{key}')
 
 
 def check_gpu_training(opt: dict, is_train: bool):
@@ -321,7 +321,7 @@ def check_gpu_training(opt: dict, is_train: bool):
     from .models.training import COMPILE_MODES, OPTION_KEYS, TRAIN_KEYS
     for key in opt:
         if key in PLACES:
-            _misplaced(key, 'top level')
+            _misplaced(key, 'at the top level')
         if key not in TOP_LEVEL_KEYS and key not in OPTION_KEYS:
             hint = _closest(key, OPTION_KEYS)
             if hint:
@@ -331,14 +331,14 @@ def check_gpu_training(opt: dict, is_train: bool):
     for key in train:
         if key not in TRAIN_BLOCK_KEYS and key not in TRAIN_KEYS and not key.endswith('_opt'):
             if key in PLACES and PLACES[key] != 'train':
-                _misplaced(key, 'train')
+                _misplaced(key, 'in train')
             hint = _closest(key, TRAIN_BLOCK_KEYS | set(TRAIN_KEYS))
             if hint:
                 raise OptionError(f'train.{key}: unknown option; did you mean train.{hint}?')
     train_ds = (opt.get('datasets') or {}).get('train') or {}
     for key in ('accum_iter', 'use_checkpoint'):
         if key in train_ds:
-            _misplaced(key, 'datasets.train')
+            _misplaced(key, 'in datasets.train')
     for key in ('use_amp', 'amp_bf16', 'use_channels_last', 'use_compile'):
         if key in opt and not isinstance(opt[key], bool):
             raise OptionError(f'{key} must be true or false, got {opt[key]!r}')

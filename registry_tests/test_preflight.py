@@ -56,10 +56,11 @@ def test_misspelled_train_keys(clean_opt, key, hint):
 
 def test_misplaced_keys(clean_opt):
     clean_opt['datasets']['train']['accum_iter'] = 4          # where traiNNer-redux puts it
-    expect(clean_opt, 'datasets.train.accum_iter', 'move it to train.accum_iter')
+    expect(clean_opt, 'accum_iter in datasets.train is a train option here; move it to train.accum_iter')
     del clean_opt['datasets']['train']['accum_iter']
     clean_opt['use_checkpoint'] = True
-    expect(clean_opt, 'move it to network_g.use_checkpoint')
+    expect(clean_opt, 'use_checkpoint at the top level is a network_g option here; move it to '
+                      'network_g.use_checkpoint')
     del clean_opt['use_checkpoint']
     clean_opt['network_g']['use_checkpiont'] = True
     expect(clean_opt, "has no option 'use_checkpiont'; did you mean 'use_checkpoint'?")
