@@ -161,6 +161,20 @@ def test_accum_iter_4_of_1_equals_one_batch_of_4(tmp_path, clip):
         torch.testing.assert_close(four[k], one[k], rtol=1e-4, atol=1e-6, msg=k)
 
 
+def test_progressive_stages_count_per_micro_batch(tmp_path):
+    """mini_batch_sizes are per micro-batch: the fed batch (accum_iter x batch_size_per_gpu) keeps accum_iter x them."""
+    opt = model_opt(tmp_path, grad_clip=False, progressive=True)   # batch 4, mini [4, 2], iters [2, 2], gt [16, 32]
+    opt['train']['accum_iter'] = 2
+    model = ImageCleanModel(opt)
+    shapes = []
+    for it in range(1, 5):
+        model.update_learning_rate(it)
+        model.feed_data(_batch(8, seed=it, size=32))
+        shapes.append(tuple(model.lq.shape))
+        model.optimize_parameters(it)
+    assert shapes == [(8, 3, 16, 16), (8, 3, 16, 16), (4, 3, 32, 32), (4, 3, 32, 32)]
+
+
 def test_micro_batches_must_split_evenly(tmp_path):
     opt = _opt(tmp_path)
     opt['train']['accum_iter'] = 3

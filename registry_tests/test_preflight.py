@@ -108,6 +108,7 @@ def test_num_gpu_more_than_visible(monkeypatch, warnings_log):
     check_num_gpu(2, 'none')
 
 
+@pytest.mark.filterwarnings('ignore:Detected call of:UserWarning')
 def test_basicsr_cosine_past_its_periods_is_refused_with_both_numbers(clean_opt):
     from basicsr.models.lr_scheduler import CosineAnnealingRestartLR
     sched = clean_opt['train']['scheduler']

@@ -136,11 +136,11 @@ class ImageCleanModel(GPUTrainingMixin, SRModel):
         if stage.index != self._logged_stage:  # logging only; the stage itself is derived from the iteration
             self._logged_stage = stage.index
             world = self.opt.get('world_size', 1) if self.opt['dist'] else max(1, self.opt['num_gpu'])
-            accum = f' x accum_iter {self.accum_iter}' if self.accum_iter > 1 else ''
+            accum = f' x accum_iter {self.accum_iter} micro-batches' if self.accum_iter > 1 else ''
             get_root_logger().info(
                 f'Progressive learning: stage {stage.index + 1}/{len(self.progressive)} from iter {stage.first_iter}: '
                 f'patch {stage.patch_size}x{stage.patch_size}, batch {stage.batch_size} per GPU{accum} '
-                f'({stage.batch_size * world * self.accum_iter} per optimizer step in total)')
+                f'({stage.batch_size * world * self.accum_iter} in total)')
 
     # ------------------------------------------------------------------ evaluation
 
