@@ -16,6 +16,14 @@ def option_file_from_argv(argv):
     return args.opt, args.force_yml or []
 
 
+def launcher_from_argv(argv) -> str:
+    """The ``--launcher`` of a basicsr command line (``none`` when absent)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('--launcher', default='none')
+    args, _ = parser.parse_known_args(argv)
+    return args.launcher
+
+
 def resolve_option_file(argv):
     """``argv`` with its ``-opt`` value replaced by the file it means (:func:`glmha_plugin.options.resolve`:
     a local file as given, else the shipped option file of that name, said on stderr)."""
@@ -42,7 +50,7 @@ def effective_options(argv, is_train):
     from .validate import apply_overrides, check_options
     path, overrides = option_file_from_argv(argv)
     opt = apply_overrides(load_options(path), overrides)
-    check_options(opt, is_train=is_train)
+    check_options(opt, is_train=is_train, launcher=launcher_from_argv(argv))
     return opt
 
 

@@ -14,6 +14,7 @@ original functions stay in :data:`ORIGINALS` so tests can show the symptom.
 | ddp_cpu             | DDP on CPU: Found no NVIDIA driver in ``model_to_device``               |
 | output root         | ``python -m basicsr.train`` writes experiments/ into site-packages      |
 | registry_errors     | unknown ``type`` names: bare KeyError without the valid names           |
+| accum_loader        | ``train.accum_iter: N``: the loader delivers ``batch_size_per_gpu``, not N x it, per iteration |
 
 The output-root adaptation lives in :func:`output_root`, used by the entry
 points (``glmha_plugin.train`` / ``glmha_plugin.test``), to which the import
@@ -44,6 +45,17 @@ def _upstream_source(func) -> str:
         return inspect.getsource(func)
     except (OSError, TypeError):
         return ''
+
+
+def _replace(owner, attr: str, replacement, marker: str, key: str, note: str) -> None:
+    """Set ``owner.attr = replacement`` when the upstream function's source still contains ``marker`` (the
+    broken behaviour), keeping the original in ORIGINALS[key] and recording ``note`` in APPLIED[key]."""
+    orig = getattr(owner, attr)
+    if orig is replacement or marker not in _upstream_source(orig):
+        return  # already replaced, or an upstream without the symptom
+    ORIGINALS[key] = orig
+    setattr(owner, attr, replacement)
+    APPLIED[key] = note
 
 
 # --------------------------------------------------------------------------
@@ -120,12 +132,8 @@ def load_resume_state(opt):
 
 def _patch_resume():
     import basicsr.train as bt
-    orig = bt.load_resume_state
-    if orig is load_resume_state or 'torch.cuda.current_device()' not in _upstream_source(orig):
-        return  # already patched, or an upstream that no longer forces CUDA
-    ORIGINALS['cpu_safe_resume'] = orig
-    bt.load_resume_state = load_resume_state
-    APPLIED['cpu_safe_resume'] = 'basicsr.train.load_resume_state maps states to the model device'
+    _replace(bt, 'load_resume_state', load_resume_state, 'torch.cuda.current_device()', 'cpu_safe_resume',
+             'basicsr.train.load_resume_state maps states to the model device')
 
 
 # --------------------------------------------------------------------------
@@ -206,12 +214,8 @@ def _model_to_device(self, net):
 
 def _patch_ddp():
     from basicsr.models.base_model import BaseModel
-    orig = BaseModel.model_to_device
-    if orig is _model_to_device or 'device_ids=[torch.cuda.current_device()]' not in _upstream_source(orig):
-        return
-    ORIGINALS['ddp_cpu'] = orig
-    BaseModel.model_to_device = _model_to_device
-    APPLIED['ddp_cpu'] = 'BaseModel.model_to_device builds DDP without device_ids on CPU'
+    _replace(BaseModel, 'model_to_device', _model_to_device, 'device_ids=[torch.cuda.current_device()]', 'ddp_cpu',
+             'BaseModel.model_to_device builds DDP without device_ids on CPU')
 
 
 # --------------------------------------------------------------------------
@@ -243,12 +247,46 @@ def _registry_get(self, name, suffix='basicsr'):
 
 def _patch_registry():
     from basicsr.utils.registry import Registry
-    orig = Registry.get
-    if orig is _registry_get or "No object named '{name}' found" not in _upstream_source(orig):
-        return
-    ORIGINALS['registry_errors'] = orig
-    Registry.get = _registry_get
-    APPLIED['registry_errors'] = 'registry lookups name the valid and the closest names'
+    _replace(Registry, 'get', _registry_get, "No object named '{name}' found", 'registry_errors',
+             'registry lookups name the valid and the closest names')
+
+
+# --------------------------------------------------------------------------
+# accum_loader
+
+
+def accum_iter(opt) -> int:
+    """``train.accum_iter`` of an option dict (1 when absent)."""
+    return int((opt.get('train') or {}).get('accum_iter', 1) or 1)
+
+
+def _create_train_val_dataloader(opt, logger):
+    """Upstream, with the train loader built for ``accum_iter x batch_size_per_gpu`` samples per iteration.
+
+    One iteration is one optimizer step on ``accum_iter`` micro-batches of
+    ``batch_size_per_gpu`` (glmha_plugin.models.training), so the loader
+    delivers them together; upstream's epoch count, computed from the same
+    option, stays right.  The option itself is restored for the model.
+    """
+    n, train = accum_iter(opt), (opt.get('datasets') or {}).get('train')
+    if n == 1 or train is None:
+        return ORIGINALS['accum_loader'](opt, logger)
+    micro = train['batch_size_per_gpu']
+    train['batch_size_per_gpu'] = micro * n
+    try:
+        result = ORIGINALS['accum_loader'](opt, logger)
+    finally:
+        train['batch_size_per_gpu'] = micro
+    logger.info(f'Gradient accumulation: one iteration = one optimizer step on train.accum_iter {n} micro-batches '
+                f'of batch_size_per_gpu {micro}: the loader delivers {n * micro} samples per GPU per iteration (the '
+                f'"Batch size per gpu" above); {n * micro * opt.get("world_size", 1)} per step in total')
+    return result
+
+
+def _patch_accum_loader():
+    import basicsr.train as bt
+    _replace(bt, 'create_train_val_dataloader', _create_train_val_dataloader, "dataset_opt['batch_size_per_gpu']",
+             'accum_loader', 'the train loader delivers train.accum_iter x batch_size_per_gpu per iteration')
 
 
 # --------------------------------------------------------------------------
@@ -292,4 +330,5 @@ def apply():
     _patch_dist_init()
     _patch_ddp()
     _patch_registry()
+    _patch_accum_loader()
     return dict(APPLIED)

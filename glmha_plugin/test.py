@@ -29,7 +29,7 @@ def _test(argv, root):
     opt_path, overrides = cli.option_file_from_argv(argv)
     opt = apply_overrides(cli.load_options(opt_path), overrides)
     check_weights(opt)
-    check_options(opt, is_train=False)
+    check_options(opt, is_train=False, launcher=cli.launcher_from_argv(argv))
     with cli.argv_as(argv):
         test_pipeline(root)
 

@@ -16,7 +16,12 @@ names the problem and the fix.  It checks, in order:
 4. dataset folders exist, are not empty and pair up; the first sample loads
    and its channel count matches the network's input channels;
 5. ``path.pretrain_network_g`` is a safe, readable checkpoint whose keys and
-   shapes fit the network (with ``strict_load_g``).
+   shapes fit the network (with ``strict_load_g``);
+6. the GPU-training options (``docs/gpu_training.md``): misspelled or
+   misplaced keys (closest name), their values, a model that implements
+   them; ``num_gpu`` against the visible GPUs; a learning-rate schedule
+   shorter than ``train.total_iter`` (basicsr's ``CosineAnnealingRestartLR``
+   would die with a TypeError past its periods).
 """
 import inspect
 import logging
@@ -246,13 +251,18 @@ def _basicsr_logger_untouched():
                     log.removeHandler(h)
 
 
-def check_options(opt: dict, is_train: bool = True):
-    """Raise OptionError for the first problem found (see the module docstring)."""
+def check_options(opt: dict, is_train: bool = True, launcher: str = 'none', files: bool = True):
+    """Raise OptionError for the first problem found (see the module docstring).
+
+    ``launcher`` is the command line's ``--launcher`` (``none`` | ``pytorch`` | ``slurm``).  ``files=False``
+    skips the checks that read the data sets and weights the file names (4 and 5), e.g. for a shipped
+    option file whose data the user has yet to download.
+    """
     with _basicsr_logger_untouched():
-        _check_options(opt, is_train)
+        _check_options(opt, is_train, launcher, files)
 
 
-def _check_options(opt: dict, is_train: bool):
+def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: bool = True):
     from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
     for key in ('name', 'model_type', 'num_gpu', 'datasets', 'network_g.type', 'path'):
         _require(opt, key)
@@ -271,6 +281,10 @@ def _check_options(opt: dict, is_train: bool):
 
     check_own_sections(opt)
     check_val_keys(opt)
+    check_gpu_training(opt, is_train)
+    check_num_gpu(opt['num_gpu'], launcher)
+    if is_train:
+        check_schedule_length(opt['train'])
     net = build_network_checked(opt['network_g'])
     net_opt = opt['network_g']
     if net_opt.get('type') == 'GLMHASwap' and isinstance(net_opt.get('base'), dict):
@@ -285,6 +299,129 @@ def _check_options(opt: dict, is_train: bool):
                               f'(e.g. train, val, test_1)')
     if is_train and 'train' not in datasets:
         raise OptionError('training needs datasets.train')
+    if not files:
+        return
     for phase, ds in datasets.items():
         check_dataset(phase, ds, in_channels, opt.get('scale', 1))
     check_pretrained(opt, net)
+
+
+# --------------------------------------------------------------------------
+# 6. GPU-training options, num_gpu, schedule length
+
+# Top-level keys basicsr and the plugin read (parse_options adds the run-time ones).
+TOP_LEVEL_KEYS = frozenset({
+    'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'network_g', 'network_d', 'path', 'train',
+    'val', 'logger', 'dist_params', 'find_unused_parameters', 'is_train', 'dist', 'rank', 'world_size',
+    'auto_resume', 'root_path'})
+# Keys of the train block that basicsr, Restormer's recipe and the plugin read.
+TRAIN_BLOCK_KEYS = frozenset({
+    'ema_decay', 'optim_g', 'optim_d', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'perceptual_opt',
+    'gan_opt', 'net_d_iters', 'net_d_init_iters', 'use_grad_clip', 'grad_clip_norm', 'mixing_augs'})
+# Other projects' names for the same options.
+ECOSYSTEM_ALIASES = {'bfloat16': 'amp_bf16', 'use_bf16': 'amp_bf16', 'amp': 'use_amp',
+                     'channels_last': 'use_channels_last', 'compile': 'use_compile', 'accum_iters': 'accum_iter',
+                     'grad_accum': 'accum_iter', 'gradient_accumulation_steps': 'accum_iter'}
+PLACES = {'use_checkpoint': 'network_g', 'accum_iter': 'train', 'max_nonfinite_steps': 'train'}
+
+
+def _hint(key: str, names, prefix: str = '') -> str:
+    """:func:`did_you_mean` for an option name, knowing other projects' names for ours."""
+    if key in ECOSYSTEM_ALIASES and ECOSYSTEM_ALIASES[key] in names:
+        return f' Did you mean {prefix + ECOSYSTEM_ALIASES[key]!r}?'
+    return did_you_mean(key, sorted(names), 0.8, prefix)
+
+
+def _misplaced(key: str, where: str):
+    """OptionError for a known option in the wrong block (e.g. traiNNer-redux's datasets.train.accum_iter)."""
+    raise OptionError(f'{key} {where} is a {PLACES[key]} option here; move it to {PLACES[key]}.{key}')
+
+
+def check_gpu_training(opt: dict, is_train: bool):
+    """Keys and values of the GPU-training options, and a model_type that implements them."""
+    from basicsr.utils.registry import MODEL_REGISTRY
+    from .models.training import COMPILE_MODES, OPTION_KEYS, TRAIN_KEYS
+    for key in opt:
+        if key in PLACES:
+            _misplaced(key, 'at the top level')
+        if key not in TOP_LEVEL_KEYS and key not in OPTION_KEYS:
+            hint = _hint(key, OPTION_KEYS)
+            if hint:
+                raise OptionError(f'unknown top-level option {key!r}.{hint} (GPU-training options: '
+                                  f'{", ".join(OPTION_KEYS)}; docs/gpu_training.md)')
+    train = opt.get('train') or {}
+    for key in train:
+        if key not in TRAIN_BLOCK_KEYS and key not in TRAIN_KEYS and not key.endswith('_opt'):
+            if key in PLACES and PLACES[key] != 'train':
+                _misplaced(key, 'in train')
+            hint = _hint(key, TRAIN_BLOCK_KEYS | set(TRAIN_KEYS), prefix='train.')
+            if hint:
+                raise OptionError(f'train.{key}: unknown option.{hint}')
+    train_ds = (opt.get('datasets') or {}).get('train') or {}
+    for key in ('accum_iter', 'use_checkpoint'):
+        if key in train_ds:
+            _misplaced(key, 'in datasets.train')
+    for key in ('use_amp', 'amp_bf16', 'use_channels_last', 'use_compile'):
+        if key in opt and not isinstance(opt[key], bool):
+            raise OptionError(f'{key} must be true or false, got {opt[key]!r}')
+    if opt.get('compile_mode') is not None and opt['compile_mode'] not in COMPILE_MODES:
+        raise OptionError(f'compile_mode {opt["compile_mode"]!r} is not a torch.compile mode.'
+                          f'{_hint(str(opt["compile_mode"]), COMPILE_MODES)} Valid: {", ".join(COMPILE_MODES)}')
+    for key in TRAIN_KEYS:
+        value = train.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise OptionError(f'train.{key} must be a whole number >= 1, got {value!r}')
+    used = [k for k in ('use_amp', 'use_channels_last', 'use_compile') if opt.get(k)]
+    if is_train:
+        used += [f'train.{k}' for k in TRAIN_KEYS if k in train and not (k == 'accum_iter' and train[k] == 1)]
+    model = MODEL_REGISTRY._obj_map.get(opt.get('model_type'))
+    if used and model is not None and not getattr(model, 'training_levers', False):
+        them = 'it' if len(used) == 1 else 'them'
+        raise OptionError(f'{", ".join(used)}: model_type {opt["model_type"]} does not implement {them} and would '
+                          f'ignore {them}; use model_type ImageCleanModel (image restoration; the same training as SRModel plus '
+                          f'these options), SpectralReconModel or CASSIModel')
+
+
+def check_num_gpu(num_gpu, launcher: str = 'none'):
+    """``num_gpu`` against the visible GPUs (basicsr trusts it: without a GPU it dies in CUDA initialisation)."""
+    import torch
+    if num_gpu == 'auto':
+        return
+    if isinstance(num_gpu, bool) or not isinstance(num_gpu, int) or num_gpu < 0:
+        raise OptionError(f'num_gpu must be auto or a whole number >= 0, got {num_gpu!r}; set num_gpu: auto')
+    visible = torch.cuda.device_count()
+    if num_gpu <= visible:
+        return
+    if visible == 0:
+        raise OptionError(f'num_gpu: {num_gpu}, but no GPU is visible on this machine (basicsr would stop with '
+                          f'"Found no NVIDIA driver"); set num_gpu: auto (all visible GPUs, the CPU when there are '
+                          f'none) or num_gpu: 0')
+    if launcher == 'none':
+        raise OptionError(f'num_gpu: {num_gpu}, but only {visible} GPU(s) are visible: basicsr would load '
+                          f'{num_gpu} x batch_size_per_gpu per iteration for DataParallel over {visible}; set '
+                          f'num_gpu: auto (or {visible})')
+    logging.getLogger('basicsr').warning(
+        f'num_gpu: {num_gpu} but {visible} GPU(s) are visible; with --launcher {launcher} each process uses one GPU '
+        f'and basicsr only checks num_gpu != 0; set num_gpu: auto')
+
+
+def check_schedule_length(train: dict):
+    """A schedule shorter than ``total_iter``: refused for basicsr's cosine (it dies), a warning for ours (it holds)."""
+    sched = train.get('scheduler') or {}
+    kind, periods, total = sched.get('type'), sched.get('periods'), train.get('total_iter')
+    if kind not in ('CosineAnnealingRestartLR', 'CosineAnnealingRestartCyclicLR') or not periods or total is None:
+        return
+    length, total = sum(int(p) for p in periods), int(total)
+    # iteration i runs scheduler step i - 1 (basicsr steps from iteration 2 on): the last valid one is length + 1
+    if total <= length + 1:
+        return
+    if kind == 'CosineAnnealingRestartLR':
+        raise OptionError(f'train.total_iter ({total}) is longer than the learning-rate schedule: '
+                          f'train.scheduler.periods {list(periods)} sum to {length}, and basicsr\'s '
+                          f'CosineAnnealingRestartLR stops with "TypeError: list indices must be integers or slices, '
+                          f'not NoneType" at iteration {length + 2}; make the periods sum to total_iter ({total}) or '
+                          f'set total_iter: {length}')
+    logging.getLogger('basicsr').warning(
+        f'train.total_iter ({total}) is longer than the learning-rate schedule (train.scheduler.periods sum to '
+        f'{length}): CosineAnnealingRestartCyclicLR holds its last eta_min for the last {total - length - 1} '
+        f'iterations')

@@ -81,6 +81,23 @@ def run(cmd, cwd, timeout=300, check=True, **env):
     return proc
 
 
+def torchrun_in_sync(cwd, opts, port_offset=0, timeout=400):
+    """Train the tiny demo on 2 CPU ranks (torchrun, gloo, helpers/ddp_dump.py); check and return the ranks' weights.
+
+    Each rank needs whole batches; spawned DataLoader workers (basicsr sets 'spawn') need the alias too.
+    """
+    import torch
+    port = 29500 + (os.getpid() + port_offset) % 400
+    run([osp.join(BIN, 'torchrun'), '--nproc_per_node=2', f'--master_port={port}',
+         osp.join(REPO, 'registry_tests', 'helpers', 'ddp_dump.py'), '-opt', TINY_TRAIN, '--launcher', 'pytorch',
+         '--force_yml', *opts], cwd=cwd, timeout=timeout)
+    r0, r1 = (torch.load(osp.join(cwd, f'rank{r}.pth'), weights_only=True) for r in (0, 1))
+    assert r0.keys() == r1.keys()
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+    return r0
+
+
 @pytest.fixture(scope='session')
 def mst_official():
     """Upstream MST / MST++ state_dict keys and shapes per toolbox method (fixtures/mst_official_keys.json)."""

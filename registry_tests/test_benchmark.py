@@ -80,3 +80,23 @@ def test_benchmark_tool_smoke(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2  # argparse's usage error
     assert ('--clock cpu measures host CPU time' if torch.cuda.is_available() else 'CUDA is not available') in err
+
+
+def test_checkpoint_memory_comparison(tmp_path, capsys):
+    """--checkpoint: each model measured without and with use_checkpoint; the ratio and the 0.6 target per row."""
+    assert report.main(['--tiny', '--parts', 'memory', '--checkpoint', '--device', 'cpu', '--hosts', 'restormer',
+                      '--memory-size', 'restormer=3x32x32', '--out-dir', str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert '## Peak training-step memory with activation checkpointing' in out
+    assert '| restormer | 3x32x32 | 2 | GLMHA r=0.5 calibration |' in out
+    rows = {r['variant']: r for r in __import__('csv').DictReader(open(tmp_path / 'benchmark_checkpoint.csv'))}
+    assert set(rows) == {'CSA', 'GLMHA r=0.5 calibration'}
+    for r in rows.values():
+        assert float(r['checkpoint_peak_mib']) < 0.8 * float(r['peak_mib'])   # activations inside blocks not kept
+        assert float(r['ratio']) == pytest.approx(float(r['checkpoint_peak_mib']) / float(r['peak_mib']), rel=1e-3)
+    row = bench.CheckpointRow('mst_plus_plus', '3x256x256', 2, 'GLMHA r=0.5 calibration', 100, 61, 0.61)
+    assert report.checkpoint_target(row) == 'MISSED'
+    row.ratio = 0.6
+    assert report.checkpoint_target(row) == 'met'
+    row.host = 'mst_l'
+    assert report.checkpoint_target(row) == '-'

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from conftest import BIN, FAST, REPO, TINY_TEST, TINY_TRAIN, clean_env, run, train_logs
+from conftest import BIN, FAST, REPO, TINY_TEST, TINY_TRAIN, clean_env, run, torchrun_in_sync, train_logs
 
 pytestmark = pytest.mark.slow
 NAME = 'Demo_Deraining_GLMHA'
@@ -92,7 +92,8 @@ def _readable(state_path):
 
 def test_resume_after_interruption(workdir):
     """Kill training (SIGKILL) after a checkpoint, then --auto_resume continues from the last state."""
-    slow = [o for o in FAST if not o.startswith('train:total_iter')] + ['train:total_iter=100000']
+    slow = [o for o in FAST if not o.startswith('train:total_iter')] + ['train:total_iter=100000',
+                                                                        'train:scheduler:periods=[100000]']
     states = osp.join(workdir, EXP, 'training_states')
     proc = subprocess.Popen([osp.join(BIN, 'glmha-train'), '-opt', TINY_TRAIN, '--force_yml', *slow], cwd=workdir,
                             env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -127,16 +128,8 @@ def test_resume_after_interruption(workdir):
 
 def test_torchrun_two_processes_gloo_ranks_in_sync(workdir):
     """torchrun --nproc_per_node=2 ... --launcher pytorch on CPU: gloo, DDP, identical weights on both ranks."""
-    port = 29500 + os.getpid() % 400
-    # each rank needs whole batches; spawned DataLoader workers (basicsr sets 'spawn') need the alias too
-    opts = FAST + ['datasets:train:num_worker_per_gpu=1', 'datasets:train:dataset_enlarge_ratio=4']
-    run([osp.join(BIN, 'torchrun'), '--nproc_per_node=2', f'--master_port={port}',
-         osp.join(REPO, 'registry_tests', 'helpers', 'ddp_dump.py'), '-opt', TINY_TRAIN, '--launcher', 'pytorch',
-         '--force_yml', *opts], cwd=workdir, timeout=400)
-    r0, r1 = (torch.load(osp.join(workdir, f'rank{r}.pth'), weights_only=True) for r in (0, 1))
-    assert r0.keys() == r1.keys()
-    for k in r0:
-        assert torch.equal(r0[k], r1[k]), k
+    r0 = torchrun_in_sync(workdir, FAST + ['datasets:train:num_worker_per_gpu=1',
+                                           'datasets:train:dataset_enlarge_ratio=4'])
     log = train_logs(workdir, NAME)[0]
     assert 'World size (gpu number): 2' in log and 'iter:       4,' in log, 'no DDP training iterations ran'
     at2 = torch.load(osp.join(workdir, EXP, 'models', 'net_g_2.pth'), weights_only=True)['params']

@@ -3,6 +3,7 @@
     .venv/bin/python tools/benchmark.py                          # everything, CUDA when available, else CPU
     .venv/bin/python tools/benchmark.py --parts layers --channels 48 96 --sides 64 128
     .venv/bin/python tools/benchmark.py --parts models memory --model-size restormer=3x128x128
+    .venv/bin/python tools/benchmark.py --parts memory --checkpoint --hosts restormer mst_plus_plus   # use_checkpoint
     .venv/bin/python tools/benchmark.py --tiny --repeats 2 --out-dir /tmp/bench   # seconds-long smoke run
 
 Every comparison is interleaved (each repeat runs every variant once, in a

@@ -11,13 +11,15 @@ one warm-up step so the optimiser state exists): on CUDA the allocator's
 ``max_memory_allocated`` above the memory held before the step; on CPU
 PyTorch's ``MemTracker`` (a dispatch-mode tracker of every tensor's storage),
 whose peak counts the same things: parameters, gradients, optimiser state,
-activations and temporaries.
+activations and temporaries.  :func:`benchmark_checkpoint_memory` measures
+the same step with and without the hosts' ``use_checkpoint`` option
+(activation checkpointing per transformer block).
 """
 import math
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -323,3 +325,27 @@ def benchmark_memory(host: HostSpec, size: Size, variants: Dict[str, Dict], devi
     base = next(iter(variants))
     return [MemoryRow(host.name, 'x'.join(map(str, size)), batch, v, peaks[v] / 2 ** 20, peaks[v] / peaks[base])
             for v in variants]
+
+
+@dataclass
+class CheckpointRow:
+    host: str
+    size: str
+    batch: int
+    variant: str
+    peak_mib: float             # without activation checkpointing
+    checkpoint_peak_mib: float  # with use_checkpoint
+    ratio: float                # checkpoint / without
+
+
+def benchmark_checkpoint_memory(host: HostSpec, size: Size, variants: Dict[str, Dict], device: torch.device,
+                                batch: int = 1, overrides: Dict = None,
+                                seed: int = 0) -> Tuple[List[MemoryRow], List[CheckpointRow]]:
+    """Peak training-step memory of each variant without and with ``use_checkpoint`` (same weights and input).
+
+    Returns the rows of :func:`benchmark_memory` (without) and the comparison rows.
+    """
+    plain = benchmark_memory(host, size, variants, device, batch, overrides, seed)
+    ckpt = benchmark_memory(host, size, variants, device, batch, dict(overrides or {}, use_checkpoint=True), seed)
+    return plain, [CheckpointRow(p.host, p.size, p.batch, p.variant, p.peak_mib, c.peak_mib, c.peak_mib / p.peak_mib)
+                   for p, c in zip(plain, ckpt)]

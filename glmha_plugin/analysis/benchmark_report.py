@@ -3,7 +3,9 @@
 Targets (issue 5): attention-layer time ratio GLMHA/CSA <= MAC ratio + 0.05 at
 C >= 48 and N >= 64^2; whole-model forward ratio of GLMHA-Restormer <= its MAC
 ratio + 0.05; training-step peak memory of GLMHA-Restormer <= 0.95 of
-Restormer's.  Rows outside a target's scope say ``-``.
+Restormer's.  Activation checkpointing (issue 10): peak training-step memory
+with ``use_checkpoint`` <= 0.6 of without for GLMHA-Restormer and GLMHA-MST++.
+Rows outside a target's scope say ``-``.
 
 :func:`main` is ``tools/benchmark.py``.
 """
@@ -19,13 +21,15 @@ from typing import List, Sequence
 import torch
 
 from . import benchmark as bench
-from .benchmark import LayerRow, MemoryRow, ModelRow
+from .benchmark import CheckpointRow, LayerRow, MemoryRow, ModelRow
 from .complexity_report import parse_host_sizes
 from .hosts import HOSTS, attention_variants, get_host
 from .tables import write_csv
 
 TIME_SLACK = 0.05
 MEMORY_TARGET = 0.95
+CHECKPOINT_TARGET = 0.6
+CHECKPOINT_HOSTS = ('restormer', 'mst_plus_plus')
 LAYER_SCOPE = (48, 64)  # C >= 48 and N >= 64^2
 
 
@@ -49,6 +53,12 @@ def memory_target(row: MemoryRow) -> str:
     if not row.variant.startswith('GLMHA') or 'none' in row.variant:
         return '-'
     return _verdict(row.ratio <= MEMORY_TARGET)
+
+
+def checkpoint_target(row: CheckpointRow) -> str:
+    if row.host not in CHECKPOINT_HOSTS or not row.variant.startswith('GLMHA') or 'none' in row.variant:
+        return '-'
+    return _verdict(row.ratio <= CHECKPOINT_TARGET)
 
 
 def layers_markdown(rows: Sequence[LayerRow]) -> str:
@@ -76,6 +86,15 @@ def memory_markdown(rows: Sequence[MemoryRow]) -> str:
     for r in rows:
         lines.append(f'| {r.host} | {r.size} | {r.batch} | {r.variant} | {r.peak_mib:.1f} | {r.ratio:.3f} | '
                      f'{memory_target(r)} |')
+    return '\n'.join(lines) + '\n'
+
+
+def checkpoint_markdown(rows: Sequence[CheckpointRow]) -> str:
+    lines = [f'| host | input | batch | attention | peak MiB | with use_checkpoint MiB | ratio | '
+             f'target (<= {CHECKPOINT_TARGET}) |', '|---|---|---:|---|---:|---:|---:|---|']
+    for r in rows:
+        lines.append(f'| {r.host} | {r.size} | {r.batch} | {r.variant} | {r.peak_mib:.1f} | '
+                     f'{r.checkpoint_peak_mib:.1f} | {r.ratio:.3f} | {checkpoint_target(r)} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -178,6 +197,9 @@ def main(argv=None):
     parser.add_argument('--memory-size', nargs='+', metavar='HOST=CxHxW',
                         help='training-step input per host (default: the model size)')
     parser.add_argument('--memory-batch', type=int, default=2)
+    parser.add_argument('--checkpoint', action='store_true',
+                        help='memory part: also measure each model with use_checkpoint (activation checkpointing per '
+                             'transformer block) and print the ratio')
     parser.add_argument('--tiny', action='store_true', help="hosts' tiny configurations (smoke test)")
     parser.add_argument('--amp', default='none', choices=list(AMP_DTYPES),
                         help='measure under torch.autocast in this dtype (weights and inputs stay float32)')
@@ -217,7 +239,7 @@ def main(argv=None):
     amp = contextlib.ExitStack()  # every measurement (profiles too) runs inside; closed before writing
     if AMP_DTYPES[args.amp] is not None:
         amp.enter_context(torch.autocast(device.type, dtype=AMP_DTYPES[args.amp]))
-    layers, models, memory = [], [], []
+    layers, models, memory, checkpoint = [], [], [], []
     if 'layers' in args.parts:
         layers = bench.benchmark_layers(args.channels, args.sides, args.ratio, args.repeats, device, args.batch,
                                         min_time=args.min_time, clock=args.clock)
@@ -226,7 +248,12 @@ def main(argv=None):
         if 'models' in args.parts:
             models += bench.benchmark_models(host, model_sizes[host.name], variants, args.repeats, device,
                                              args.model_batch, overrides, clock=args.clock)
-        if 'memory' in args.parts:
+        if 'memory' in args.parts and args.checkpoint:
+            plain, compared = bench.benchmark_checkpoint_memory(host, memory_sizes[host.name], variants, device,
+                                                                args.memory_batch, overrides)
+            memory += plain
+            checkpoint += compared
+        elif 'memory' in args.parts:
             memory += bench.benchmark_memory(host, memory_sizes[host.name], variants, device, args.memory_batch,
                                              overrides)
 
@@ -251,6 +278,10 @@ def main(argv=None):
         sections += ['## Peak memory of a training step (forward, backward, Adam step)', '',
                      'CUDA: allocator peak; CPU: torch MemTracker peak (parameters, gradients, optimiser state, '
                      'activations, temporaries). Target: GLMHA <= 0.95 of CSA.', '', memory_markdown(memory)]
+    if checkpoint:
+        sections += ['## Peak training-step memory with activation checkpointing (use_checkpoint)', '',
+                     'The same step, each transformer block checkpointed (non-reentrant). Target: GLMHA-Restormer '
+                     f'and GLMHA-MST++ <= {CHECKPOINT_TARGET} of without.', '', checkpoint_markdown(checkpoint)]
     if profiles:
         sections += ['## Profiles (self time per op, CSA vs GLMHA)', '']
         for c, side in profiles:
@@ -261,7 +292,7 @@ def main(argv=None):
     written = [osp.join(args.out_dir, 'benchmark.md')]
     with open(written[0], 'w', encoding='utf-8') as f:
         f.write(md)
-    for name, rows in (('layers', layers), ('models', models), ('memory', memory)):
+    for name, rows in (('layers', layers), ('models', models), ('memory', memory), ('checkpoint', checkpoint)):
         if rows:
             written.append(osp.join(args.out_dir, f'benchmark_{name}.csv'))
             write_csv(rows, written[-1])

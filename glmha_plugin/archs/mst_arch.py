@@ -74,6 +74,8 @@ class MST(SpectralUNet):
 
     Args (optics): dispersion_step: columns per band of the dispersion (2).
 
+    Args (memory): use_checkpoint: activation checkpointing per block while training.
+
     Shapes: ``forward(x, mask=None)``: B x dim x H x W, mask B x dim x H x
     (W + (dim-1) * dispersion_step) -> B x dim x H x W.
     """
@@ -89,11 +91,12 @@ class MST(SpectralUNet):
                  rank_ratio: PerLevel = None,
                  guidance: Optional[str] = None,
                  gamma: Optional[int] = None,
-                 dispersion_step: int = 2):
+                 dispersion_step: int = 2,
+                 use_checkpoint: bool = False):
         attention = host_attention(type(self).__name__, self.default_attention, attention, 'MST')
         super().__init__(in_dim=dim, out_dim=dim, dim=dim, stage=stage, num_blocks=num_blocks, attention=attention,
                          rank=rank, rank_ratio=rank_ratio, guidance=guidance, gamma=gamma, mask_step=dispersion_step,
-                         embedding_activation=True)
+                         embedding_activation=True, use_checkpoint=use_checkpoint)
         self.attention = attention
         self.dispersion_step = dispersion_step
 

@@ -46,6 +46,8 @@ class MST_Plus_Plus(nn.Module):  # noqa: N801 (upstream's name)
     Args (attention): attention, rank / rank_ratio (one value or three, one
     per level of every U-Net: 31, 62, 124 channels), guidance, gamma.
 
+    Args (memory): use_checkpoint: activation checkpointing per block while training.
+
     Shapes: B x in_channels x H x W -> B x out_channels x H x W.
     """
 
@@ -60,7 +62,8 @@ class MST_Plus_Plus(nn.Module):  # noqa: N801 (upstream's name)
                  rank: PerLevel = None,
                  rank_ratio: PerLevel = None,
                  guidance: Optional[str] = None,
-                 gamma: Optional[int] = None):
+                 gamma: Optional[int] = None,
+                 use_checkpoint: bool = False):
         super().__init__()
         if out_channels != n_feat:
             raise ValueError(f'out_channels ({out_channels}) must equal n_feat ({n_feat}): MST++ adds the input '
@@ -70,7 +73,8 @@ class MST_Plus_Plus(nn.Module):  # noqa: N801 (upstream's name)
         self.conv_in = nn.Conv2d(in_channels, n_feat, kernel_size=3, padding=1, bias=False)
         self.body = nn.Sequential(*[
             SpectralUNet(n_feat, n_feat, n_feat, stage=2, num_blocks=(1, 1, 1), attention=attention, rank=rank,
-                         rank_ratio=rank_ratio, guidance=guidance, gamma=gamma) for _ in range(stage)
+                         rank_ratio=rank_ratio, guidance=guidance, gamma=gamma, use_checkpoint=use_checkpoint)
+            for _ in range(stage)
         ])
         self.conv_out = nn.Conv2d(n_feat, out_channels, kernel_size=3, padding=1, bias=False)
         self.apply(_init_weights)

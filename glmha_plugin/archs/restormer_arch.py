@@ -20,6 +20,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ..layers import GatedDconvFFN, LayerNorm2d, build_attention, crop, pad_to_multiple
+from ..layers.checkpointing import CheckpointedSequential
 
 # Names of the transformer stages, in forward order (also the keys of per-stage rank options).
 STAGES = ('encoder_level1', 'encoder_level2', 'encoder_level3', 'latent', 'decoder_level3', 'decoder_level2',
@@ -94,6 +95,11 @@ class Restormer(nn.Module):
     levels), num_refinement_blocks, heads (4 levels), ffn_expansion_factor,
     bias, LayerNorm_type ('WithBias' | 'BiasFree'), dual_pixel_task.
 
+    Args (memory):
+        use_checkpoint: activation checkpointing per transformer block while
+            training (:mod:`glmha_plugin.layers.checkpointing`); same results,
+            less memory, about one more forward of the blocks in time.
+
     Args (attention):
         attention: ``'csa'`` (Restormer's MDTA) or ``'glmha'``.
         rank: GLMHA K/V rank, an int for every stage or a dict
@@ -123,7 +129,8 @@ class Restormer(nn.Module):
                  rank: PerStage = None,
                  rank_ratio: PerStage = None,
                  guidance: Optional[str] = None,
-                 gamma: Optional[int] = None):
+                 gamma: Optional[int] = None,
+                 use_checkpoint: bool = False):
         super().__init__()
         if len(num_blocks) != 4 or len(heads) != 4:
             raise ValueError(f'num_blocks and heads need one entry per level (4), got {list(num_blocks)} and '
@@ -136,7 +143,7 @@ class Restormer(nn.Module):
         self.attention = attention
         glmha_common = {k: v for k, v in (('guidance', guidance), ('gamma', gamma)) if v is not None}
 
-        def stage(name: str, level_dim: int, num_heads: int, depth: int) -> nn.Sequential:
+        def stage(name: str, level_dim: int, num_heads: int, depth: int) -> CheckpointedSequential:
             kwargs = dict(glmha_common)
             for option, value in (('rank', rank), ('rank_ratio', rank_ratio)):
                 v = _per_stage(value, name, option)
@@ -150,7 +157,7 @@ class Restormer(nn.Module):
             except ValueError as exc:
                 raise ValueError(f'{type(self).__name__} stage {name} ({level_dim} channels, {num_heads} heads): '
                                  f'{exc}') from None
-            return nn.Sequential(*blocks)
+            return CheckpointedSequential(*blocks, use_checkpoint=use_checkpoint)
 
         d1, d2, d3, d4 = dim, dim * 2, dim * 4, dim * 8
         self.patch_embed = OverlapPatchEmbed(inp_channels, dim)

@@ -97,6 +97,8 @@ class RetinexFormer(nn.Module):
     Args (attention): attention, rank / rank_ratio (one value or three, one
     per level: n_feat, 2 n_feat, 4 n_feat channels), guidance, gamma.
 
+    Args (memory): use_checkpoint: activation checkpointing per block while training.
+
     Shapes: B x in_channels x H x W -> B x out_channels x H x W.
     """
 
@@ -112,7 +114,8 @@ class RetinexFormer(nn.Module):
                  rank: PerLevel = None,
                  rank_ratio: PerLevel = None,
                  guidance: Optional[str] = None,
-                 gamma: Optional[int] = None):
+                 gamma: Optional[int] = None,
+                 use_checkpoint: bool = False):
         super().__init__()
         if in_channels != out_channels:
             raise ValueError(f'in_channels ({in_channels}) must equal out_channels ({out_channels}): each stage adds '
@@ -124,7 +127,8 @@ class RetinexFormer(nn.Module):
                              f'{list(num_blocks)}')
         attention = host_attention(type(self).__name__, self.default_attention, attention, 'RetinexFormer')
         self.attention, self.in_channels, self.stage = attention, in_channels, stage
-        unet_kwargs = dict(attention=attention, rank=rank, rank_ratio=rank_ratio, guidance=guidance, gamma=gamma)
+        unet_kwargs = dict(attention=attention, rank=rank, rank_ratio=rank_ratio, guidance=guidance, gamma=gamma,
+                           use_checkpoint=use_checkpoint)
         self.body = nn.Sequential(*[RetinexStage(in_channels, n_feat, num_blocks, unet_kwargs) for _ in range(stage)])
         self.apply(_init_weights)
 

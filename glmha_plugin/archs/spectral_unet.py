@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..layers import Float32LayerNorm, SpectralMSA
+from ..layers.checkpointing import run_checkpointed
 
 PerLevel = Union[None, int, float, Sequence[Union[int, float]]]
 
@@ -79,21 +80,31 @@ class PreNorm(nn.Module):
         return self.fn(self.norm(x))
 
 
-class SpectralBlocks(nn.Module):
-    """Upstream's MSAB / IGAB: ``num_blocks`` x (x + MS-MSA(x, guide), then + FFN(LN(x))). B x C x H x W -> same."""
+def _spectral_block(attn: nn.Module, ff: nn.Module, x: torch.Tensor, guide: Optional[torch.Tensor]) -> torch.Tensor:
+    """One MSAB / IGAB block: x + MS-MSA(x, guide), then + FFN(LN(x)). B x H x W x C -> same."""
+    x = attn(x, guide) + x
+    return ff(x) + x
 
-    def __init__(self, dim: int, num_heads: int, num_blocks: int, attn_kwargs: dict):
+
+class SpectralBlocks(nn.Module):
+    """Upstream's MSAB / IGAB: ``num_blocks`` x (x + MS-MSA(x, guide), then + FFN(LN(x))). B x C x H x W -> same.
+
+    With ``use_checkpoint`` each block is checkpointed while training
+    (:mod:`glmha_plugin.layers.checkpointing`).
+    """
+
+    def __init__(self, dim: int, num_heads: int, num_blocks: int, attn_kwargs: dict, use_checkpoint: bool = False):
         super().__init__()
         self.blocks = nn.ModuleList([
             nn.ModuleList([SpectralMSA(dim, num_heads, **attn_kwargs), PreNorm(dim, FeedForward(dim))])
             for _ in range(num_blocks)
         ])
+        self.use_checkpoint = bool(use_checkpoint)
 
     def forward(self, x: torch.Tensor, guide: Optional[torch.Tensor] = None) -> torch.Tensor:
         x = x.permute(0, 2, 3, 1)
         for attn, ff in self.blocks:
-            x = attn(x, guide) + x
-            x = ff(x) + x
+            x = run_checkpointed(_spectral_block, attn, ff, x, guide, enabled=self.use_checkpoint)
         return x.permute(0, 3, 1, 2)
 
 
@@ -114,6 +125,7 @@ class SpectralUNet(nn.Module):
         illumination_guided: every MS-MSA multiplies its values by the
             illumination features (Retinexformer); excludes ``mask_step``.
         embedding_activation: LeakyReLU(0.1) after the embedding (MST) or not (MST++, Retinexformer).
+        use_checkpoint: activation checkpointing per block while training.
 
     Shapes: ``forward(x, guide=None)``: B x in_dim x H x W (H, W multiples of
     2^stage) -> B x out_dim x H x W; guide: MST's B x dim x H x W' dispersed
@@ -124,7 +136,7 @@ class SpectralUNet(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, dim: int, stage: int, num_blocks: Sequence[int],
                  attention: str = 'csa', rank: PerLevel = None, rank_ratio: PerLevel = None,
                  guidance: Optional[str] = None, gamma: Optional[int] = None, mask_step: Optional[int] = None,
-                 illumination_guided: bool = False, embedding_activation: bool = False):
+                 illumination_guided: bool = False, embedding_activation: bool = False, use_checkpoint: bool = False):
         super().__init__()
         if in_dim != out_dim:
             raise ValueError(f'in_dim ({in_dim}) must equal out_dim ({out_dim}): the output adds the input')
@@ -144,7 +156,7 @@ class SpectralUNet(nn.Module):
                     kwargs[option] = v
             kwargs.update({k: v for k, v in (('guidance', guidance), ('gamma', gamma)) if v is not None})
             try:
-                return SpectralBlocks(channels, heads, depth, kwargs)
+                return SpectralBlocks(channels, heads, depth, kwargs, use_checkpoint)
             except ValueError as exc:
                 raise ValueError(f'level {level} ({channels} channels, {heads} heads): {exc}') from None
 

@@ -11,6 +11,8 @@ builds ``base`` through basicsr's ``build_network`` and applies
 (same class, no key prefix added), so its checkpoints keep the base's keys
 outside the swapped attention layers, and ``path.pretrain_network_g`` takes a
 checkpoint written by ``tools/swap_attention.py`` for the same options.
+``use_checkpoint: true`` is handed to the base network (activation
+checkpointing is the base's own option: every host of this plugin has it).
 """
 from copy import deepcopy
 from typing import Dict
@@ -24,7 +26,8 @@ from ..swap import Spec, swap_attention
 
 @ARCH_REGISTRY.register()
 def GLMHASwap(base: Dict, rank: Spec = None, rank_ratio: Spec = None, guidance: str = 'calibration',  # noqa: N802
-              gamma: int = DEFAULT_GAMMA, warm_start: bool = True, strict: bool = True) -> nn.Module:
+              gamma: int = DEFAULT_GAMMA, warm_start: bool = True, strict: bool = True,
+              use_checkpoint: bool = False) -> nn.Module:
     """The network ``base`` (a ``network_g``-style mapping) with :func:`~glmha_plugin.swap_attention` applied."""
     from basicsr.archs import build_network
     from basicsr.utils import get_root_logger
@@ -37,7 +40,14 @@ def GLMHASwap(base: Dict, rank: Spec = None, rank_ratio: Spec = None, guidance: 
         raise ValueError('GLMHASwap: base is GLMHASwap itself; give the network to swap')
     if base['type'] not in ARCH_REGISTRY:
         raise ValueError(f'GLMHASwap base.type: {unknown_name_message("arch", base["type"], ARCH_REGISTRY.keys())}')
-    model = build_network(deepcopy(base))
+    base = deepcopy(base)
+    if use_checkpoint:
+        import inspect
+        if 'use_checkpoint' not in inspect.signature(ARCH_REGISTRY.get(base['type'])).parameters:
+            raise ValueError(f'GLMHASwap: use_checkpoint is an option of the base network, and {base["type"]} has '
+                             f'none; remove use_checkpoint (or give the base network that option)')
+        base['use_checkpoint'] = True
+    model = build_network(base)
     report = swap_attention(model, rank=rank, rank_ratio=rank_ratio, guidance=guidance, gamma=gamma,
                             warm_start=warm_start, strict=strict)
     if not report.layers:

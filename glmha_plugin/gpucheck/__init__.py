@@ -10,9 +10,8 @@ This module is stdlib-only: the driver loads it before it has installed
 basicsr and the other dependencies.
 
 Statuses: ``pass``; ``fail``; ``partial`` (everything that ran passed, a named
-part could not run here, e.g. the CUDA half without a GPU); ``not run`` (the
-step needs something this checkout or machine lacks, e.g. an option of
-issue 10 that the plugin does not know yet; never counted as a pass).
+part could not run here, e.g. the CUDA half without a GPU; never counted as
+a pass).
 """
 import argparse
 import json
@@ -22,8 +21,8 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-PASS, FAIL, PARTIAL, NOT_RUN = 'pass', 'fail', 'partial', 'not run'
-STATUSES = (PASS, FAIL, PARTIAL, NOT_RUN)
+PASS, FAIL, PARTIAL = 'pass', 'fail', 'partial'
+STATUSES = (PASS, FAIL, PARTIAL)
 RESULT_FILE = 'result.json'
 
 

@@ -33,6 +33,9 @@ from .spectral_preview import save_spectral_preview
 class CASSIModel(SpectralReconModel):
     """Spectral model whose inputs are simulated from ``gt`` and ``mask`` (module docstring)."""
 
+    input_attrs = ('lq', 'phi')
+    micro_batch_attrs = ('lq', 'gt', 'phi')
+
     def __init__(self, opt: dict):
         self.dispersion_step = int(opt['network_g'].get('dispersion_step', 2))
         self._pending: List[tuple] = []

@@ -22,6 +22,8 @@ Restormer's fork of BasicSR had:
   to [0, 1] and scaled to [0, 255] without rounding, basicsr's metric
   convention), and ``val.max_minibatch``, which the forks define but never
   read: accepted with a logged note.
+* mixed precision, channels-last, ``torch.compile``, gradient accumulation
+  and the non-finite-loss guard (:mod:`.training`, ``docs/gpu_training.md``).
 """
 import os.path as osp
 
@@ -37,6 +39,7 @@ from ..layers import pad_to_multiple
 from .lr_scheduler import CosineAnnealingRestartCyclicLR
 from .mixing_augment import MixingAugment
 from .progressive import ProgressiveSchedule
+from .training import GPUTrainingMixin
 
 BASICSR_SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 RESTORMER_GRAD_CLIP_NORM = 0.01
@@ -48,7 +51,7 @@ def _optimizer_names():
 
 
 @MODEL_REGISTRY.register()
-class ImageCleanModel(SRModel):
+class ImageCleanModel(GPUTrainingMixin, SRModel):
     """Restormer's image-restoration model (see the module docstring for the options)."""
 
     # Keys of ``train.mixing_augs`` (checked by glmha_plugin.validate).
@@ -133,7 +136,9 @@ class ImageCleanModel(SRModel):
                                    'update_learning_rate(current_iter) before feed_data (train_pipeline does)')
             self._log_stage()
             dp_gpus = 1 if self.opt['dist'] else max(1, self.opt['num_gpu'])  # DataParallel splits one batch
-            lq, gt = self.progressive.crop(lq, gt, self.current_iter, self.opt.get('scale', 1), dp_gpus)
+            # the batch holds accum_iter micro-batches (per GPU), each reduced to the stage's batch size
+            lq, gt = self.progressive.crop(lq, gt, self.current_iter, self.opt.get('scale', 1),
+                                           dp_gpus * self.accum_iter)
         self.lq, self.gt = lq.to(self.device), gt.to(self.device)
         if self.mixing_augmentation is not None:
             self.gt, self.lq = self.mixing_augmentation(self.gt, self.lq)
@@ -143,10 +148,11 @@ class ImageCleanModel(SRModel):
         if stage.index != self._logged_stage:  # logging only; the stage itself is derived from the iteration
             self._logged_stage = stage.index
             world = self.opt.get('world_size', 1) if self.opt['dist'] else max(1, self.opt['num_gpu'])
+            accum = f' x accum_iter {self.accum_iter} micro-batches' if self.accum_iter > 1 else ''
             get_root_logger().info(
                 f'Progressive learning: stage {stage.index + 1}/{len(self.progressive)} from iter {stage.first_iter}: '
-                f'patch {stage.patch_size}x{stage.patch_size}, batch {stage.batch_size} per GPU '
-                f'({stage.batch_size * world} in total)')
+                f'patch {stage.patch_size}x{stage.patch_size}, batch {stage.batch_size} per GPU{accum} '
+                f'({stage.batch_size * world * self.accum_iter} in total)')
 
     # ------------------------------------------------------------------ evaluation
 

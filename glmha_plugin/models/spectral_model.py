@@ -6,11 +6,12 @@ fails for 31 bands, and writes PNGs.  :class:`SpectralReconModel` keeps
 SRModel's set-up (network, loading, EMA, optimizers, schedulers, saving) and
 replaces:
 
-* ``optimize_parameters``: the pixel loss (``train.pixel_opt``, e.g.
-  ``MRAELoss``) on the network output; perceptual losses do not apply to
-  spectral cubes and are refused;
-* ``test``: the forward pass through :meth:`net_forward` (a subclass may feed
-  more inputs, see :class:`~glmha_plugin.models.cassi_model.CASSIModel`);
+* the training step and ``test`` of :class:`~.training.GPUTrainingMixin`
+  (mixed precision, gradient accumulation, ...; ``docs/gpu_training.md``)
+  with the pixel loss (``train.pixel_opt``, e.g. ``MRAELoss``) on the
+  network output; perceptual losses do not apply to spectral cubes and are
+  refused; the forward pass goes through :meth:`net_forward` (a subclass may
+  feed more inputs, see :class:`~glmha_plugin.models.cassi_model.CASSIModel`);
 * ``nondist_validation``: metrics on the float cubes (``val.metrics`` with
   this package's spectral metrics) and, with ``save_img``, the output as
   upstream's evaluation reads it: one MATLAB v7.3 file per image, variable
@@ -23,7 +24,6 @@ Metric options may carry ``better: lower`` (MRAE, RMSE, SAM) so the best
 value is tracked the right way round.
 """
 import os.path as osp
-from collections import OrderedDict
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -35,10 +35,11 @@ from tqdm import tqdm
 
 from ..data.matfile import write_mat_v73
 from .spectral_preview import save_spectral_preview
+from .training import GPUTrainingMixin
 
 
 @MODEL_REGISTRY.register()
-class SpectralReconModel(SRModel):
+class SpectralReconModel(GPUTrainingMixin, SRModel):
     """SRModel for spectral cubes (module docstring). Batches: ``lq`` B x 3 x H x W, ``gt`` B x C x H x W."""
 
     def init_training_settings(self):
@@ -46,28 +47,6 @@ class SpectralReconModel(SRModel):
             raise ValueError(f'{type(self).__name__} trains with train.pixel_opt only (a perceptual loss needs '
                              f'RGB images); remove train.perceptual_opt')
         super().init_training_settings()
-
-    def net_forward(self, net: torch.nn.Module) -> torch.Tensor:
-        """The network applied to the current batch."""
-        return net(self.lq)
-
-    def optimize_parameters(self, current_iter: int):
-        self.optimizer_g.zero_grad()
-        self.output = self.net_forward(self.net_g)
-        l_pix = self.cri_pix(self.output, self.gt)
-        l_pix.backward()
-        self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(OrderedDict(l_pix=l_pix))
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
-
-    def test(self):
-        net = getattr(self, 'net_g_ema', self.net_g)
-        was_training = net.training
-        net.eval()
-        with torch.no_grad():
-            self.output = self.net_forward(net)
-        net.train(was_training)
 
     # ------------------------------------------------------------------
     # validation / test
