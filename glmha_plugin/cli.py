@@ -16,6 +16,11 @@ def option_file_from_argv(argv):
     return args.opt, args.force_yml or []
 
 
+def asks_for_help(argv) -> bool:
+    """``-h`` / ``--help`` on the command line: basicsr's own parser is to print its options, nothing is checked."""
+    return any(a in ('-h', '--help') for a in argv)
+
+
 def launcher_from_argv(argv) -> str:
     """The ``--launcher`` of a basicsr command line (``none`` when absent)."""
     parser = argparse.ArgumentParser(add_help=False)

@@ -25,6 +25,10 @@ def check_weights(opt):
 
 def _test(argv, root):
     from basicsr.test import test_pipeline
+    if cli.asks_for_help(argv):   # basicsr's parser prints -opt, --launcher, ... and exits
+        with cli.argv_as(argv):
+            test_pipeline(root)
+        return
     argv = cli.resolve_option_file(argv)
     opt_path, overrides = cli.option_file_from_argv(argv)
     opt = apply_overrides(cli.load_options(opt_path), overrides)

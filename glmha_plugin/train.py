@@ -49,6 +49,10 @@ def without_missing_wandb(opt, argv):
 
 def _train(argv, root):
     from basicsr.train import train_pipeline
+    if cli.asks_for_help(argv):   # basicsr's parser prints -opt, --launcher, ... and exits
+        with cli.argv_as(argv):
+            train_pipeline(root)
+        return
     argv = cli.resolve_option_file(argv)
     opt = cli.effective_options(argv, is_train=True)  # fail fast, before basicsr creates any folder
     argv = without_missing_wandb(opt, argv)

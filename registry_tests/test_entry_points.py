@@ -31,3 +31,17 @@ def test_request_deterministic_kernels_sets_torch_flags(monkeypatch):
     finally:
         torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.deterministic = False
+
+
+@pytest.mark.parametrize('entry', ['train', 'test'])
+def test_help_prints_basicsrs_options_without_checking_anything(entry, tmp_path, monkeypatch, capsys):
+    """``glmha-train --help`` / ``glmha-test --help``: basicsr's own usage (-opt, --launcher, ...), exit 0,
+    nothing created (before, the missing -opt was reported as an error)."""
+    import importlib
+    module = importlib.import_module(f'glmha_plugin.{entry}')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        module.main(['--help'])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and out.startswith('usage:') and '-opt OPT' in out and '--launcher' in out
+    assert os.listdir(tmp_path) == []
