@@ -113,7 +113,6 @@ def test_basicsr_cosine_past_its_periods_is_refused_with_both_numbers(clean_opt)
     from basicsr.models.lr_scheduler import CosineAnnealingRestartLR
     clean_opt['train']['scheduler'] = dict(type='CosineAnnealingRestartLR', periods=[800], restart_weights=[1],
                                            eta_min=1e-7)   # basicsr's own cosine
-    clean_opt['train']['total_iter'] = 800
     clean_opt['train']['total_iter'] = 801                  # iteration 801 runs step 800: still in the schedule
     check_options(clean_opt)
     clean_opt['train']['total_iter'] = 802
