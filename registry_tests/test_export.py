@@ -3,7 +3,7 @@
 torch.compile runs with ``fullgraph=True`` (no graph breaks) for every architecture through the
 ``aot_eager`` backend, and with the default ``inductor`` backend (C++ code generation) for the two
 attention layers. Inductor on a whole architecture costs 45-65 s each on the 2-core CI machine;
-``GLMHA_TEST_INDUCTOR_ARCHS=1`` adds those cases (all six matched eager within 4e-7 when run).
+``GLMHA_TEST_INDUCTOR_ARCHS=1`` adds those cases (the six of the first three hosts matched eager within 4e-7 when run).
 """
 import os
 

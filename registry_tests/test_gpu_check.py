@@ -158,6 +158,17 @@ def test_check_run_refuses_float32_convolutions_for_an_amp_request():
     assert training.check_run(1, None, log, 1, 2, 'torch.float32', on_cpu=True) == ['exit status 1']
 
 
+def test_check_run_expects_bfloat16_for_a_float16_request_on_cpu_only():
+    def record(dtype):
+        return {'losses': [[1, {'l_pix': 0.1}], [2, {'l_pix': 0.09}]], 'losses_finite': True,
+                'weights_finite': True, 'conv_dtypes': {'train': [dtype], 'eval': [dtype]}}
+    log = '# psnr: 21.5\n'
+    assert training.check_run(0, record('torch.bfloat16'), log, 1, 2, 'torch.float16', on_cpu=True) == []
+    assert training.check_run(0, record('torch.float16'), log, 1, 2, 'torch.float16', on_cpu=True)
+    assert training.check_run(0, record('torch.float16'), log, 1, 2, 'torch.float16', on_cpu=False) == []
+    assert training.check_run(0, record('torch.bfloat16'), log, 1, 2, 'torch.float16', on_cpu=False)
+
+
 def test_benchmark_amp_measures_under_autocast(tmp_path, monkeypatch):
     """tools/benchmark.py --amp bf16: every measurement runs under autocast, and only the measurements."""
     from glmha_plugin.analysis import benchmark_report as benchmark   # tools/benchmark.py's main

@@ -2,7 +2,7 @@
 
 The slow tests export each host's GLMHA network in its tiny configuration (75 to 180 s each on the shared
 2-core machine under load) and run the file with onnxruntime at two sizes and batches (one needs padding);
-``GLMHA_TEST_ONNX_ALL=1`` adds the CSA twins (all six matched eager within 1e-6 when run).  The fast
+``GLMHA_TEST_ONNX_ALL=1`` adds the CSA twins (the six of the first three hosts matched eager within 1e-6 when run).  The fast
 tests cover what makes the graph size-generic (batched attention, padding and crop while exporting)
 through ``torch.export`` alone, and the command line's errors.
 """

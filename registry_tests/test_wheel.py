@@ -7,6 +7,7 @@ basicsr, ...) behind the venv's own, so nothing is downloaded and the checkout
 is not on the path (the commands run outside the repository, without
 PYTHONPATH).
 """
+import configparser
 import os
 import os.path as osp
 import shutil
@@ -18,7 +19,16 @@ import pytest
 from conftest import FAST, REPO, run
 
 pytestmark = pytest.mark.slow
-BUILD_INPUTS = ('setup.py', 'setup.cfg', 'pyproject.toml', 'MANIFEST.in', 'README.md', 'glmha_plugin_autoload.py',
+
+
+def _top_level_modules():
+    """The ``py_modules`` of setup.cfg as files (the hook and what it shares with the package)."""
+    cfg = configparser.ConfigParser()
+    cfg.read(osp.join(REPO, 'setup.cfg'))
+    return tuple(name.strip() + '.py' for name in cfg['options']['py_modules'].split(',') if name.strip())
+
+
+BUILD_INPUTS = ('setup.py', 'setup.cfg', 'pyproject.toml', 'MANIFEST.in', 'README.md', *_top_level_modules(),
                 'glmha_plugin', 'options')
 
 
