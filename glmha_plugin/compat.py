@@ -47,13 +47,14 @@ def _upstream_source(func) -> str:
         return ''
 
 
-def _replace(owner, attr: str, replacement, marker: str, key: str, note: str) -> None:
+def _replace(owner, attr: str, replacement, marker: str, key: str, note: str, original_key: str = '') -> None:
     """Set ``owner.attr = replacement`` when the upstream function's source still contains ``marker`` (the
-    broken behaviour), keeping the original in ORIGINALS[key] and recording ``note`` in APPLIED[key]."""
+    broken behaviour), keeping the original in ORIGINALS[original_key or key] and recording ``note`` in
+    APPLIED[key]."""
     orig = getattr(owner, attr)
     if orig is replacement or marker not in _upstream_source(orig):
         return  # already replaced, or an upstream without the symptom
-    ORIGINALS[key] = orig
+    ORIGINALS[original_key or key] = orig
     setattr(owner, attr, replacement)
     APPLIED[key] = note
 
@@ -191,12 +192,8 @@ def _patch_dist_init():
     for name, launcher, replacement, what in (
             ('dist_init_cpu', 'pytorch', _init_dist_pytorch, 'torchrun'),
             ('dist_init_slurm_cpu', 'slurm', _init_dist_slurm, 'slurm')):
-        orig = getattr(dist_util, f'_init_dist_{launcher}')
-        if orig is replacement or 'torch.cuda.set_device' not in _upstream_source(orig):
-            continue  # already patched, or an upstream that no longer needs a GPU
-        ORIGINALS[f'dist_init_cpu.{launcher}'] = orig
-        setattr(dist_util, f'_init_dist_{launcher}', replacement)
-        APPLIED[name] = f'{what} distributed init uses gloo when no GPU is present'
+        _replace(dist_util, f'_init_dist_{launcher}', replacement, 'torch.cuda.set_device', name,
+                 f'{what} distributed init uses gloo when no GPU is present', original_key=f'dist_init_cpu.{launcher}')
 
 
 # --------------------------------------------------------------------------

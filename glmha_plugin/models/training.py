@@ -36,6 +36,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from torch.nn.parallel import DistributedDataParallel
 
+from ..compat import accum_iter
 from ..errors import UsageError
 from .precision import Precision, resolve_precision
 
@@ -82,7 +83,7 @@ class GPUTrainingMixin:
         self.use_channels_last = bool(opt.get('use_channels_last', False))
         self.use_compile = bool(opt.get('use_compile', False))
         self.compile_mode = opt.get('compile_mode') or 'default'
-        self.accum_iter = int(train_opt.get('accum_iter', 1) or 1)
+        self.accum_iter = accum_iter(opt)   # the number compat's loader patch delivers batches for
         self.max_nonfinite_steps = int(train_opt.get('max_nonfinite_steps') or DEFAULT_MAX_NONFINITE_STEPS)
         self.nonfinite_streak = 0
         self.grad_scaler = None
@@ -186,9 +187,9 @@ class GPUTrainingMixin:
             total = total + value
         return total, losses
 
-    def micro_batches(self) -> List[Dict[str, torch.Tensor]]:
-        """The current batch split into ``accum_iter`` equal parts along the batch dimension."""
-        full = {a: getattr(self, a) for a in self.micro_batch_attrs if hasattr(self, a)}
+    def micro_batches(self, full: Dict[str, torch.Tensor]) -> List[Dict[str, torch.Tensor]]:
+        """The batch ``full`` (attribute name -> tensor) split into ``accum_iter`` equal parts along the batch
+        dimension."""
         n = self.accum_iter
         if n == 1:
             return [full]
@@ -208,7 +209,7 @@ class GPUTrainingMixin:
     def optimize_parameters(self, current_iter: int):
         self.optimizer_g.zero_grad(set_to_none=True)
         full = {a: getattr(self, a) for a in self.micro_batch_attrs if hasattr(self, a)}
-        parts = self.micro_batches()
+        parts = self.micro_batches(full)
         losses, outputs = OrderedDict(), []
         try:
             for i, part in enumerate(parts):
@@ -232,8 +233,9 @@ class GPUTrainingMixin:
     def gradients_finite(self, losses: Dict[str, torch.Tensor]) -> bool:
         """Whether every loss term and every gradient is finite; under DDP on every rank (one all-reduce)."""
         values = [v.detach().float().reshape(-1) for v in losses.values()]
-        values += [p.grad.detach().abs().amax().float().reshape(1) for p in self.net_g.parameters()
-                   if p.grad is not None]
+        grads = [p.grad.detach() for p in self.net_g.parameters() if p.grad is not None]
+        if grads:  # max |g| per tensor in one fused call (as clip_grad_norm_ does); NaN propagates
+            values += [torch.stack(torch._foreach_norm(grads, float('inf'))).float()]
         bad = (~torch.isfinite(torch.cat(values))).any().float() if values else torch.zeros((), device=self.device)
         if self.opt.get('dist') and dist.is_available() and dist.is_initialized():
             dist.all_reduce(bad, op=dist.ReduceOp.MAX)
