@@ -188,3 +188,27 @@ def test_benchmark_step_sizes():
     assert 'restormer=3x64x64' in cpu and 'mst_l=28x64x64' in cpu and '--amp' not in cpu and '--tiny' not in cpu
     assert '--tiny' in bench.benchmark_args('bf16', quick=False, cuda=False, out_dir='o')
     assert '--checkpoint' in cpu
+
+
+def test_targets_table_judges_time_memory_and_checkpointing_from_the_csv_files(tmp_path):
+    """The benchmark_amp step's targets: every GLMHA Restormer row of the models, memory and checkpointing CSVs."""
+    from glmha_plugin.analysis.benchmark import CheckpointRow, MemoryRow, ModelRow
+    from glmha_plugin.analysis.tables import write_csv
+    glmha = 'GLMHA r=0.5 calibration'
+    write_csv([ModelRow('restormer', '3x256x256', 2, 'CSA', 10, 1.0, 3.0, 1.0, 1.0, 1.0),
+               ModelRow('restormer', '3x256x256', 2, glmha, 9, 0.9, 2.7, 0.9, 0.90, 0.883),
+               ModelRow('mst_l', '28x256x256', 2, glmha, 9, 0.9, 2.7, 0.9, 0.99, 0.825)],
+              tmp_path / 'benchmark_models.csv')
+    write_csv([MemoryRow('restormer', '3x256x256', 2, 'CSA', 100.0, 1.0),
+               MemoryRow('restormer', '3x256x256', 2, glmha, 95.0, 0.95)], tmp_path / 'benchmark_memory.csv')
+    write_csv([CheckpointRow('restormer', '3x256x256', 2, 'CSA', 100.0, 20.0, 0.2),
+               CheckpointRow('restormer', '3x256x256', 2, glmha, 95.0, 19.0, 0.2)],
+              tmp_path / 'benchmark_checkpoint.csv')
+    table = bench.targets_markdown(str(tmp_path), cuda=True, quick=False)
+    rows = [line for line in table.splitlines() if line.startswith('| ') and glmha in line]
+    assert len(rows) == 3 and 'mst_l' not in table and '| CSA |' not in table     # Restormer's GLMHA rows only
+    assert rows[0].startswith('| training-step time') and rows[0].endswith('| 0.900 | <= 0.933 | met |')
+    assert rows[1].startswith('| peak training memory / CSA') and rows[1].endswith('| 0.950 | <= 0.93 | MISSED |')
+    assert 'use_checkpoint' in rows[2] and rows[2].endswith('| 0.200 | <= 0.5 | met |')
+    assert 'Not the target setting' not in table
+    assert 'Not the target setting' in bench.targets_markdown(str(tmp_path), cuda=False, quick=False)

@@ -19,8 +19,9 @@ import time
 from . import FAIL, PASS, StepResult, step_main, step_parser
 
 HOSTS_AT = {'cuda': 256, 'cpu': 64, 'quick': 32}
-# issue 11's CUDA targets for GLMHARestormer vs Restormer (bf16 autocast, 3 x 256 x 256, batch 2, training step)
-TIME_MARGIN, MEMORY_TARGET, CHECKPOINT_TARGET = 0.05, 0.93, 0.5
+# issue 11's CUDA targets for GLMHARestormer vs Restormer (bf16 autocast, 3 x 256 x 256, batch 2, training step);
+# the time margin over the MAC ratio is the benchmark's own (analysis.benchmark_report.TIME_SLACK)
+MEMORY_TARGET, CHECKPOINT_TARGET = 0.93, 0.5
 
 
 def benchmark_args(precision: str, quick: bool, cuda: bool, out_dir: str):
@@ -58,25 +59,30 @@ def _csv(path: str):
 
 def targets_markdown(out_dir: str, cuda: bool, quick: bool) -> str:
     """Issue 11's targets for GLMHARestormer vs Restormer, from this run's CSV files."""
-    models = [r for r in _csv(osp.join(out_dir, 'benchmark_models.csv')) if r['host'] == 'restormer']
-    memory = [r for r in _csv(osp.join(out_dir, 'benchmark_memory.csv')) if r['host'] == 'restormer']
-    lines = ['| quantity | GLMHA / CSA | target | verdict |', '|---|---:|---:|---|']
-    for r in models:
-        if r['variant'] != 'CSA':
-            limit = float(r['mac_ratio']) + TIME_MARGIN
-            ratio = float(r['fwd_bwd_ratio'])
-            lines.append(f'| training-step time (fwd + bwd), {r["size"]}, batch {r["batch"]}, {r["variant"]} | '
-                         f'{ratio:.3f} | <= {limit:.3f} | {"met" if ratio <= limit else "MISSED"} |')
-    for r in memory:
-        if r['variant'] != 'CSA':
-            ratio = float(r['ratio'])
-            lines.append(f'| peak training memory, {r["size"]}, batch {r["batch"]}, {r["variant"]} | {ratio:.3f} | '
-                         f'<= {MEMORY_TARGET} | {"met" if ratio <= MEMORY_TARGET else "MISSED"} |')
+    from ..analysis.benchmark_report import TIME_SLACK, _verdict
+
+    def restormer_rows(part):
+        return [r for r in _csv(osp.join(out_dir, f'benchmark_{part}.csv'))
+                if r['host'] == 'restormer' and r['variant'] != 'CSA']
+
+    lines = ['| quantity | ratio | target | verdict |', '|---|---:|---:|---|']
+    for r in restormer_rows('models'):
+        limit, ratio = float(r['mac_ratio']) + TIME_SLACK, float(r['fwd_bwd_ratio'])
+        lines.append(f'| training-step time (fwd + bwd) / CSA, {r["size"]}, batch {r["batch"]}, {r["variant"]} | '
+                     f'{ratio:.3f} | <= {limit:.3f} | {_verdict(ratio <= limit)} |')
+    for r in restormer_rows('memory'):
+        ratio = float(r['ratio'])
+        lines.append(f'| peak training memory / CSA, {r["size"]}, batch {r["batch"]}, {r["variant"]} | {ratio:.3f} | '
+                     f'<= {MEMORY_TARGET} | {_verdict(ratio <= MEMORY_TARGET)} |')
+    for r in restormer_rows('checkpoint'):
+        ratio = float(r['ratio'])
+        lines.append(f'| peak training memory with / without use_checkpoint, {r["size"]}, batch {r["batch"]}, '
+                     f'{r["variant"]} | {ratio:.3f} | <= {CHECKPOINT_TARGET} | {_verdict(ratio <= CHECKPOINT_TARGET)} |')
     where = ('' if cuda and not quick else
              '\n\nNot the target setting (CUDA, 3x256x256, batch 2): the verdicts are for this run only.')
     return ('Issue 11 (CUDA, bf16 autocast, Restormer 3x256x256, batch 2): GLMHARestormer training-step time <= MAC '
-            f'ratio + {TIME_MARGIN}, peak memory <= {MEMORY_TARGET} of Restormer\'s, with use_checkpoint <= '
-            f'{CHECKPOINT_TARGET} of without (from the memory table, when it has use_checkpoint rows).{where}\n\n'
+            f'ratio + {TIME_SLACK}, peak memory <= {MEMORY_TARGET} of Restormer\'s, with use_checkpoint <= '
+            f'{CHECKPOINT_TARGET} of without (the checkpointing table).{where}\n\n'
             + '\n'.join(lines) + '\n')
 
 
