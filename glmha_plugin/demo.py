@@ -41,6 +41,7 @@ import numpy as np
 from .demo_data import (DATA_DIR, DEMO_CSA_TEST_OPT, DEMO_CSA_TRAIN_OPT, DEMO_TEST_OPT,  # noqa: F401
                         DEMO_TRAIN_OPT, ROOT, TEST_PHOTOS, TEST_SET, TRAIN_PHOTOS, add_rain, add_training_rain,
                         make_rain_pairs, result_images, score, write_pairs)
+from .options import load_options, shipped_file
 
 # ---------------------------------------------------------------------------------------------- options for --iters
 
@@ -143,7 +144,7 @@ def trade_lines(glmha: Net, csa: Net, image_hw: Tuple[int, int]) -> List[str]:
 class DemoRun:
     label: str       # in the PNG and the trade table
     column: str      # in the PSNR/SSIM table
-    train_opt: str   # relative to ROOT
+    train_opt: str   # a shipped option file's name (glmha_plugin.options.shipped_file)
     test_opt: str
 
 
@@ -151,22 +152,16 @@ GLMHA_RUN = DemoRun('GLMHA-Restormer', 'GLMHA', DEMO_TRAIN_OPT, DEMO_TEST_OPT)
 CSA_RUN = DemoRun('Restormer (CSA twin)', 'CSA', DEMO_CSA_TRAIN_OPT, DEMO_CSA_TEST_OPT)
 
 
-def _load(path: str) -> dict:
-    import yaml
-    with open(path, encoding='utf-8') as f:
-        return yaml.safe_load(f)
-
-
 def _run(cmd, cwd):
     print('$', ' '.join(cmd), flush=True)
     subprocess.run(cmd, cwd=cwd, check=True)
 
 
-def train_and_test(run: DemoRun, workdir: str, iters: Optional[int]) -> Tuple[str, Optional[float], float]:
-    """Train (resuming) and test one network; returns (test name, s/iteration of its training logs, seconds)."""
+def train_and_test(run: DemoRun, opt: dict, workdir: str, iters: Optional[int]) -> Tuple[str, Optional[float], float]:
+    """Train (resuming) and test one network, ``opt`` being its training options as read from ``run.train_opt``;
+    returns (test name, s/iteration of its training logs, seconds)."""
     start = time.time()
-    train_opt, test_opt = osp.join(ROOT, run.train_opt), osp.join(ROOT, run.test_opt)
-    opt = _load(train_opt)
+    train_opt, test_opt = shipped_file(run.train_opt), shipped_file(run.test_opt)
     force = ['--force_yml'] + iteration_overrides(opt, iters) if iters else []
     exp = osp.join(workdir, 'experiments', opt['name'])
     if osp.isdir(osp.join(exp, 'training_states')) and os.listdir(osp.join(exp, 'training_states')):
@@ -179,7 +174,7 @@ def train_and_test(run: DemoRun, workdir: str, iters: Optional[int]) -> Tuple[st
     _run([sys.executable, '-m', 'glmha_plugin.test', '-opt', test_opt, '--force_yml',
           f'path:pretrain_network_g={weights}'], workdir)
     logs = sorted(glob.glob(osp.join(exp, f'train_{opt["name"]}_*.log')))
-    return _load(test_opt)['name'], seconds_per_iteration(logs), time.time() - start
+    return load_options(test_opt)['name'], seconds_per_iteration(logs), time.time() - start
 
 
 @dataclass
@@ -280,15 +275,15 @@ def main(argv=None):
         make_rain_pairs(osp.join(workdir, DATA_DIR))
 
     runs = [CSA_RUN, GLMHA_RUN] if args.compare else [GLMHA_RUN]
-    done = {run.column: train_and_test(run, workdir, args.iters) for run in runs}
+    opts = {run.column: load_options(shipped_file(run.train_opt)) for run in (GLMHA_RUN, CSA_RUN)}
+    done = {run.column: train_and_test(run, opts[run.column], workdir, args.iters) for run in runs}
     rows, images = score_runs(workdir, {run.column: done[run.column][0] for run in runs})
     image_hw = images['input'][0].shape[:2]
-    glmha, csa = (count_network(run.label, _load(osp.join(ROOT, run.train_opt))['network_g'], image_hw)
-                  for run in (GLMHA_RUN, CSA_RUN))
+    glmha, csa = (count_network(run.label, opts[run.column]['network_g'], image_hw) for run in (GLMHA_RUN, CSA_RUN))
     glmha.sec_per_iter = done[GLMHA_RUN.column][1]
     if args.compare:
         csa.sec_per_iter = done[CSA_RUN.column][1]
-    iters = args.iters or _load(osp.join(ROOT, DEMO_TRAIN_OPT))['train']['total_iter']
+    iters = args.iters or opts[GLMHA_RUN.column]['train']['total_iter']
     png = osp.join(workdir, 'demo_side_by_side.png')
     plot(rows, images, {run.column: run.label for run in runs}, picture_title(glmha, csa, image_hw, iters), png)
     print()

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# Named as in a checkout; glmha_plugin.options.shipped_file finds them in a wheel too.
 DEMO_TRAIN_OPT = osp.join('options', 'tiny', 'Demo_Deraining_GLMHA.yml')
 DEMO_TEST_OPT = osp.join('options', 'tiny', 'test_Demo_Deraining_GLMHA.yml')
 DEMO_CSA_TRAIN_OPT = osp.join('options', 'tiny', 'Demo_Deraining_Restormer.yml')

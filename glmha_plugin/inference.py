@@ -33,9 +33,9 @@ import torch
 
 from .checkpoint import load_into
 from .errors import CheckpointError, UsageError
+from .options import shipped_file
 from .prepare.gopro_patches import patch_corners
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TASKS: Dict[str, Sequence[str]] = {
     'Deraining': ('Rain100L', 'Rain100H', 'Test100', 'Test1200', 'Test2800'),
     'Motion_Deblurring': ('GoPro', 'HIDE', 'RealBlur_J', 'RealBlur_R'),
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> Dict[str, List[str]]:
     datasets = args.dataset or list(TASKS[args.task])
     input_dir = args.input_dir or DEFAULT_INPUT_DIR[args.task]
-    network_opt = args.network_opt or osp.join(ROOT, DEFAULT_NETWORK_OPT[args.task])
+    network_opt = args.network_opt or shipped_file(DEFAULT_NETWORK_OPT[args.task])
     folders = {d: test_folder(args.task, input_dir, d, 'input') for d in datasets}
     missing = [f for f in folders.values() if not osp.isdir(f)]
     if missing:

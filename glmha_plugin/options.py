@@ -87,6 +87,15 @@ def shipped_path(name: str) -> Optional[str]:
     return None
 
 
+def shipped_file(name: str) -> str:
+    """Absolute path of the shipped option file ``name`` (:func:`shipped_path`: the wheel's package data, else a
+    checkout's ``options/``), for the plugin's own defaults; UsageError when none fits."""
+    path = shipped_path(name)
+    if path is None:
+        raise UsageError(f'no shipped option file {name!r} in {shipped_dir()}; reinstall glmha-plugin')
+    return path
+
+
 def load_options(path):
     """Read an option YAML safely, with a clear error for a missing or malformed file."""
     if path is None:

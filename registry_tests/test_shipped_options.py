@@ -27,6 +27,23 @@ def test_a_checkout_ships_its_options_folder():
     assert {'Deraining_GLMHA.yml', DEMO, 'tiny/test_Demo_Deraining_GLMHA.yml'} <= set(repo)
 
 
+def test_the_plugins_own_default_option_files_are_found_in_package_data(tmp_path, monkeypatch):
+    """The demo, compare and inference defaults (named as in a checkout) resolve to a wheel's package data."""
+    import shutil
+    from glmha_plugin import demo_data
+    from glmha_plugin.inference import DEFAULT_NETWORK_OPT
+    package_data = tmp_path / 'option_files'
+    shutil.copytree(OPTIONS, package_data)
+    monkeypatch.setattr(options, 'PACKAGED_DIR', str(package_data))
+    monkeypatch.setattr(options, 'CHECKOUT_DIR', str(tmp_path / 'no checkout'))
+    names = [demo_data.DEMO_TRAIN_OPT, demo_data.DEMO_TEST_OPT, demo_data.DEMO_CSA_TRAIN_OPT,
+             demo_data.DEMO_CSA_TEST_OPT, *DEFAULT_NETWORK_OPT.values()]
+    for name in names:
+        assert options.shipped_file(name) == str(package_data.joinpath(*name.split('/')[1:])), name
+    with pytest.raises(UsageError, match="no shipped option file 'options/tiny/Nothing.yml'"):
+        options.shipped_file('options/tiny/Nothing.yml')
+
+
 def test_package_data_comes_before_the_checkout(tmp_path, monkeypatch):
     (tmp_path / 'tiny').mkdir()
     (tmp_path / 'tiny' / 'Only_Here.yml').write_text('# only here\nname: x\n')

@@ -34,8 +34,9 @@ import cv2
 import torch
 import yaml
 
-from ..demo_data import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, ROOT, make_rain_pairs, result_images
+from ..demo_data import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, make_rain_pairs, result_images
 from ..demo_data import score as demo_score
+from ..options import load_options, shipped_file
 from .complexity import count
 from .tables import write_csv
 
@@ -192,10 +193,8 @@ def run_comparison(workdir: str, variant_opts: Dict[str, Dict], seeds: Sequence[
     (module docstring; needs the ``CSA`` variant).  ``threads`` sets
     ``OMP_NUM_THREADS`` (torch's CPU threads) of the runs.
     """
-    with open(osp.join(ROOT, DEMO_TRAIN_OPT), encoding='utf-8') as f:
-        train_template = yaml.safe_load(f)
-    with open(osp.join(ROOT, DEMO_TEST_OPT), encoding='utf-8') as f:
-        test_template = yaml.safe_load(f)
+    train_template = load_options(shipped_file(DEMO_TRAIN_OPT))
+    test_template = load_options(shipped_file(DEMO_TEST_OPT))
     if warm_start and CSA not in variant_opts:
         raise ValueError(f'warm start converts the CSA runs; the variants {list(variant_opts)} have no {CSA!r}')
     if not osp.isdir(osp.join(workdir, DATA_DIR, 'train', 'input')):
