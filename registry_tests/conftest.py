@@ -8,7 +8,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
+
+from glmha_plugin.gpucheck.training import free_port  # noqa: F401  (a free loopback port, for the tests too)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OPTIONS = osp.join(REPO, 'options')
@@ -81,21 +84,27 @@ def run(cmd, cwd, timeout=300, check=True, **env):
     return proc
 
 
-def torchrun_in_sync(cwd, opts, port_offset=0, timeout=400):
-    """Train the tiny demo on 2 CPU ranks (torchrun, gloo, helpers/ddp_dump.py); check and return the ranks' weights.
+needs_no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason='the upstream symptom only shows without a GPU')
 
-    Each rank needs whole batches; spawned DataLoader workers (basicsr sets 'spawn') need the alias too.
-    """
-    import torch
-    port = 29500 + (os.getpid() + port_offset) % 400
-    run([osp.join(BIN, 'torchrun'), '--nproc_per_node=2', f'--master_port={port}',
-         osp.join(REPO, 'registry_tests', 'helpers', 'ddp_dump.py'), '-opt', TINY_TRAIN, '--launcher', 'pytorch',
-         '--force_yml', *opts], cwd=cwd, timeout=timeout)
-    r0, r1 = (torch.load(osp.join(cwd, f'rank{r}.pth'), weights_only=True) for r in (0, 1))
+
+def assert_same_weights(rank_files):
+    """The state dicts saved by two ranks (helpers/ddp_dump.py) are equal; returns rank 0's."""
+    r0, r1 = (torch.load(f, weights_only=True) for f in rank_files)
     assert r0.keys() == r1.keys()
     for k in r0:
         assert torch.equal(r0[k], r1[k]), k
     return r0
+
+
+def torchrun_in_sync(cwd, opts, timeout=400):
+    """Train the tiny demo on 2 CPU ranks (torchrun, gloo, helpers/ddp_dump.py); check and return the ranks' weights.
+
+    Each rank needs whole batches; spawned DataLoader workers (basicsr sets 'spawn') need the alias too.
+    """
+    run([osp.join(BIN, 'torchrun'), '--nproc_per_node=2', f'--master_port={free_port()}',
+         osp.join(REPO, 'registry_tests', 'helpers', 'ddp_dump.py'), '-opt', TINY_TRAIN, '--launcher', 'pytorch',
+         '--force_yml', *opts], cwd=cwd, timeout=timeout)
+    return assert_same_weights([osp.join(cwd, f'rank{r}.pth') for r in (0, 1)])
 
 
 @pytest.fixture(scope='session')

@@ -14,14 +14,13 @@ import torch
 import torch.distributed as dist
 
 from glmha_plugin import compat
-from glmha_plugin.gpucheck.training import free_port
-from conftest import BIN, FAST, REPO, TINY_TRAIN, clean_env
+from conftest import (BIN, FAST, REPO, TINY_TRAIN, assert_same_weights, clean_env, free_port, needs_no_gpu,
+                      train_logs)
 
 DDP_DUMP = osp.join(REPO, 'registry_tests', 'helpers', 'ddp_dump.py')
 EXP = osp.join('experiments', 'Demo_Deraining_GLMHA')
 # each rank needs whole batches: 2 photos x 4 = 8 crops, 2 ranks x batch 2; no validation until the end
 OPTS = FAST + ['datasets:train:dataset_enlarge_ratio=4', 'val:val_freq=100']
-needs_no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason='the upstream symptom only shows without a GPU')
 
 
 def node_dirs(workdir, n=2):
@@ -54,11 +53,8 @@ def run_together(cmds, timeout=240):
 
 
 def assert_ranks_in_sync(rank_files, exp_dir):
-    r0, r1 = (torch.load(f, weights_only=True) for f in rank_files)
-    assert r0.keys() == r1.keys()
-    for k in r0:
-        assert torch.equal(r0[k], r1[k]), k
-    log = open(osp.join(exp_dir, next(f for f in os.listdir(exp_dir) if f.endswith('.log')))).read()
+    r0 = assert_same_weights(rank_files)
+    log = train_logs(osp.dirname(osp.dirname(exp_dir)), osp.basename(exp_dir))[0]
     assert 'World size (gpu number): 2' in log and 'iter:       4,' in log, 'no DDP training iterations ran'
     at2 = torch.load(osp.join(exp_dir, 'models', 'net_g_2.pth'), weights_only=True)['params']
     assert any(not torch.equal(at2[k], r0[k]) for k in r0), 'weights did not change after iteration 2'

@@ -9,12 +9,11 @@ import torch.distributed as dist
 
 import glmha_plugin
 from glmha_plugin import compat
-from conftest import run
+from conftest import free_port, needs_no_gpu, run
 
 NO_GPU = not torch.cuda.is_available()
 # what torch says when upstream asks for a GPU that is not there (CUDA build / CPU-only build)
 NO_CUDA = 'Found no NVIDIA driver|Torch not compiled with CUDA enabled'
-needs_no_gpu = pytest.mark.skipif(not NO_GPU, reason='the upstream symptom only shows without a GPU')
 
 
 def test_every_adaptation_applied():
@@ -173,7 +172,7 @@ def single_rank_env(monkeypatch):
     monkeypatch.setenv('RANK', '0')
     monkeypatch.setenv('WORLD_SIZE', '1')
     monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
-    monkeypatch.setenv('MASTER_PORT', str(29400 + os.getpid() % 500))
+    monkeypatch.setenv('MASTER_PORT', str(free_port()))
     yield
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -6,9 +6,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
-import yaml
 
-from conftest import REPO, run
+from conftest import REPO, load_yaml, run
 from glmha_plugin import demo, demo_data
 from glmha_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from glmha_plugin.models.progressive import ProgressiveSchedule
@@ -16,8 +15,7 @@ from glmha_plugin.validate import apply_overrides
 
 
 def _opt(rel):
-    with open(osp.join(REPO, rel)) as f:
-        return yaml.safe_load(f)
+    return load_yaml(osp.join(REPO, rel))
 
 
 # ------------------------------------------------------------------------------------------------ rain

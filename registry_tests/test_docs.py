@@ -14,9 +14,8 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
-from conftest import BIN, REPO, clean_env
+from conftest import BIN, REPO, clean_env, load_yaml
 
 DOCS = [osp.join(REPO, 'README.md')] + sorted(glob.glob(osp.join(REPO, 'docs', '*.md')))
 TOOL = re.compile(r'(?<![\w/.-])tools/(\w+)\.py\b')
@@ -72,7 +71,6 @@ def test_named_option_file_exists_and_passes_preflight(name):
     from glmha_plugin.validate import check_options
     path = osp.join(REPO, name)
     assert osp.isfile(path), f'{name} is named in the docs but does not exist'
-    with open(path, encoding='utf-8') as f:
-        opt = yaml.safe_load(f)
+    opt = load_yaml(path)
     # files=False: the data sets and weights the shipped files point to are the user's to provide
     check_options(opt, is_train=not osp.basename(name).startswith('test_'), files=False)

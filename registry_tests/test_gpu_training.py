@@ -13,6 +13,7 @@ from glmha_plugin import compat
 from glmha_plugin.models import CASSIModel, ImageCleanModel
 from glmha_plugin.models.precision import Precision, resolve_precision
 from glmha_plugin.models.training import CompileError, NonFiniteLossError
+from conftest import free_port
 from test_recipe_training import model_opt
 
 pytestmark = pytest.mark.filterwarnings('ignore:Detected call of:UserWarning')  # basicsr steps schedulers first
@@ -210,10 +211,9 @@ def test_loader_delivers_accum_iter_micro_batches(tmp_path, demo_data):
 
 @pytest.fixture
 def single_rank_group(monkeypatch):
-    import os
     import torch.distributed as dist
     monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
-    monkeypatch.setenv('MASTER_PORT', str(29000 + os.getpid() % 400))
+    monkeypatch.setenv('MASTER_PORT', str(free_port()))
     dist.init_process_group('gloo', rank=0, world_size=1)
     yield
     dist.destroy_process_group()

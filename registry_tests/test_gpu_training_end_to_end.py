@@ -52,7 +52,7 @@ def test_torchrun_two_processes_with_checkpointing_and_accumulation(workdir):
     """2 ranks (gloo), use_checkpoint and accum_iter 2 (no_sync for the first micro-batch): identical weights."""
     opts = FAST + CLEAN_MODEL + ['network_g:use_checkpoint=true', 'train:accum_iter=2',
                                  'datasets:train:num_worker_per_gpu=1', 'datasets:train:dataset_enlarge_ratio=8']
-    r0 = torchrun_in_sync(workdir, opts, port_offset=7, timeout=500)
+    r0 = torchrun_in_sync(workdir, opts, timeout=500)
     log = _log(workdir)[0]
     assert 'World size (gpu number): 2' in log and 'iter:       4,' in log
     assert 'accum_iter 2 micro-batches of batch_size_per_gpu 2: the loader delivers 4 samples per GPU' in log

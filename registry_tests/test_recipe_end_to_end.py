@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import BIN, OPTIONS, REPO, TINY_RESTORMER, run, train_logs
+from conftest import BIN, OPTIONS, REPO, TINY_RESTORMER, free_port, run, train_logs
 from glmha_plugin import evaluate
 from glmha_plugin.test import tools_test_main as tools_test_py
 from test_recipe_training import closed_form
@@ -92,8 +92,7 @@ def test_recipe_trains_resumes_tests_and_evaluates(derain_dir, monkeypatch, caps
 
 
 def test_progressive_learning_under_two_process_gloo_ddp(derain_dir):
-    port = 29900 + os.getpid() % 90
-    run([osp.join(BIN, 'torchrun'), '--nproc_per_node=2', f'--master_port={port}',
+    run([osp.join(BIN, 'torchrun'), '--nproc_per_node=2', f'--master_port={free_port()}',
          osp.join(REPO, 'registry_tests', 'helpers', 'ddp_dump.py'), '-opt', TRAIN_OPT, '--launcher', 'pytorch',
          '--force_yml', *TINY_RECIPE, 'train:total_iter=6'], cwd=derain_dir, timeout=400)
     r0, r1 = (torch.load(osp.join(derain_dir, f'rank{r}.pth'), weights_only=True) for r in (0, 1))
