@@ -33,13 +33,14 @@ import os
 import os.path as osp
 import sys
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import yaml
 from torch import nn
 
-from .analysis.hosts import HOSTS, HostSpec
+from .analysis.hosts import HostSpec
+from .analysis.hosts import host_archs as registered_archs  # every exportable registered name -> its host
 from .checkpoint import load_into
 from .options import load_options
 from .errors import UsageError
@@ -51,11 +52,6 @@ TOLERANCE = {torch.float32: 1e-4,    # largest absolute difference to the eager 
              torch.float16: 1e-2}    # float16: relative to the largest absolute output value
 OUTPUT_NAME = 'output'
 SWAP_BUILDER = 'GLMHASwap'         # any host's network with its attention swapped (glmha_plugin.swap)
-
-
-def registered_archs() -> Dict[str, HostSpec]:
-    """Every registered architecture name (the hosts' CSA network and its twins) -> its host."""
-    return {arch: host for make in HOSTS.values() for host in [make()] for arch in (host.arch, *host.other_archs)}
 
 
 def host_of(arch: str, options: Optional[dict] = None) -> HostSpec:

@@ -259,14 +259,17 @@ def get_host(name: str) -> HostSpec:
         raise ValueError(f'unknown host {name!r}; known hosts: {", ".join(sorted(HOSTS))}') from None
 
 
+def host_archs() -> Dict[str, HostSpec]:
+    """Every registered architecture of every host (its CSA network, then its twins) -> that host."""
+    return {arch: host for host in (make() for make in HOSTS.values()) for arch in (host.arch, *host.other_archs)}
+
+
 def host_for_arch(arch: str) -> HostSpec:
     """The host whose registered name (or twin) is ``arch``; a clear error otherwise."""
-    for make in HOSTS.values():
-        host = make()
-        if arch == host.arch or arch in host.other_archs:
-            return host
-    known = sorted(n for make in HOSTS.values() for n in (make().arch, *make().other_archs))
-    raise ValueError(f'network type {arch!r} is not a known host network; known: {", ".join(known)}')
+    archs = host_archs()
+    if arch not in archs:
+        raise ValueError(f'network type {arch!r} is not a known host network; known: {", ".join(sorted(archs))}')
+    return archs[arch]
 
 
 def attention_variants(ratios=(0.25, 0.5, 0.75), guidances=('calibration', 'none')) -> Dict[str, Dict]:

@@ -29,8 +29,8 @@ BATCHES = (1, 2)
 
 def architectures() -> List[Tuple[object, str]]:
     """``(host, arch name)`` for every registered architecture of every known host."""
-    from ..analysis.hosts import HOSTS
-    return [(host, arch) for host in (make() for make in HOSTS.values()) for arch in (host.arch, *host.other_archs)]
+    from ..analysis.hosts import host_archs
+    return [(host, arch) for arch, host in host_archs().items()]
 
 
 def build(host, arch: str) -> torch.nn.Module:
