@@ -107,9 +107,9 @@ def test_glmha_positional_branch_is_a_channel_expanding_grouped_conv():
     v = torch.randn(2, 14, 5, 6)
     first = F.conv2d(v, m.pos_emb[0].weight, padding=1, groups=14)        # 14 groups, 2 outputs each
     ref = F.conv2d(F.gelu(first), m.pos_emb[2].weight, padding=1, groups=28)
-    torch.testing.assert_close(m.pos_emb(v.index_select(1, m.pos_index)), ref)
-    assert m.pos_index.tolist() == [j // 2 for j in range(28)]
-    assert 'pos_index' not in m.state_dict()
+    torch.testing.assert_close(m.pos_emb(v.index_select(1, torch.arange(28) // 2)), ref)   # C-channel input
+    torch.testing.assert_close(m.pos_emb(v), ref)                                          # r-channel values
+    assert [k for k in m.state_dict() if k.startswith('pos_emb.')] == ['pos_emb.0.weight', 'pos_emb.2.weight']
 
 
 @pytest.mark.parametrize('dim,rank', [(28, 14), (28, 7), (31, 15), (32, 24), (32, 32)])

@@ -203,8 +203,8 @@ def count(model: nn.Module, inputs: Union[torch.Tensor, Sequence[torch.Tensor]])
     analyzer.clear_op_handles()  # only our rules, each one tagged with its category
     analyzer.set_op_handle(**{kind: recorder.handle(kind, rule) for kind, rule in OP_RULES.items()})
     analyzer.unsupported_ops_warnings(False)
-    # GLMHA's guided projection uses qkv.weight directly, so qkv itself is never "called"; its MACs land
-    # in the parent attention module.  That is expected, not a problem worth a warning.
+    # Modules a network holds but does not call (e.g. an unused branch) are reported by name in by_module
+    # with zero MACs; a warning per module would only repeat that.
     analyzer.uncalled_modules_warnings(False)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')
