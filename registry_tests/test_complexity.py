@@ -151,8 +151,8 @@ def _spectral_layers(net):
 
 
 def _guidance_not_macs(m: SpectralMSA, n: int) -> int:
-    """The calibration's pooling (C N) and the fold of g into the K/V weights (2 r C): element-wise, not MACs."""
-    return m.dim * n + 2 * m.rank * m.dim if m.guidance == 'calibration' else 0
+    """The calibration's pooling (C N) and the scaling of the tokens by g (C N): element-wise, not MACs."""
+    return 2 * m.dim * n if m.guidance == 'calibration' else 0
 
 
 @pytest.mark.parametrize('options', [dict(attention='csa'), dict(attention='glmha', rank_ratio=0.5),

@@ -459,3 +459,52 @@ def benchmark_runtimes(host: HostSpec, size: Size, variants: Dict[str, Dict], ru
 def _no_grad_call(model: Callable, inputs: tuple) -> None:
     with torch.no_grad():
         model(*inputs)
+
+
+@dataclass
+class PathRow:
+    host: str
+    size: str
+    batch: int
+    variant: str
+    runtime: str        # 'eager' or 'eager_train'
+    path: str           # the layer path forced (glmha_plugin.layers.paths)
+    ms: float
+    ratio: float        # vs the device's own path, same variant and runtime
+
+
+def benchmark_paths(host: HostSpec, size: Size, variants: Dict[str, Dict], repeats: int, device: torch.device,
+                    batch: int = 1, overrides: Dict = None, seed: int = 0, min_time: float = 0.0,
+                    clock: str = 'wall') -> List[PathRow]:
+    """Eager forward and training step of each variant with each layer path forced, on ``device``, interleaved.
+
+    Says whether a device's own path pays there: the ratio of every path to
+    the one :func:`~glmha_plugin.layers.paths.layer_path` picks for the device.
+    """
+    from ..layers.paths import PATHS, force_path, layer_path
+    own = layer_path(torch.empty(0, device=device)).name
+    models = {}
+    for v, opts in variants.items():
+        torch.manual_seed(seed)
+        models[v] = host.build(**opts, **(overrides or {})).to(device)
+    inputs = host.make_inputs(size, batch, device)
+
+    def forced(fn, path):
+        def run():
+            with force_path(path):
+                fn()
+        return run
+
+    rows = []
+    for runtime in ('eager', 'eager_train'):
+        fns = {}
+        for v, m in models.items():
+            m.train(runtime == 'eager_train')
+            fn = (lambda m=m: _no_grad_call(m, inputs)) if runtime == 'eager' else _adam_step(m, inputs)
+            for path in PATHS:
+                fns[(v, path)] = forced(fn, path)
+        samples = time_interleaved(fns, repeats, device, min_time, clock)
+        med = {k: statistics.median(s) for k, s in samples.items()}
+        rows += [PathRow(host.name, 'x'.join(map(str, size)), batch, v, runtime, path, med[(v, path)] * 1e3,
+                         med[(v, path)] / med[(v, own)]) for v in variants for path in PATHS]
+    return rows
