@@ -188,6 +188,7 @@ def test_benchmark_step_sizes():
     assert 'restormer=3x64x64' in cpu and 'mst_l=28x64x64' in cpu and '--amp' not in cpu and '--tiny' not in cpu
     assert '--tiny' in bench.benchmark_args('bf16', quick=False, cuda=False, out_dir='o')
     assert '--checkpoint' in cpu
+    assert cpu[cpu.index('--parts') + 1:cpu.index('--parts') + 5] == ['layers', 'models', 'memory', 'paths']
 
 
 def test_targets_table_judges_time_memory_and_checkpointing_from_the_csv_files(tmp_path):

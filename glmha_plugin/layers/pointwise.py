@@ -22,15 +22,19 @@ and the guided rows from the second.  That is exact for any module (it runs
 the module's own forward on the inputs the maths asks for) and costs a second
 pass of the projection.
 
-Layouts (:mod:`.paths`): on the CPU path the product is written channels-last
-(``pixels x C_in @ C_in x C_out``), where PyTorch's CPU depth-wise conv that
-follows is ~2.5x faster; on the CUDA path (and in exported graphs) it is
-computed in NCHW form (``C_out x C_in @ C_in x pixels``, no transposes in an
-ONNX graph) and returned in the input's layout.
+The two layer paths (:mod:`.paths`) compute the guided call two ways.  CPU
+path: the per-image product is written channels-last (``pixels x C_in @ C_in
+x C_out``), where PyTorch's CPU depth-wise conv that follows is ~2.5x faster.
+CUDA path (and exported graphs): the input is scaled, ``g * X`` (one
+element-wise pass), and the two row blocks are two convolutions of the shared
+weight's blocks, concatenated, in the input's layout; an ONNX graph then holds
+only Mul, Conv and Concat, which onnxruntime runs in its blocked convolution
+layout (a per-image MatMul there measured slower, docs/measuring.md).
 """
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .paths import layer_path
@@ -43,25 +47,17 @@ def memory_format_of(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def per_image_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
-                        channels_last: bool) -> torch.Tensor:
-    """1x1 conv with a weight per image: B x C_in x H x W (any layout), ``weight`` B x C_out x C_in -> B x C_out x H x W.
+def per_image_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """1x1 conv with a weight per image, written channels-last: B x C_in x H x W (any layout) -> B x C_out x H x W.
 
-    ``channels_last``: the result is written channels-last (a ``pixels x C_in
-    @ C_in x C_out`` product); else it is computed as ``C_out x C_in @ C_in x
-    pixels`` (NCHW) and returned in the input's layout.
+    ``weight``: B x C_out x C_in.  One ``pixels x C_in @ C_in x C_out``
+    product per image, whose result is the channels-last tensor.
     """
-    b, c, h, w = x.shape
-    if channels_last:
-        rows = x.flatten(2).transpose(1, 2)                   # B x N x C_in (a view for NCHW and NHWC inputs)
-        w_t = weight.transpose(1, 2)                          # B x C_in x C_out
-        out = torch.bmm(rows, w_t) if bias is None else torch.baddbmm(bias.view(1, 1, -1), rows, w_t)
-        return out.view(b, h, w, -1).permute(0, 3, 1, 2)
-    cols = x.reshape(b, c, h * w)                             # B x C_in x N
-    out = torch.matmul(weight, cols)
-    if bias is not None:
-        out = out + bias.view(1, -1, 1)
-    return out.view(b, -1, h, w).contiguous(memory_format=memory_format_of(x))
+    b, _, h, w = x.shape
+    rows = x.flatten(2).transpose(1, 2)                       # B x N x C_in (a view for NCHW and NHWC inputs)
+    w_t = weight.transpose(1, 2)                              # B x C_in x C_out
+    out = torch.bmm(rows, w_t) if bias is None else torch.baddbmm(bias.view(1, 1, -1), rows, w_t)
+    return out.view(b, h, w, -1).permute(0, 3, 1, 2)
 
 
 class GuidedConv2d(nn.Conv2d):
@@ -85,10 +81,14 @@ class GuidedConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor, gate: Optional[torch.Tensor] = None) -> torch.Tensor:
         if gate is None:
             return super().forward(x)
-        b = x.shape[0]
-        plain, guided = self.weight.flatten(1).split([self.out_channels - self.guided, self.guided])
-        weight = torch.cat([plain.expand(b, -1, -1), guided * gate.unsqueeze(1)], dim=1)   # B x C_out x C_in
-        return per_image_pointwise(x, weight, self.bias, layer_path(x).channels_last)
+        plain, guided = self.weight.split([self.out_channels - self.guided, self.guided])
+        if layer_path(x).channels_last:   # CPU path: g folded into per-image rows, one product
+            b = x.shape[0]
+            weight = torch.cat([plain.flatten(1).expand(b, -1, -1), guided.flatten(1) * gate.unsqueeze(1)], dim=1)
+            return per_image_pointwise(x, weight, self.bias)
+        bias = (None, None) if self.bias is None else self.bias.split([self.out_channels - self.guided, self.guided])
+        scaled = x * gate[:, :, None, None].to(x.dtype)
+        return torch.cat([F.conv2d(x, plain, bias[0]), F.conv2d(scaled, guided, bias[1])], dim=1)
 
 
 def guided_call(module: nn.Module, x: torch.Tensor, gate: torch.Tensor, guided: int) -> torch.Tensor:
