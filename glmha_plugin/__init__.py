@@ -2,11 +2,11 @@
 
 Importing this package installs the torchvision compatibility alias (before
 basicsr is imported), applies the runtime adaptations in
-:mod:`glmha_plugin.compat`, and registers every architecture, dataset, model,
+:mod:`glmha_plugin.glue.compat`, and registers every architecture, dataset, model,
 loss and metric of the plugin in basicsr's registries.  :func:`swap_attention`
 puts GLMHA into any network with Restormer-style or MST-style attention.
 """
-from . import compat
+from .glue import compat
 
 compat.apply()
 

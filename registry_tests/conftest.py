@@ -11,7 +11,6 @@ import pytest
 import torch
 import yaml
 
-from glmha_plugin.gpucheck.training import free_port  # noqa: F401  (a free loopback port, for the tests too)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OPTIONS = osp.join(REPO, 'options')
@@ -31,6 +30,14 @@ TINY_RETINEX = dict(n_feat=8, stage=1, num_blocks=[1, 1, 1])
 FAST = ['train:total_iter=4', 'logger:print_freq=1', 'logger:save_checkpoint_freq=2', 'val:val_freq=4',
         'datasets:train:num_worker_per_gpu=0', 'datasets:train:batch_size_per_gpu=2',
         'datasets:train:gt_size=32', 'datasets:train:dataset_enlarge_ratio=1']
+
+
+def free_port() -> int:
+    """A free loopback port (for torchrun's --master_port and process groups)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def read_fixture(name: str):
@@ -116,7 +123,7 @@ def mst_official():
 @pytest.fixture(scope='session')
 def demo_data(tmp_path_factory):
     """A tiny copy of the demo's folder layout (datasets/demo_rain/...), made once per session."""
-    from glmha_plugin.demo_data import make_rain_pairs
+    from glmha_plugin.demo.data import make_rain_pairs
     root = tmp_path_factory.mktemp('demo_data')
     make_rain_pairs(str(root / 'datasets' / 'demo_rain'), train_short_side=48, test_size=(20, 27),
                     train_photos=('astronaut', 'coffee'), test_photos=('chelsea',))

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import BIN, TINY_RESTORMER, TINY_TRAIN, load_yaml, run
-from glmha_plugin.checkpoint import load_checkpoint, load_into
+from glmha_plugin.glue.checkpoints import load_checkpoint, load_into
 from glmha_plugin.errors import CheckpointError, OptionError
-from glmha_plugin.validate import apply_overrides, check_options
+from glmha_plugin.glue.preflight import apply_overrides, check_options
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ def test_pairing_follows_the_datasets_own_rule(tmp_path):
     its unpaired files, instead of applying basicsr's same-extension rule."""
     import cv2
     import numpy as np
-    from glmha_plugin.validate import check_dataset
+    from glmha_plugin.glue.preflight import check_dataset
     for sub in ('input', 'target'):
         (tmp_path / sub).mkdir()
     img = np.full((24, 24, 3), 128, np.uint8)
@@ -233,7 +233,7 @@ def test_pickle_opt_out_is_explicit(tmp_path):
 
 
 def test_test_options_need_weights(tmp_path):
-    from glmha_plugin.test import check_weights
+    from glmha_plugin.commands.test import check_weights
     from glmha_plugin.errors import UsageError
     with pytest.raises(UsageError, match='refusing to test without trained weights'):
         check_weights({'path': {'pretrain_network_g': None}})
@@ -270,7 +270,7 @@ def test_cli_reports_cleanly_and_leaves_existing_experiment_alone(workdir):
 def test_cli_invalid_yaml(workdir):
     bad = workdir / 'bad.yml'
     bad.write_text('name: [unclosed\n')
-    proc = run([sys.executable, '-m', 'glmha_plugin.train', '-opt', str(bad)], cwd=workdir, check=False)
+    proc = run([sys.executable, '-m', 'glmha_plugin.commands.train', '-opt', str(bad)], cwd=workdir, check=False)
     assert proc.returncode == 2 and 'is not valid YAML' in proc.stderr
 
 

@@ -1,4 +1,4 @@
-"""The benchmark machinery (interleaving, memory, targets) and a seconds-long run of tools/benchmark.py."""
+"""The benchmark machinery (interleaving, memory, targets) and a seconds-long run of glmha benchmark."""
 import pytest
 import torch
 

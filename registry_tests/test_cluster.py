@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from glmha_plugin import compat
+from glmha_plugin.glue import compat
 from conftest import (BIN, FAST, REPO, TINY_TRAIN, assert_same_weights, clean_env, free_port, needs_no_gpu,
                       train_logs)
 

@@ -1,4 +1,4 @@
-"""tools/compare.py: equal-budget CSA vs GLMHA runs through the real train/test pipelines."""
+"""glmha compare: equal-budget CSA vs GLMHA runs through the real train/test pipelines."""
 import csv
 import os.path as osp
 import statistics

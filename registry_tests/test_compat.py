@@ -1,4 +1,4 @@
-"""Each runtime adaptation of glmha_plugin.compat: the upstream symptom, the fix, the guard."""
+"""Each runtime adaptation of glmha_plugin.glue.compat: the upstream symptom, the fix, the guard."""
 import os
 import os.path as osp
 import sys
@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 
 import glmha_plugin
-from glmha_plugin import compat
+from glmha_plugin.glue import compat
 from conftest import free_port, needs_no_gpu, run
 
 NO_GPU = not torch.cuda.is_available()

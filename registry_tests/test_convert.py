@@ -6,7 +6,8 @@ import torch
 import yaml
 
 from conftest import TINY_RESTORMER_2 as TINY
-from glmha_plugin import convert
+from glmha_plugin.swap import convert as convert_tool
+from glmha_plugin.swap import warm_start as convert
 from glmha_plugin.archs import GLMHARestormer, Restormer
 
 
@@ -124,14 +125,14 @@ def test_checkpoint_round_trip_and_errors(tmp_path, capsys):
     torch.save({'params': {f'module.{k}': v for k, v in parent.state_dict().items()}}, src)  # DDP-style keys too
     opt = tmp_path / 'net.yml'
     opt.write_text(yaml.safe_dump({'network_g': dict(type='GLMHARestormer', **TINY, rank_ratio=1.0, guidance='none')}))
-    assert convert.main(['--input', str(src), '--output', str(dst), '-opt', str(opt)]) == 0
+    assert convert_tool.main(['--input', str(src), '--output', str(dst), '-opt', str(opt)]) == 0
     assert 'latent.1.attn' in capsys.readouterr().out
     child = GLMHARestormer(**TINY, rank_ratio=1.0, guidance='none')
     child.load_state_dict(torch.load(dst, weights_only=True)['params'], strict=True)
     with torch.no_grad():
         torch.testing.assert_close(child.eval()(x), ref, rtol=1e-5, atol=1e-5)
-    assert convert.main(['--input', str(src), '--output', str(dst), '-opt', str(opt)]) == 2
+    assert convert_tool.main(['--input', str(src), '--output', str(dst), '-opt', str(opt)]) == 2
     assert 'exists' in capsys.readouterr().err  # nothing overwritten without --overwrite
     opt.write_text(opt.read_text().replace('dim: 8', 'dim: 16'))
-    assert convert.main(['--input', str(src), '--output', str(tmp_path / 'x.pth'), '-opt', str(opt)]) == 2
+    assert convert_tool.main(['--input', str(src), '--output', str(tmp_path / 'x.pth'), '-opt', str(opt)]) == 2
     assert 'is not a Restormer (CSA) checkpoint matching network_g' in capsys.readouterr().err

@@ -7,11 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, load_yaml, run
-from glmha_plugin import demo, demo_data
+from conftest import BIN, REPO, load_yaml, run
+from glmha_plugin.demo import data as demo_data
+from glmha_plugin.demo import run as demo
 from glmha_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from glmha_plugin.models.progressive import ProgressiveSchedule
-from glmha_plugin.validate import apply_overrides
+from glmha_plugin.glue.preflight import apply_overrides
 
 
 def _opt(rel):
@@ -182,7 +183,7 @@ def test_scores_table_and_picture(tmp_path):
 @pytest.mark.slow
 def test_shortened_demo_with_compare_then_resume(tmp_path):
     """The real command on the real data, a few iterations: both twins, summary, PNG; then --iters more resumes."""
-    cmd = [sys.executable, '-m', 'glmha_plugin.demo', '--workdir', str(tmp_path / 'run')]
+    cmd = [osp.join(BIN, 'glmha'), 'demo', '--workdir', str(tmp_path / 'run')]
     out = run(cmd + ['--iters', '4', '--compare'], cwd=tmp_path, timeout=400).stdout
     assert out.count('[demo] training the tiny') == 2 and 'gain of GLMHA: ' in out
     assert 'gain of CSA: ' in out and 'the trade at the 132x180 test size' in out

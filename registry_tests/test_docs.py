@@ -1,10 +1,10 @@
 """The documentation stays true: every command README.md and docs/*.md name runs with ``--help``, and
 every option file they name exists and passes the pre-flight check of its keys, types and network.
 
-Commands are found in the text, not listed here: ``tools/<name>.py``, the package's console scripts
-(setup.cfg ``console_scripts``) and ``python -m glmha_plugin.<module>``. The ``--help`` runs start
-together (one process each) and are collected afterwards, so the check costs about as long as the
-slowest of them on two cores.
+Commands are found in the text, not listed here: ``glmha ACTION`` (every action of the ``glmha`` command is
+run with ``--help`` in this process, and each one the docs name must exist), ``tools/<name>.py``, the
+package's console scripts (setup.cfg ``console_scripts``) and ``python -m <module>``; those last three start
+one process each (a smoke test of each launcher), together, and are collected afterwards.
 """
 import configparser
 import glob
@@ -19,7 +19,8 @@ from conftest import BIN, REPO, clean_env, load_yaml
 
 DOCS = [osp.join(REPO, 'README.md')] + sorted(glob.glob(osp.join(REPO, 'docs', '*.md')))
 TOOL = re.compile(r'(?<![\w/.-])tools/(\w+)\.py\b')
-MODULE = re.compile(r'python -m (glmha_plugin(?:\.\w+)+)')
+MODULE = re.compile(r'python -m ((?:glmha_plugin|basicsr)(?:\.\w+)+)')
+ACTION = re.compile(r'(?<![\w/.-])glmha ([a-z][\w-]*)(?= |$|`|\n|\))', re.M)
 OPTION_FILE = re.compile(r'(?<![\w/.-])(options/[\w./+-]+?\.yml)\b')
 
 
@@ -34,8 +35,13 @@ def _console_scripts():
     return sorted(line.split('=')[0].strip() for line in entries.splitlines() if '=' in line)
 
 
+def named_actions():
+    """The actions of the ``glmha`` command the docs name (``glmha ACTION ...``)."""
+    return set(ACTION.findall(_text()))
+
+
 def named_commands():
-    """(label, argv) of every command the docs name, each with ``--help``."""
+    """(label, argv) of every other command the docs name (a process each), each with ``--help``."""
     text = _text()
     cmds = {}
     for tool in sorted(set(TOOL.findall(text))):
@@ -50,8 +56,39 @@ def named_commands():
 
 def test_docs_name_commands_and_option_files():
     """The scan finds what README.md certainly shows (guards the patterns themselves)."""
-    assert {'tools/benchmark.py', 'glmha-train', 'glmha-test'} <= set(named_commands())
+    assert {'benchmark', 'swap', 'export'} <= named_actions()
+    assert {'glmha-train', 'glmha-test', 'glmha'} <= set(named_commands())
     assert 'options/Deraining_GLMHA.yml' in OPTION_FILE.findall(_text())
+
+
+def test_every_action_the_docs_name_exists():
+    from glmha_plugin.commands.glmha import ACTIONS
+    assert named_actions() - set(ACTIONS) == set()
+
+
+def _actions():
+    from glmha_plugin.commands.glmha import ACTIONS
+    return sorted(ACTIONS)
+
+
+@pytest.mark.parametrize('action', _actions())
+def test_every_action_prints_its_options_with_help(action, capfd):
+    """``glmha ACTION --help``, in this process: a usage line that names the action, and options."""
+    from glmha_plugin.commands.glmha import main
+    try:
+        status = main([action, '--help'])
+    except SystemExit as exc:   # argparse exits after printing the help
+        status = exc.code
+    out = capfd.readouterr().out   # capfd: gpu-check's help comes from a subprocess
+    assert status in (0, None) and 'usage' in out.lower() and '--' in out, out[-2000:]
+
+
+def test_glmha_help_lists_every_action(capsys):
+    from glmha_plugin.commands.glmha import ACTIONS, main
+    assert main(['--help']) == 0
+    out = capsys.readouterr().out
+    assert all(f'  {name} ' in out for name in ACTIONS)
+    assert main([]) == 2 and 'usage: glmha ACTION' in capsys.readouterr().out
 
 
 def test_every_named_command_runs_with_help(tmp_path):
@@ -68,7 +105,7 @@ def test_every_named_command_runs_with_help(tmp_path):
 
 @pytest.mark.parametrize('name', sorted(set(OPTION_FILE.findall(_text()))))
 def test_named_option_file_exists_and_passes_preflight(name):
-    from glmha_plugin.validate import check_options
+    from glmha_plugin.glue.preflight import check_options
     path = osp.join(REPO, name)
     assert osp.isfile(path), f'{name} is named in the docs but does not exist'
     opt = load_yaml(path)

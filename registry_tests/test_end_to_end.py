@@ -46,7 +46,7 @@ def test_glmha_train_then_glmha_test(workdir):
 def test_python_m_basicsr_train_through_hook(workdir):
     """Unmodified basicsr entry: finds GLMHARestormer and writes under the working directory; runpy does not
     warn about the redirect ('basicsr.train' found in sys.modules ...); a bare option file name that is no
-    local file is the shipped one (glmha_plugin.options), and the command says so."""
+    local file is the shipped one (glmha_plugin.glue.option_files), and the command says so."""
     proc = run([sys.executable, '-m', 'basicsr.train', '-opt', 'Demo_Deraining_GLMHA.yml', '--force_yml', *FAST],
                cwd=workdir)
     assert f'using the shipped option file tiny/Demo_Deraining_GLMHA.yml ({TINY_TRAIN})' in proc.stderr

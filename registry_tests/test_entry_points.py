@@ -11,7 +11,7 @@ def test_train_checks_the_options_before_basicsr_runs(tmp_path, monkeypatch, cap
     """A mistake in the option file ends glmha-train with exit 2 and a one-line error before basicsr's
     train_pipeline (which creates and archives experiment folders) is called."""
     import basicsr.train
-    from glmha_plugin import train
+    from glmha_plugin.commands import train
     monkeypatch.setattr(basicsr.train, 'train_pipeline', lambda root: pytest.fail('train_pipeline was called'))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
@@ -22,7 +22,7 @@ def test_train_checks_the_options_before_basicsr_runs(tmp_path, monkeypatch, cap
 
 
 def test_request_deterministic_kernels_sets_torch_flags(monkeypatch):
-    from glmha_plugin.train import request_deterministic_kernels
+    from glmha_plugin.commands.train import request_deterministic_kernels
     monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
     try:
         request_deterministic_kernels()
@@ -38,7 +38,7 @@ def test_help_prints_basicsrs_options_without_checking_anything(entry, tmp_path,
     """``glmha-train --help`` / ``glmha-test --help``: basicsr's own usage (-opt, --launcher, ...), exit 0,
     nothing created (before, the missing -opt was reported as an error)."""
     import importlib
-    module = importlib.import_module(f'glmha_plugin.{entry}')
+    module = importlib.import_module(f'glmha_plugin.commands.{entry}')
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
         module.main(['--help'])

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 import glmha_plugin.models.training as training
-from glmha_plugin import compat
+from glmha_plugin.glue import compat
 from glmha_plugin.models import CASSIModel, ImageCleanModel
-from glmha_plugin.models.precision import Precision, resolve_precision
+from glmha_plugin.models.amp import Precision, resolve_precision
 from glmha_plugin.models.training import CompileError, NonFiniteLossError
 from conftest import free_port
 from test_recipe_training import model_opt
@@ -73,12 +73,12 @@ def test_precision_per_device(monkeypatch):
     assert len(said) == 1 and 'using bfloat16' in said[0]
     # CUDA decisions, without a GPU: only the bf16 capability query is replaced
     cuda = torch.device('cuda', 0)
-    monkeypatch.setattr('glmha_plugin.models.precision.cuda_has_bf16', lambda: True)
+    monkeypatch.setattr('glmha_plugin.models.amp.cuda_has_bf16', lambda: True)
     said.clear()
     assert resolve_precision(True, True, cuda, said.append) == Precision('cuda', torch.bfloat16)
     fp16 = resolve_precision(True, False, cuda, said.append)
     assert fp16 == Precision('cuda', torch.float16) and fp16.needs_scaler and not said
-    monkeypatch.setattr('glmha_plugin.models.precision.cuda_has_bf16', lambda: False)
+    monkeypatch.setattr('glmha_plugin.models.amp.cuda_has_bf16', lambda: False)
     fallback = resolve_precision(True, True, cuda, said.append)
     assert fallback == Precision('cuda', torch.float16) and fallback.needs_scaler
     assert len(said) == 1 and 'no native bfloat16' in said[0] and '\n' not in said[0]

@@ -57,7 +57,7 @@ def test_cli_installs_and_removes_pth(tmp_path, monkeypatch, capsys):
 def test_python_m_redirect_gives_runpy_the_entry_point_without_a_warning(monkeypatch):
     """What runpy meets under `python -m basicsr.train` once basicsr is imported: no 'basicsr.train' in
     sys.modules (so no "found in sys.modules ... unpredictable behaviour" RuntimeWarning), a spec whose code
-    calls glmha_plugin.train.main, and the real module back in sys.modules once runpy has the code."""
+    calls glmha_plugin.commands.train.main, and the real module back in sys.modules once runpy has the code."""
     import basicsr.train as real
     monkeypatch.setattr(sys, 'argv', ['-m', '-opt', 'x.yml'])
     monkeypatch.setattr(sys, 'orig_argv', ['python', '-m', 'basicsr.train', '-opt', 'x.yml'])
@@ -70,7 +70,7 @@ def test_python_m_redirect_gives_runpy_the_entry_point_without_a_warning(monkeyp
     assert spec.origin == real.__file__ and spec.has_location  # runpy's sys.argv[0] and __file__
     code = spec.loader.get_code('basicsr.train')
     assert sys.modules['basicsr.train'] is real
-    assert code.co_filename == '<python -m basicsr.train: redirected to glmha_plugin.train>'
+    assert code.co_filename == '<python -m basicsr.train: redirected to glmha_plugin.commands.train>'
     assert importlib.util.find_spec('basicsr.train') is real.__spec__  # redirected once only
 
 

@@ -2,7 +2,7 @@
 
 What runs in which dtype is read from the ATen ops that actually execute (a
 ``TorchDispatchMode`` sees every op after autocast has cast its inputs), not
-from flags.  The islands (glmha_plugin/layers/precision.py): pixel L2 norms,
+from flags.  The islands (glmha_plugin/layers/float32_islands.py): pixel L2 norms,
 score normalisation and softmax of both attention layers, layer norms,
 calibration sigmoid.
 

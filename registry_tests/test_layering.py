@@ -1,19 +1,19 @@
-"""The import graph of the project: no circles, and the arrows point one way.
+"""The import graph of the project: no circles, and the arrows point down the layers of docs/internals.md.
 
 Read with ``ast`` from the source (every import statement, those inside functions included), so the rules
 hold for what a module may import at any time, not only at import time:
 
 * no cycles among the package's modules, the import hook (``glmha_plugin_autoload``) and what both share
   (``glmha_plugin_common``);
-* the entry points (``train``, ``test``, ``demo``, ``cli`` and the GPU check's steps ``gpucheck.*``, each
-  run as ``python -m``) are imported by entry points only: library modules and ``analysis/`` never depend
-  on a command line;
+* every module of the package has a level (:data:`LEVELS`, by folder; the longest matching prefix wins) and
+  imports modules of its own level or below only: entry points (``commands/``) -> features (analysis,
+  evaluation, deploy, demo, prepare, compress, the swap and convert commands) -> basicsr glue -> BasicSR
+  parts (archs, models) -> building blocks (data, losses, metrics, swapping) -> layers and the package's face;
 * the package never imports the hook, ``glmha_plugin_common`` imports the standard library only, and the
   hook does at import time (it runs at every interpreter start); it imports the package inside functions;
 * ``layers/`` (plain ``nn.Module`` blocks) imports nothing else of the package;
 * ``tools/*.py`` are thin front ends: a docstring, imports and the ``__main__`` call of a ``main`` that lives
-  in the package; except ``tools/gpu_check.py``, which installs the package on the GPU machine and so runs
-  before it is importable: it imports the standard library only.
+  in the package.
 """
 import ast
 import os
@@ -26,10 +26,20 @@ import pytest
 from conftest import REPO, import_tool
 
 TOP_LEVEL = ('glmha_plugin_autoload', 'glmha_plugin_common')
-ENTRY_POINTS = {f'glmha_plugin.{name}' for name in ('train', 'test', 'demo', 'cli')}
-BEFORE_INSTALL_TOOLS = ('gpu_check',)   # run where the package is not installed yet
-TOOLS = sorted(f[:-3] for f in os.listdir(osp.join(REPO, 'tools'))
-               if f.endswith('.py') and f[:-3] not in BEFORE_INSTALL_TOOLS)
+TOOLS = sorted(f[:-3] for f in os.listdir(osp.join(REPO, 'tools')) if f.endswith('.py'))
+# level of each part of the package (docs/internals.md, "Layers of the package"); a module may import its own
+# level and the levels below
+LEVELS = {
+    'glmha_plugin.errors': 0, 'glmha_plugin.version': 0, 'glmha_plugin.layers': 0,
+    'glmha_plugin.data': 1, 'glmha_plugin.losses': 1, 'glmha_plugin.metrics': 1, 'glmha_plugin.swap': 1,
+    'glmha_plugin.archs': 2, 'glmha_plugin.models': 2, 'glmha_plugin.registry': 2,
+    'glmha_plugin.glue': 3,
+    'glmha_plugin.analysis': 4, 'glmha_plugin.evaluation': 4, 'glmha_plugin.deploy': 4, 'glmha_plugin.demo': 4,
+    'glmha_plugin.prepare': 4, 'glmha_plugin.compress': 4, 'glmha_plugin.swap.tool': 4,
+    'glmha_plugin.swap.convert': 4,
+    'glmha_plugin.commands': 5, 'glmha_plugin': 5,
+    'glmha_plugin_common': 0, 'glmha_plugin_autoload': 6,
+}
 
 
 def project_modules() -> Dict[str, str]:
@@ -44,7 +54,11 @@ def project_modules() -> Dict[str, str]:
 
 
 MODULES = project_modules()
-ENTRY_POINTS |= {m for m in MODULES if m.startswith('glmha_plugin.gpucheck.')}
+
+
+def level(module: str) -> int:
+    prefix = max((p for p in LEVELS if module == p or module.startswith(p + '.')), key=len)
+    return LEVELS[prefix]
 
 
 def imported_names(path: str, name: str, top_level_only: bool = False) -> Set[str]:
@@ -113,8 +127,8 @@ def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
 
 def test_the_graph_is_read():
     """The reader sees known arrows (so an empty graph cannot pass the rules below)."""
-    assert {'glmha_plugin.compat', 'glmha_plugin.archs', 'glmha_plugin.models'} <= GRAPH['glmha_plugin']
-    assert 'glmha_plugin_common' in GRAPH['glmha_plugin.registry']
+    assert {'glmha_plugin.glue.compat', 'glmha_plugin.archs', 'glmha_plugin.models'} <= GRAPH['glmha_plugin']
+    assert 'glmha_plugin_common' in GRAPH['glmha_plugin.glue.mst_toolbox']
     assert 'glmha_plugin.layers.calibration' in GRAPH['glmha_plugin.layers.attention']
     assert 'glmha_plugin' in GRAPH['glmha_plugin_autoload']  # the hook imports the plugin (inside a function)
     assert cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
@@ -124,9 +138,14 @@ def test_no_import_cycles():
     assert cycles(GRAPH) == []
 
 
-def test_only_entry_points_import_entry_points():
-    wrong = {m: sorted(GRAPH[m] & ENTRY_POINTS) for m in GRAPH if m not in ENTRY_POINTS and GRAPH[m] & ENTRY_POINTS}
-    assert wrong == {}, 'library and analysis modules must not depend on a command line'
+def test_every_module_has_a_level():
+    assert {m: level(m) for m in MODULES if m.startswith('glmha_plugin.')} and level('glmha_plugin.swap.tool') == 4
+    assert level('glmha_plugin.swap.matching') == 1 and level('glmha_plugin.commands.glmha') == 5
+
+
+def test_imports_point_down_the_levels():
+    upward = {m: sorted(f'{i} (level {level(i)})' for i in GRAPH[m] if level(i) > level(m)) for m in GRAPH}
+    assert {m: i for m, i in upward.items() if i} == {}, 'an import against the layers (docs/internals.md)'
 
 
 def test_the_package_never_imports_the_hook():
@@ -156,10 +175,3 @@ def test_tools_are_thin_front_ends(name):
     assert kinds[0] == 'Expr' and isinstance(body[0].value, ast.Constant), 'a docstring first'
     assert set(kinds[1:-1]) <= {'Import', 'ImportFrom'} and kinds[-1] == 'If', kinds
     assert import_tool(name).main.__module__.startswith('glmha_plugin.')
-
-
-@pytest.mark.parametrize('name', BEFORE_INSTALL_TOOLS)
-def test_tools_run_before_install_import_only_the_standard_library(name):
-    path = osp.join(REPO, 'tools', f'{name}.py')
-    imported = {n.split('.')[0] for n in imported_names(path, name)}
-    assert imported <= set(sys.stdlib_module_names), sorted(imported - set(sys.stdlib_module_names))

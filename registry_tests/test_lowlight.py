@@ -19,9 +19,9 @@ from basicsr.metrics import calculate_ssim
 from skimage import img_as_ubyte
 
 from conftest import BIN, OPTIONS, REPO, run
-from glmha_plugin import evaluate
-from glmha_plugin.data.lowlight import darken, make_lowlight_pairs
-from glmha_plugin.test import tools_test_main as tools_test_py  # (not collected as a test)
+from glmha_plugin.evaluation import evaluate
+from glmha_plugin.demo.lowlight import darken, make_lowlight_pairs
+from glmha_plugin.commands.glmha import main as glmha
 from glmha_plugin.metrics import calculate_psnr_lowlight, calculate_ssim_lowlight
 from test_recipe_options import _mismatches
 
@@ -72,7 +72,7 @@ def test_test_yaml_scores_as_retinexformers_script(net):
 
 def test_fork_val_keys_are_checked_before_a_run():
     from glmha_plugin.errors import OptionError
-    from glmha_plugin.validate import check_val_keys
+    from glmha_plugin.glue.preflight import check_val_keys
     check_val_keys(load('LowLight_RetinexFormer_LOL_v1.yml'))
     with pytest.raises(OptionError, match="val.use_image must be true or false, got 'false'"):
         check_val_keys({'val': {'use_image': 'false'}})
@@ -182,10 +182,10 @@ def test_tiny_lol_trains_and_tests(lol_workdir, net, monkeypatch, capsys):
     saved = lol_workdir / 'results' / f'test_{name}' / 'visualization' / 'LOL_v1' / f'chelsea_test_{name}.png'
     assert cv2.imread(str(saved)).shape == (21, 30, 3)
 
-    # Retinexformer's layout through tools/test.py --task LowLight and tools/evaluate.py (8-bit results)
+    # Retinexformer's layout through glmha infer --task LowLight and glmha evaluate (8-bit results)
     monkeypatch.chdir(lol_workdir)
     weights = str(lol_workdir / opt['path']['pretrain_network_g'])
-    assert tools_test_py(['--task', 'LowLight', '--weights', weights, '--network_opt', osp.join(TINY, f'{name}.yml'),
+    assert glmha(['infer', '--task', 'LowLight', '--weights', weights, '--network_opt', osp.join(TINY, f'{name}.yml'),
                           '--device', 'cpu']) == 0
     assert os.listdir(lol_workdir / 'results' / 'LOLv1') == ['chelsea.png']
     capsys.readouterr()

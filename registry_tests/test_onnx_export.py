@@ -1,4 +1,4 @@
-"""ONNX export (glmha_plugin/export.py, tools/export.py, glmha-export) of every host, checked with onnxruntime.
+"""ONNX export (glmha_plugin/deploy/onnx_export.py, glmha export, glmha export) of every host, checked with onnxruntime.
 
 The slow tests export each host's GLMHA network in its tiny configuration (75 to 180 s each on the shared
 2-core machine under load) and run the file with onnxruntime at two sizes and batches (one needs padding);
@@ -15,7 +15,7 @@ import torch
 from torch.export import Dim
 
 from test_numerics import ARCHS
-from glmha_plugin import export
+from glmha_plugin.deploy import onnx_export as export
 from glmha_plugin.analysis.hosts import HOSTS, get_host
 from glmha_plugin.archs.mst_arch import extend_shifted_back
 from glmha_plugin.layers import GLMHA, SpectralMSA, crop, pad_to_multiple
@@ -106,7 +106,7 @@ def test_onnx_matches_eager_at_two_sizes(arch, tmp_path):
 
 @pytest.mark.slow
 def test_cli_exports_an_option_file_with_weights_in_fp16(tmp_path, capsys):
-    """glmha-export --opt (network_g of a shipped option file) --weights --fp16: MST's two inputs x, mask."""
+    """glmha export --opt (network_g of a shipped option file) --weights --fp16: MST's two inputs x, mask."""
     opt = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'options', 'tiny', 'Tiny_CASSI_MST_GLMHA.yml')
     arch, options = export.network_spec(argparse.Namespace(opt=opt, type=None, options=None, tiny=False))
     torch.manual_seed(1)

@@ -40,6 +40,6 @@ def test_option_file(path):
 
 @pytest.mark.parametrize('path', FILES, ids=lambda p: osp.relpath(p, OPTIONS))
 def test_shipped_options_use_only_known_keys(path):
-    """The misspelled-key check (glmha_plugin.validate) accepts every shipped option file."""
-    from glmha_plugin.validate import check_own_sections
+    """The misspelled-key check (glmha_plugin.glue.preflight) accepts every shipped option file."""
+    from glmha_plugin.glue.preflight import check_own_sections
     check_own_sections(load_yaml(path))

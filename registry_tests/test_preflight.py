@@ -7,7 +7,7 @@ import torch
 
 from conftest import BIN, FAST, TINY_TRAIN, run
 from glmha_plugin.errors import OptionError
-from glmha_plugin.validate import check_options
+from glmha_plugin.glue.preflight import check_options
 from test_bad_input import data, expect, opt  # noqa: F401  (fixtures: a valid tiny option dict and its data)
 
 
@@ -99,7 +99,7 @@ def test_num_gpu_without_gpus(clean_opt, monkeypatch):
 
 def test_num_gpu_more_than_visible(monkeypatch, warnings_log):
     """Decisions for a 2-GPU machine (device count replaced): DataParallel refused, DDP warned."""
-    from glmha_plugin.validate import check_num_gpu
+    from glmha_plugin.glue.preflight import check_num_gpu
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
     with pytest.raises(OptionError, match=r'only 2 GPU\(s\) are visible.*set num_gpu: auto'):
         check_num_gpu(8, 'none')

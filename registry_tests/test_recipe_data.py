@@ -103,7 +103,7 @@ def test_clear_errors_for_missing_unpaired_and_unreadable(tmp_path):
     cv2.imwrite(osp.join(root, 'input', 'im0.png'), np.zeros((8, 16, 3), np.uint8))
     with pytest.raises(ValueError, match='does not match'):
         dataset(root, phase='val')[0]
-    with pytest.raises(FileNotFoundError, match='create_lmdb'):
+    with pytest.raises(FileNotFoundError, match='glmha prepare-lmdb'):
         dataset(root, backend='lmdb')
 
 

@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from conftest import BIN, OPTIONS, REPO, TINY_RESTORMER, free_port, run, train_logs
-from glmha_plugin import evaluate
-from glmha_plugin.test import tools_test_main as tools_test_py
+from glmha_plugin.evaluation import evaluate
+from glmha_plugin.commands.glmha import main as glmha
 from test_recipe_training import closed_form
 
 pytestmark = pytest.mark.slow
@@ -72,17 +72,17 @@ def test_recipe_trains_resumes_tests_and_evaluates(derain_dir, monkeypatch, caps
     assert osp.isfile(osp.join(cwd, EXP, 'training_states', '9.state'))
     weights = osp.join(EXP, 'models', 'net_g_latest.pth')
 
-    # basicsr's test pipeline (tools/test.py -opt), MATLAB-matching metrics
+    # basicsr's test pipeline (glmha test -opt), MATLAB-matching metrics
     proc = run([sys.executable, osp.join(REPO, 'tools', 'test.py'), '-opt',
                 osp.join(OPTIONS, 'test_Deraining_GLMHA.yml'), '--force_yml',
                 *TINY_NET, f'path:pretrain_network_g={weights}'], cwd=cwd)
     assert (proc.stdout + proc.stderr).count('# ssim:') == 5
-    # Restormer's layout (tools/test.py --task ...), then the evaluator on it; in-process (the start-up of a
-    # subprocess costs more than the work), through the same function tools/test.py calls
+    # Restormer's layout (glmha infer --task ...), then the evaluator on it; in-process (the start-up of a
+    # subprocess costs more than the work), through the same function glmha infer calls
     net_opt = cwd / 'tiny_net.yml'
     net_opt.write_text(yaml.safe_dump({'network_g': dict(type='GLMHARestormer', **TINY_RESTORMER)}))
     monkeypatch.chdir(cwd)
-    assert tools_test_py(['--task', 'Deraining', '--weights', weights, '--network_opt', str(net_opt)]) == 0
+    assert glmha(['infer', '--task', 'Deraining', '--weights', weights, '--network_opt', str(net_opt)]) == 0
     for name in SETS:
         assert os.listdir(osp.join(cwd, 'results', name)) == ['chelsea.png']
     assert evaluate.main(['--task', 'Deraining', '--workers', '1']) == 0

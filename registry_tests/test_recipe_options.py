@@ -79,7 +79,7 @@ def test_test_yaml_layout(task, net):
 
 
 def test_show_recipe_prints_restormer_stages(tmp_path, capsys):
-    from glmha_plugin.recipe_report import main
+    from glmha_plugin.analysis.recipe import main
     assert main(['-opt', osp.join(OPTIONS, 'Deraining_GLMHA.yml'), '--plot', str(tmp_path / 'r.png')]) == 0
     rows = [ln.split() for ln in capsys.readouterr().out.splitlines()[2:8]]
     train = RECIPE['Deraining']['datasets']['train']

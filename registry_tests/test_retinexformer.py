@@ -10,7 +10,7 @@ from glmha_plugin.analysis.complexity import count
 from glmha_plugin.analysis.hosts import get_host
 from glmha_plugin.archs import GLMHARetinexFormer, RetinexFormer
 from glmha_plugin.archs.retinexformer_arch import PUBLISHED
-from glmha_plugin.checkpoint import load_into
+from glmha_plugin.glue.checkpoints import load_into
 from glmha_plugin.layers import SpectralMSA
 from test_mst import assert_matches, formula_weights, image
 from test_spectral_layers import randomise, upstream_equations

@@ -1,4 +1,4 @@
-"""Shipped option files: names, the -opt lookup rule, list/copy (glmha_plugin.options, glmha_plugin.cli)."""
+"""Shipped option files: names, the -opt lookup rule, list/copy (glmha_plugin.glue.option_files, glmha_plugin.commands.cli)."""
 import glob
 import os
 import os.path as osp
@@ -6,7 +6,8 @@ import os.path as osp
 import pytest
 
 from conftest import OPTIONS
-from glmha_plugin import cli, options
+from glmha_plugin.commands import cli
+from glmha_plugin.glue import option_files as options
 from glmha_plugin.errors import UsageError
 
 DEMO = 'tiny/Demo_Deraining_GLMHA.yml'
@@ -30,8 +31,8 @@ def test_a_checkout_ships_its_options_folder():
 def test_the_plugins_own_default_option_files_are_found_in_package_data(tmp_path, monkeypatch):
     """The demo, compare and inference defaults (named as in a checkout) resolve to a wheel's package data."""
     import shutil
-    from glmha_plugin import demo_data
-    from glmha_plugin.inference import DEFAULT_NETWORK_OPT
+    from glmha_plugin.demo import data as demo_data
+    from glmha_plugin.evaluation.inference import DEFAULT_NETWORK_OPT
     package_data = tmp_path / 'option_files'
     shutil.copytree(OPTIONS, package_data)
     monkeypatch.setattr(options, 'PACKAGED_DIR', str(package_data))
@@ -92,7 +93,7 @@ def test_a_missing_name_lists_close_shipped_names(elsewhere):
     msg = str(err.value)
     assert "option file 'Deraining_GLMA.yml' does not exist" in msg and 'is not a shipped option file' in msg
     assert 'close shipped names: ' in msg and 'Deraining_GLMHA.yml' in msg
-    assert 'python -m glmha_plugin.options list' in msg
+    assert 'glmha options list' in msg
 
 
 def test_cli_rewrites_only_the_option_argument(elsewhere, capsys):

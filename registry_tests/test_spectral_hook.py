@@ -121,7 +121,7 @@ def test_extension_is_applied_once():
 def test_stock_train_script_with_a_glmha_method(checkout):
     """`python train.py --method glmha_mst_plus_plus` in the checkout, nothing changed there, with a
     checkpoint in MST++'s format; an upstream name still builds the checkout's own network."""
-    from glmha_plugin.registry import model_generator
+    from glmha_plugin.glue.mst_toolbox import model_generator
     weights = model_generator('glmha_mst_plus_plus').state_dict()
     torch.save({'epoch': 1, 'iter': 1000, 'state_dict': {f'module.{k}': v for k, v in weights.items()}},
                checkout / 'net_1epoch.pth')

@@ -10,7 +10,8 @@ from mmengine.registry import MODELS
 
 from conftest import run
 from glmha_plugin.errors import CheckpointError
-from glmha_plugin.registry import METHODS, SPECTRAL_MODELS, model_generator
+from glmha_plugin.glue.mst_toolbox import METHODS, model_generator
+from glmha_plugin.registry import SPECTRAL_MODELS
 
 SPECTRAL_ARCHS = ['MST', 'GLMHAMST', 'MST_Plus_Plus', 'GLMHAMSTPlusPlus']
 
@@ -26,7 +27,7 @@ def test_registered_in_both_registries(name):
 
 
 def test_mmengine_root_finds_the_plugin_by_scope_alone(tmp_path):
-    """A fresh process that imports nothing of ours: mmengine imports glmha_plugin.registry for the prefix."""
+    """A fresh process that imports nothing of ours: mmengine imports glmha_plugin.glue.mst_toolbox for the prefix."""
     code = ('from mmengine.registry import MODELS; m = MODELS.build(dict(type="glmha_plugin.GLMHAMSTPlusPlus", '
             'stage=1)); print(type(m).__name__)')
     proc = run([sys.executable, '-c', code], cwd=tmp_path, GLMHA_PLUGIN_AUTOLOAD=0)

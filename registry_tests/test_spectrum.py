@@ -1,4 +1,4 @@
-"""The attention-spectrum analysis and tools/attention_spectrum.py on a small model and real photos."""
+"""The attention-spectrum analysis and glmha spectrum on a small model and real photos."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +7,7 @@ import yaml
 from conftest import TINY_RESTORMER_2 as TINY
 from conftest import load_yaml
 from glmha_plugin.analysis import spectrum
-from glmha_plugin.analysis import spectrum_report as tool  # tools/attention_spectrum.py
+from glmha_plugin.analysis import spectrum_report as tool  # glmha spectrum
 from glmha_plugin.archs import RESTORMER_STAGES, Restormer
 from glmha_plugin.layers import GLMHA
 

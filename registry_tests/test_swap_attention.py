@@ -1,4 +1,4 @@
-"""swap_attention, the GLMHASwap builder and tools/swap_attention.py on stand-in networks written for the tests."""
+"""swap_attention, the GLMHASwap builder and glmha swap on stand-in networks written for the tests."""
 import os.path as osp
 import sys
 
@@ -13,8 +13,8 @@ from glmha_plugin import SwapError, swap_attention
 from glmha_plugin.archs import MST, GLMHARestormer, Restormer, RetinexFormer
 from glmha_plugin.data.cassi_simulation import simulate
 from glmha_plugin.layers import GLMHA, SpectralMSA
-from glmha_plugin.swap import SwappedGuidedMSA, SwappedMaskMSA
-from glmha_plugin.swap_tool import main as swap_tool
+from glmha_plugin.swap.attention_swap import SwappedGuidedMSA, SwappedMaskMSA
+from glmha_plugin.swap.tool import main as swap_tool
 
 HELPERS = osp.join(osp.dirname(__file__), 'helpers')
 sys.path.insert(0, HELPERS)
@@ -160,7 +160,7 @@ def test_glmha_swap_trains_through_train_pipeline(workdir):
     path = workdir / 'swap.yml'
     path.write_text(yaml.safe_dump(opt))
     stub = ('import sys; sys.path.insert(0, sys.argv.pop(1)); import standin_nets; standin_nets.register(); '
-            'from glmha_plugin.train import main; main(sys.argv[1:])')
+            'from glmha_plugin.commands.train import main; main(sys.argv[1:])')
     run([sys.executable, '-c', stub, HELPERS, '-opt', str(path)], cwd=workdir, PYTHONPATH=REPO)
     log_dir = workdir / 'experiments' / 'swap_standin'
     log = next(log_dir.glob('train_*.log')).read_text()
@@ -210,7 +210,8 @@ def test_checkpoint_tool_registered_network_prints_the_yaml_block(tmp_path, caps
 
 def test_swap_attention_is_exported():
     assert glmha_plugin.swap_attention is swap_attention
-    assert osp.isfile(osp.join(REPO, 'tools', 'swap_attention.py'))
+    from glmha_plugin.commands.glmha import ACTIONS
+    assert ACTIONS['swap'].module == 'swap.tool'
 
 
 def test_without_warm_start_the_new_layers_are_fresh():

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from conftest import TINY_RESTORMER as TINY
-from glmha_plugin import evaluate, inference
+from glmha_plugin.evaluation import evaluate, inference
 from glmha_plugin.archs import GLMHARestormer
 
 
@@ -159,12 +159,14 @@ def test_tester_errors_are_clear(tmp_path, weights, capsys):
     assert 'does not fit network_g' in capsys.readouterr().err
 
 
-def test_tools_test_dispatch(capsys):
-    """tools/test.py: -opt goes to basicsr's test pipeline (glmha-test), the rest to the Restormer-style tester."""
-    from glmha_plugin.test import tools_test_main
+def test_glmha_command_dispatches_test_and_infer(capsys):
+    """glmha test: basicsr's test pipeline (as glmha-test); glmha infer: the Restormer-style tester; an unknown
+    action is named with the closest ones."""
+    from glmha_plugin.commands.glmha import main as glmha
     with pytest.raises(SystemExit) as exc:
-        tools_test_main(['-opt', 'no_such_options.yml'])
+        glmha(['test', '-opt', 'no_such_options.yml'])
     assert exc.value.code == 2 and "option file 'no_such_options.yml' does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        tools_test_main(['--weights', 'w.pth'])
+        glmha(['infer', '--weights', 'w.pth'])
     assert exc.value.code == 2 and '--task' in capsys.readouterr().err
+    assert glmha(['infre']) == 2 and "Did you mean 'infer'?" in capsys.readouterr().err

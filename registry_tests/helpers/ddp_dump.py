@@ -9,7 +9,7 @@ import torch
 
 import glmha_plugin  # noqa: F401
 import basicsr.train as bt
-from glmha_plugin.train import main
+from glmha_plugin.commands.train import main
 
 models = []
 _build = bt.build_model

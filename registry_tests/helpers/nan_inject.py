@@ -8,7 +8,7 @@ import sys
 
 import glmha_plugin  # noqa: F401
 from glmha_plugin.models import ImageCleanModel
-from glmha_plugin.train import main
+from glmha_plugin.commands.train import main
 
 _feed = ImageCleanModel.feed_data
 
