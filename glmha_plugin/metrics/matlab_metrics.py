@@ -10,7 +10,7 @@ and motion-deblurring scores (GoPro, HIDE) from
   Gaussian, sigma 1.5, K = (0.01, 0.03), L = 255, 'valid' filtering).
   basicsr's ``calculate_psnr/ssim(test_y_channel=True)`` use the same formula
   and the same SSIM but an *unrounded* float Y, the only difference (pinned
-  in ``registry_tests/test_metrics.py``).
+  in ``tests/metrics/test_metrics.py``).
 * ``test_y_channel: false`` (GoPro/HIDE): MATLAB's built-in ``psnr`` on the
   RGB images (identical to basicsr's RGB PSNR) and built-in ``ssim``, which
   treats an H x W x 3 array as a 3-D volume: an 11x11x11 Gaussian (sigma 1.5)
