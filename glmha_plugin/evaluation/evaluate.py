@@ -16,6 +16,14 @@ Output lines use the scripts' wording (``For Rain100L dataset PSNR: ...
 SSIM: ...``); a bar chart (PNG) and per-image scores (JSON) are written next
 to the results.  Results and targets are paired by file stem (the MATLAB
 scripts pair by listing order; ``--pair_by order`` does that).
+
+``--task CASSI --mat results/<name>/visualization/KAIST_10/Test_result.mat``
+replaces MST's ``simulation/test_code/Quality_Metrics/Cal_quality_assessment.m``
+on the file ``glmha-test`` (or MST's ``test.py``) writes: per scene and the
+means, ending with the script's two lines (``The PNSR=...``, its spelling,
+and ``The SSIM=...``); per-scene scores go to ``evaluation_CASSI.json`` beside
+the file.  The metrics and the script's bug left out are described in
+:mod:`glmha_plugin.metrics.spectral_metrics`.
 """
 import argparse
 import json
@@ -46,26 +54,35 @@ def protocol(task: str, dataset: str, gt_mean: bool = False) -> str:
     return 'realblur' if dataset.lower().startswith('realblur') else 'rgb'
 
 
+def _is_grey_file(path: str) -> bool:
+    """True for a single-channel 8-bit image file (MATLAB's imread gives H x W, which the deraining script scores
+    without its rgb2ycbcr)."""
+    import cv2
+    raw = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    return raw is not None and raw.ndim == 2 and raw.dtype == np.uint8
+
+
 def score_pair(pair: Tuple[str, str, str]) -> Tuple[float, float]:
     """(PSNR, SSIM) of one (protocol, result path, target path)."""
     import cv2
     from ..metrics import (calculate_psnr_lowlight, calculate_psnr_matlab, calculate_ssim_lowlight,
-                          calculate_ssim_matlab, realblur_scores)
+                           calculate_ssim_matlab, matlab_y, realblur_scores)
     kind, result, target = pair
     img, gt = cv2.imread(result, cv2.IMREAD_COLOR), cv2.imread(target, cv2.IMREAD_COLOR)
     for path, im in ((result, img), (target, gt)):
         if im is None:
             raise EvaluationError(f'cannot read image {path!r}')
-    if img.shape != gt.shape:
+    if img.shape[:2] != gt.shape[:2]:
         raise EvaluationError(f'{result!r} is {img.shape[1]}x{img.shape[0]} but its target {target!r} is '
                               f'{gt.shape[1]}x{gt.shape[0]}')
+    if kind == 'y':  # evaluate_PSNR_SSIM.m: Y of an RGB file, the values of a grey one (MATLAB reads it as H x W)
+        img, gt = (im[..., :1] if _is_grey_file(path) else matlab_y(im) for path, im in ((result, img), (target, gt)))
     if kind == 'realblur':
         return realblur_scores(img[..., ::-1], gt[..., ::-1])
     if kind.startswith('lowlight'):
         gt_mean = kind == 'lowlight_gt_mean'
         return calculate_psnr_lowlight(img, gt, gt_mean=gt_mean), calculate_ssim_lowlight(img, gt, gt_mean=gt_mean)
-    y = kind == 'y'
-    return (calculate_psnr_matlab(img, gt, test_y_channel=y), calculate_ssim_matlab(img, gt, test_y_channel=y))
+    return calculate_psnr_matlab(img, gt), calculate_ssim_matlab(img, gt)  # 'y': one channel, scored as it is
 
 
 def _listing(folder: str, what: str) -> List[str]:
@@ -126,6 +143,48 @@ def evaluate(task: str, datasets: Sequence[str], result_dir: str, gt_dir: str, p
     return scores
 
 
+def evaluate_cassi(mat_path: str) -> dict:
+    """``{'psnr', 'ssim', 'scenes': [[psnr, ssim], ...], 'shape', 'protocol'}`` of a ``Test_result.mat`` (``pred`` and
+    ``truth``, N x H x W x C), as ``Cal_quality_assessment.m`` scores it (progress bar)."""
+    from tqdm import tqdm
+    from ..data.matfile import read_mat
+    from ..metrics import cassi_matlab_scores
+    from ..metrics.matlab_metrics import MIN_SSIM_SIDE
+    try:
+        pred, truth = read_mat(mat_path, 'pred'), read_mat(mat_path, 'truth')
+    except (OSError, KeyError, ValueError) as exc:
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # a KeyError's str() adds quotes
+        raise EvaluationError(f'cannot read pred and truth from {mat_path!r} ({reason}); give the Test_result.mat '
+                              f'that glmha-test or MST\'s test.py wrote') from None
+    if pred.ndim != 4 or pred.shape != truth.shape:
+        raise EvaluationError(f'{mat_path!r}: pred {pred.shape} and truth {truth.shape} must both be N x H x W x C '
+                              f'(scenes, rows, columns, bands) as MST\'s test.py writes them')
+    for name, cube in (('pred', pred), ('truth', truth)):
+        bad = np.isnan(cube).any(axis=(1, 2, 3))
+        if bad.any():
+            raise EvaluationError(f'{mat_path!r}: {name} has NaN values in scene(s) {np.flatnonzero(bad) + 1} '
+                                  f'(1-based); MATLAB\'s im2uint8 would score them as 0 without a word: find where '
+                                  f'they come from before scoring')
+    if min(pred.shape[1:3]) < MIN_SSIM_SIDE:
+        raise EvaluationError(f'{mat_path!r}: scenes of {pred.shape[1]} x {pred.shape[2]} are smaller than SSIM\'s '
+                              f'{MIN_SSIM_SIDE} x {MIN_SSIM_SIDE} window')
+    scenes = []
+    for i in tqdm(range(pred.shape[0]), desc=osp.basename(mat_path), unit='scene'):
+        scenes.append(list(cassi_matlab_scores(pred[i], truth[i])))
+    psnr, ssim = (float(np.mean(v)) for v in zip(*scenes))
+    return {'psnr': psnr, 'ssim': ssim, 'scenes': scenes, 'shape': list(pred.shape),
+            'protocol': "MST's Quality_Metrics/Cal_quality_assessment.m, without its pixel overwrite"}
+
+
+def report_cassi(scores: dict) -> str:
+    """Per scene, then ``Cal_quality_assessment.m``'s two lines (its spelling ``PNSR``)."""
+    n = len(scores['scenes'])
+    lines = [f'Scene {i + 1}: PSNR={p:f} SSIM={s:f}' for i, (p, s) in enumerate(scores['scenes'])]
+    if n != 10:
+        lines.append(f'({n} scenes; MST\'s script itself loops over exactly 10, the KAIST test set)')
+    return '\n'.join(lines + [f'The PNSR={scores["psnr"]:f}', f'The SSIM={scores["ssim"]:f}'])
+
+
 def report(task: str, scores: Dict[str, dict]) -> str:
     """The MATLAB scripts' lines, plus the mean over datasets for deraining (as evaluate_PSNR_SSIM.m)."""
     lines = [f'For {d} dataset PSNR: {s["psnr"]:f} SSIM: {s["ssim"]:f}' for d, s in scores.items()]
@@ -157,7 +216,8 @@ def plot(task: str, scores: Dict[str, dict], path: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--task', choices=sorted(TASKS), required=True)
+    p.add_argument('--task', choices=sorted(TASKS) + ['CASSI'], required=True)
+    p.add_argument('--mat', help="CASSI: the Test_result.mat to score (pred and truth, as MST's test.py writes)")
     p.add_argument('--result_dir', default='results', help='folder with <dataset>/<stem>.png (default: results)')
     p.add_argument('--gt_dir', help='folder with <dataset>/target (default: datasets/<task>/test; LowLight: data, '
                    'with <dataset>/Test/target)')
@@ -167,12 +227,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LowLight: rescale each result to its target's mean grey level first (Retinexformer's --GT_mean)")
     p.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument('--plot', help='bar chart PNG (default: <result_dir>/evaluation_<task>.png)')
-    p.add_argument('--json', help='per-image scores (default: <result_dir>/evaluation_<task>.json)')
+    p.add_argument('--json', help='per-image scores (default: <result_dir>/evaluation_<task>.json; CASSI: '
+                   'evaluation_CASSI.json beside the .mat)')
     return p
 
 
+def main_cassi(args: argparse.Namespace) -> int:
+    """``--task CASSI --mat ...``: the per-scene scores and the script's two lines; the JSON beside the file."""
+    try:
+        scores = evaluate_cassi(args.mat)
+    except EvaluationError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    json_path = args.json or osp.join(osp.dirname(osp.abspath(args.mat)), 'evaluation_CASSI.json')
+    with open(json_path, 'w', encoding='utf-8') as f:
+        json.dump(dict(scores, mat=args.mat), f, indent=1)
+    n, h, w, c = scores['shape']
+    print(f"{args.mat}: {n} scenes of {h} x {w} x {c}, scored as MST's Cal_quality_assessment.m (per-scene "
+          f'scores: {json_path})')
+    print(report_cassi(scores))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.task == 'CASSI' and args.mat is None:
+        parser.error('--task CASSI scores one Test_result.mat: give it with --mat <file>')
+    if args.mat is not None and args.task != 'CASSI':
+        parser.error(f'--mat is for --task CASSI; --task {args.task} scores the images in --result_dir')
+    if args.task == 'CASSI':
+        return main_cassi(args)
     datasets = args.dataset or list(TASKS[args.task])
     gt_dir = args.gt_dir or (DEFAULT_INPUT_DIR[args.task] if args.task == 'LowLight'
                              else osp.join(DEFAULT_INPUT_DIR[args.task], 'test'))

@@ -16,7 +16,7 @@ from helpers import spectral_data as sd
 from helpers.common import BIN, OPTIONS, load_yaml, run, train_logs
 from glmha_plugin.data import ARAD1KDataset
 from glmha_plugin.data.cassi_simulation import simulate
-from glmha_plugin.metrics.spectral_metrics import calculate_bandwise_psnr, calculate_mrae
+from glmha_plugin.metrics.spectral_metrics import calculate_bandwise_psnr, calculate_cassi_psnr_matlab, calculate_mrae
 
 pytestmark = pytest.mark.slow
 TINY = osp.join(OPTIONS, 'tiny')
@@ -109,4 +109,11 @@ def test_mst_train_and_test(spectral_workdir):
     np.testing.assert_allclose(content['pred'], pred.numpy().transpose(0, 2, 3, 1), atol=1e-5)
     psnr = [calculate_bandwise_psnr(content['pred'][i], content['truth'][i]) for i in range(2)]
     np.testing.assert_allclose(content['psnr_list'].ravel(), psnr, rtol=1e-6)
-    assert logged(proc.stdout + proc.stderr, 'psnr') == pytest.approx(np.mean(psnr), abs=1e-4)
+    text = proc.stdout + proc.stderr
+    assert logged(text, 'psnr') == pytest.approx(np.mean(psnr), abs=1e-4)
+    # both CASSI protocols in the log, each named: MST's Python metrics and its MATLAB script's
+    psnr_matlab = [calculate_cassi_psnr_matlab(content['pred'][i], content['truth'][i]) for i in range(2)]
+    assert logged(text, 'psnr_matlab') == pytest.approx(np.mean(psnr_matlab), abs=1e-4)
+    assert logged(text, 'psnr_matlab') != pytest.approx(logged(text, 'psnr'), abs=1e-3)
+    assert "psnr, ssim: MST's Python metrics" in text
+    assert "psnr_matlab, ssim_matlab: MST's MATLAB script Quality_Metrics/Cal_quality_assessment.m" in text

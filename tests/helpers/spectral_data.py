@@ -6,6 +6,7 @@
 * CASSI (MST): training scenes (``img_expand``, 16-bit range), test scenes
   (``img`` in [0, 1]) and ``mask.mat``, in scipy's v5 format except one
   training scene in v7.3, so both readers are exercised.
+* ``Test_result.mat`` contents at the size of MST's CASSI test (``kaist_like_truth``, ``cassi_result``).
 
 Sizes are deliberately not square and not multiples of the networks' strides.
 """
@@ -87,3 +88,49 @@ def make_cassi(root: str, seed: int = 1) -> str:
     mask = (rng.uniform(size=CASSI_MASK_SIZE) > 0.5).astype(np.float64)
     scipy.io.savemat(osp.join(root, 'mask.mat'), {'mask': mask})
     return root
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Test_result.mat contents at the size of MST's CASSI test (10 KAIST scenes, 256 x 256, 28 bands), for comparing
+# the plugin's MATLAB-protocol metrics with MST's Cal_quality_assessment.m (fixtures/cassi_matlab_octave.json).
+# numpy's legacy RandomState is used because its streams are frozen across numpy versions.
+
+KAIST_SHAPE = (10, 256, 256, 28)
+
+
+def kaist_like_truth(seed: int = 2024) -> np.ndarray:
+    """N x H x W x C float32 scenes in [0, 1]: four smooth spectra mixed by smooth abundance maps with sharp-edged
+    patches, fine texture, and an illumination map with dark regions (KAIST scenes are mostly dark)."""
+    from scipy.ndimage import gaussian_filter
+    n, h, w, c = KAIST_SHAPE
+    rs = np.random.RandomState(seed)
+    lam = np.linspace(0, 1, c)
+    scenes = []
+    for _ in range(n):
+        spectra = 0.5 + 0.5 * np.sin(rs.uniform(1, 6, (4, 1)) * lam + rs.uniform(0, 2 * np.pi, (4, 1)))
+        maps = np.stack([gaussian_filter(rs.rand(h, w), 8) for _ in range(4)], -1)
+        maps = (maps - maps.min()) / (maps.max() - maps.min())
+        for _ in range(6):                                   # patches with sharp edges
+            y0, x0 = rs.randint(0, h - 40), rs.randint(0, w - 40)
+            maps[y0:y0 + rs.randint(20, 80), x0:x0 + rs.randint(20, 80)] = rs.rand(4)
+        texture = 1 + 0.15 * gaussian_filter(rs.randn(h, w), 1.0)
+        light = np.clip(gaussian_filter(rs.rand(h, w), 20) * 8 - 3.5, 0.05, 1)
+        cube = (maps @ spectra) * (texture * light)[..., None]
+        scenes.append(cube / cube.max() * rs.uniform(0.7, 1.0))
+    return np.stack(scenes).astype(np.float32)
+
+
+def cassi_result(case: str, truth: np.ndarray) -> np.ndarray:
+    """A prediction for ``truth``: ``'good'`` (truth + noise of sd 0.02, partly white, partly smooth as a
+    reconstruction's errors are: about 34 dB, slightly outside [0, 1] near black and white) or ``'poor'`` (a
+    blurred, flattened, noisy and offset version: about 15 dB, often outside [0, 1], like an untrained network's
+    output)."""
+    from scipy.ndimage import gaussian_filter
+    rs = np.random.RandomState({'good': 7, 'poor': 8}[case])
+    t = truth.astype(np.float64)
+    if case == 'good':
+        smooth = gaussian_filter(rs.randn(*t.shape), (0, 1.5, 1.5, 0))
+        pred = t + 0.02 * (0.8 * smooth / smooth.std() + 0.6 * rs.randn(*t.shape))
+    else:
+        pred = 0.5 * gaussian_filter(t, (0, 2, 2, 0)) + 0.2 + 0.15 * rs.randn(*t.shape)
+    return pred.astype(np.float32)
