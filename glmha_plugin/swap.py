@@ -26,7 +26,7 @@ Many Restormer derivatives keep Restormer's MDTA under their own class name
 
 Structure cannot see a forward that computes something else, so each
 structural match is also run once on a small random probe (float64 copy,
-1 x C x 8 x 8) against the plugin's CSA holding its weights; a module that
+1 x C x 11 x 11) against the plugin's CSA holding its weights; a module that
 differs there, or that carries anything more than the structure (extra
 parameters, children or forward arguments: e.g. top-k sparse attention with
 learned mixing weights), is a look-alike: never replaced silently;
@@ -55,7 +55,9 @@ from .layers.attention import DEFAULT_GAMMA, check_guidance
 from .layers.calibration import calibration_hidden
 
 Spec = Union[None, int, float, Dict[str, Union[int, float]]]
-PROBE_SIDE = 8
+# The probe is square (MST's upstream mask branch crops to the row count) and its side a prime: a windowed
+# channel attention (e.g. OmniSR's, 8 x 8 windows) equals global attention on a probe of one window.
+PROBE_SIDE = 11
 PROBE_TOLERANCE = 1e-6
 MDTA_CHILDREN = frozenset({'qkv', 'qkv_dwconv', 'project_out'})
 MSMSA_CHILDREN = frozenset({'to_q', 'to_k', 'to_v', 'proj', 'pos_emb'})
