@@ -115,9 +115,9 @@ def load_with_spandrel(args):
     except SpandrelMissing as exc:
         if args.network == SPANDREL:
             raise ToolError(str(exc)) from None
-        raise ToolError(f'give the network: --network NAME (registered) or module.path:ClassName, or -opt '
-                        f'OPTIONS.yml; or install spandrel to recognise it from the checkpoint '
-                        f'(pip install glmha-plugin[spandrel])') from None
+        raise ToolError('give the network: --network NAME (registered) or module.path:ClassName, or -opt '
+                        'OPTIONS.yml; or install spandrel to recognise it from the checkpoint '
+                        '(pip install glmha-plugin[spandrel])') from None
     except (SpandrelError, CheckpointError) as exc:
         raise ToolError(str(exc)) from None
     print(f'spandrel: {info}')

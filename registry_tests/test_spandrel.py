@@ -14,7 +14,7 @@ import torch
 spandrel = pytest.importorskip('spandrel')
 
 import glmha_plugin  # noqa: E402
-from glmha_plugin.archs import MST, GLMHARestormer, MST_Plus_Plus, Restormer, RetinexFormer  # noqa: E402
+from glmha_plugin.archs import MST, MST_Plus_Plus, Restormer, RetinexFormer  # noqa: E402
 from glmha_plugin.data.cassi_simulation import disperse  # noqa: E402
 from glmha_plugin.deploy import spandrel as gs  # noqa: E402
 from glmha_plugin.layers import GLMHA, ChannelAttention, SpectralMSA  # noqa: E402
@@ -221,7 +221,8 @@ def test_missing_spandrel_is_a_one_line_install_hint(monkeypatch, tmp_path, caps
         glmha_plugin.register_spandrel()
     with pytest.raises(gs.SpandrelMissing):
         gs.load_network(save(Restormer(**TINY_RESTORMER_2), tmp_path / 'r.pth'))
-    assert import_tool('swap_attention').main(['--input', str(tmp_path / 'r.pth'), '--output', str(tmp_path / 'o.pth')]) == 2
+    assert import_tool('swap_attention').main(['--input', str(tmp_path / 'r.pth'), '--output',
+                                               str(tmp_path / 'o.pth')]) == 2
     err = capsys.readouterr().err.strip()
     assert '--network NAME' in err and 'pip install glmha-plugin[spandrel]' in err and len(err.splitlines()) == 1
 
@@ -249,7 +250,7 @@ def test_a_swapped_foreign_mst_layer_is_named(registered, tmp_path):
         spandrel.ModelLoader().load_from_file(save_state(state, tmp_path / 'foreign.pth'))
 
 
-# ------------------------------------------------------------------------------------- spandrel as the swap tool's source
+# ------------------------------------------------------------------------------ spandrel as the swap tool's source
 
 @pytest.fixture
 def swap_tool(capsys):
@@ -319,10 +320,11 @@ def test_load_network_entries(tmp_path):
     torch.save({'params': a.state_dict(), 'params_ema': b.state_dict()}, path)
     net, info = gs.load_network(str(path))
     assert info.entry == 'params_ema' and info.arch_id == 'RetinexFormer' and not info.glmha
-    assert torch.equal(net.state_dict()['body.0.estimator.conv1.weight'], b.state_dict()['body.0.estimator.conv1.weight'])
+    key = 'body.0.estimator.conv1.weight'
+    assert torch.equal(net.state_dict()[key], b.state_dict()[key])
     net, info = gs.load_network(str(path), param_key='params')
     assert info.entry == 'params'
-    assert torch.equal(net.state_dict()['body.0.estimator.conv1.weight'], a.state_dict()['body.0.estimator.conv1.weight'])
+    assert torch.equal(net.state_dict()[key], a.state_dict()[key])
     with pytest.raises(gs.SpandrelError, match="has no entry 'state_dict'"):
         gs.load_network(str(path), param_key='state_dict')
 

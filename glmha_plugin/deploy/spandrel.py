@@ -126,7 +126,8 @@ def attention_layers(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, Attent
             rank2 = state_dict[f'{path}.qkv.weight'].shape[0] - dim
             kind, rank, mask_rank = 'MDTA', rank2 // 2, None
         elif name == 'rescale' and f'{path}.to_q.weight' in state_dict and f'{path}.to_k.weight' in state_dict:
-            kind, dim, rank = 'MS-MSA', state_dict[f'{path}.to_k.weight'].shape[0], state_dict[f'{path}.to_q.weight'].shape[0]
+            kind, dim = 'MS-MSA', state_dict[f'{path}.to_k.weight'].shape[0]
+            rank = state_dict[f'{path}.to_q.weight'].shape[0]
             mask = state_dict.get(f'{path}.mm.conv1.weight')
             mask_rank = None if mask is None else mask.shape[0]
         else:
@@ -273,15 +274,15 @@ class Host:
         except (ValueError, KeyError, IndexError) as exc:
             if isinstance(exc, SpandrelError):
                 raise
-            raise SpandrelError(f'{self.arch_id}: cannot recover the network from the checkpoint ({type(exc).__name__}: '
-                                f'{exc})') from None
+            raise SpandrelError(f'{self.arch_id}: cannot recover the network from the checkpoint '
+                                f'({type(exc).__name__}: {exc})') from None
         _fit_layers(recovered.model, layers)
         _check_fits(recovered.model, state_dict, self.arch_id)
         return recovered
 
 
 def _ffn_factor(state_dict, dim: int) -> float:
-    """Restormer's ffn_expansion_factor f: hidden width int(C f) at every level (checked at each level's first block)."""
+    """Restormer's ffn_expansion_factor f: hidden width int(C f) at every level (each level's first block)."""
     widths = {}
     for stage, mult in (('encoder_level1', 1), ('encoder_level2', 2), ('encoder_level3', 4), ('latent', 8),
                         ('decoder_level1', 2), ('refinement', 2)):
@@ -426,8 +427,8 @@ def _unet_keys(prefix: str) -> Tuple[str, ...]:
 HOSTS: Tuple[Host, ...] = (
     Host('GLMHARestormer', 'GLMHA Restormer', ('Restormer',),
          ('patch_embed.proj.weight', 'encoder_level1.0.attn.temperature', 'encoder_level1.0.attn.qkv.weight',
-          'encoder_level1.0.attn.project_out.weight', 'encoder_level1.0.ffn.project_out.weight', 'down1_2.body.0.weight',
-          'latent.0.attn.temperature', 'up4_3.body.0.weight', 'reduce_chan_level3.weight',
+          'encoder_level1.0.attn.project_out.weight', 'encoder_level1.0.ffn.project_out.weight',
+          'down1_2.body.0.weight', 'latent.0.attn.temperature', 'up4_3.body.0.weight', 'reduce_chan_level3.weight',
           'decoder_level1.0.attn.temperature', 'refinement.0.attn.temperature', 'output.weight'),
          _recover_restormer),
     Host('GLMHARetinexFormer', 'GLMHA Retinexformer', ('RetinexFormer',),
