@@ -229,11 +229,22 @@ def run(args) -> int:
     if not report.layers:
         raise ToolError(f'no attention layer of {name} could be swapped\n{report}')
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
-    torch.save({'params': net.state_dict()}, args.output)
+    if spandrel:   # checked through spandrel before it takes the output's name
+        folder, base = osp.split(osp.abspath(args.output))
+        partial = osp.join(folder, f'.{base}.partial')
+        torch.save({'params': net.state_dict()}, partial)
+        try:
+            reloaded = spandrel_reload(partial, net, channels)
+        except BaseException:
+            os.remove(partial)
+            raise
+        os.replace(partial, args.output)
+    else:
+        torch.save({'params': net.state_dict()}, args.output)
     print(report)
     print(f'wrote {args.output}')
     if spandrel:
-        print(spandrel_reload(args.output, net, channels))
+        print(reloaded)
     elif ':' not in block['type']:
         import yaml
         network_g = dict(type='GLMHASwap', base=block, **{k: v for k, v in spec.items() if v is not None},

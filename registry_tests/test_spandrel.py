@@ -266,12 +266,19 @@ def swap_tool(capsys):
 
 
 @torch.no_grad()
-def test_swap_tool_takes_a_retinexformer_checkpoint_spandrel_recognises(registered, tmp_path, swap_tool):
+def test_swap_tool_takes_a_retinexformer_checkpoint_spandrel_recognises(registered, tmp_path, swap_tool,
+                                                                        monkeypatch):
     """spandrel's own RetinexFormer (spandrel core) -> the swap tool, --network omitted -> a GLMHA checkpoint that
     loads back through spandrel as GLMHARetinexFormer with the swapped network's output."""
     torch.manual_seed(0)
     source = save(RetinexFormer(**TINY_RETINEX), tmp_path / 'csa.pth')
     out = tmp_path / 'glmha.pth'
+    import glmha_plugin.swap_tool
+    with monkeypatch.context() as m:    # a result spandrel would load as another function is never written
+        m.setattr(glmha_plugin.swap_tool, 'RELOAD_TOLERANCE', -1.0)
+        rc, _, stderr = swap_tool('--input', source, '--output', out)
+        assert rc == 2 and 'computes another function' in stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ['csa.pth']
     rc, stdout, stderr = swap_tool('--input', source, '--output', out, '--rank',
                                    '{"body.0.denoiser.encoder_layers.0": 4, "body.0.denoiser.bottleneck": 8}',
                                    '--full-rank-check')
