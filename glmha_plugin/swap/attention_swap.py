@@ -26,7 +26,7 @@ Many Restormer derivatives keep Restormer's MDTA under their own class name
 
 Structure cannot see a forward that computes something else, so each
 structural match is also run once on a small random probe (float64 copy,
-1 x C x 8 x 8) against the plugin's CSA holding its weights; a module that
+1 x C x 11 x 11) against the plugin's CSA holding its weights; a module that
 differs there, or that carries anything more than the structure (extra
 parameters, children or forward arguments: e.g. top-k sparse attention with
 learned mixing weights), is a look-alike: never replaced silently;

@@ -9,7 +9,9 @@ from torch import nn
 
 from ..layers import CSA
 
-PROBE_SIDE = 8
+# The probe is square (MST's upstream mask branch crops to the row count) and its side a prime: a windowed
+# channel attention (e.g. OmniSR's, 8 x 8 windows) equals global attention on a probe of one window.
+PROBE_SIDE = 11
 PROBE_TOLERANCE = 1e-6
 MDTA_CHILDREN = frozenset({'qkv', 'qkv_dwconv', 'project_out'})
 MSMSA_CHILDREN = frozenset({'to_q', 'to_k', 'to_v', 'proj', 'pos_emb'})

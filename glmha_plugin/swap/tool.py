@@ -11,6 +11,14 @@ and the K/V energy kept.  ``--full-rank-check`` first verifies, on a random
 input, that the full-rank unguided conversion reproduces the network.  For a
 registered network the ``network_g`` block that trains the result
 (``type: GLMHASwap``) is printed.
+
+``--network spandrel`` (or no ``--network`` and no ``-opt``) lets spandrel
+recognise the network from the checkpoint's keys
+(:func:`glmha_plugin.deploy.spandrel.load_network`: spandrel's own
+architectures, ``spandrel_extra_arches``' when installed); the result is then
+loaded back through spandrel with the GLMHA architectures
+(:func:`glmha_plugin.register_spandrel`) and its output compared with the
+swapped network's.
 """
 import argparse
 import copy
@@ -23,11 +31,14 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..glue.checkpoints import load_into
+from ..deploy.spandrel import SpandrelError, SpandrelMissing, load_network
 from ..errors import CheckpointError
+from ..glue.checkpoints import load_into
 from . import SwapError, swap_attention
 
 FULL_RANK_TOLERANCE = 1e-5
+RELOAD_TOLERANCE = 1e-5
+SPANDREL = 'spandrel'
 INPUT_KEYS = ('inp_channels', 'in_channels', 'in_nc', 'num_in_ch', 'in_ch', 'in_dim')
 
 
@@ -55,8 +66,6 @@ def network_block(args) -> dict:
         if not isinstance(block, dict) or 'type' not in block:
             raise ToolError(f'{args.opt!r} has no network_g block with a type')
         return dict(block)
-    if not args.network:
-        raise ToolError('give the network: --network NAME (registered) or module.path:ClassName, or -opt OPTIONS.yml')
     options = _json(args.options, '--options') or {}
     if not isinstance(options, dict):
         raise ToolError(f'--options must be a JSON object of keyword arguments, got {args.options!r}')
@@ -78,14 +87,66 @@ def build(block: dict) -> torch.nn.Module:
         raise ToolError(f'cannot build network {name!r} with {block}: {type(exc).__name__}: {exc}') from None
 
 
-def _shape(text: Optional[str], block: dict):
+def _shape(text: Optional[str], block: Optional[dict], channels: Optional[int] = None):
     if text:
         try:
             return tuple(int(v) for v in text.lower().split('x'))
         except ValueError:
             raise ToolError(f'--input-shape {text!r} must look like 1x3x64x64') from None
-    channels = next((block[k] for k in INPUT_KEYS if k in block), 3)
+    if channels is None:
+        channels = next((block[k] for k in INPUT_KEYS if k in block), 3)
     return (1, channels, 64, 64)
+
+
+def uses_spandrel(args) -> bool:
+    """``--network spandrel``, or neither ``--network`` nor ``-opt``: spandrel recognises the network."""
+    return args.network == SPANDREL or not (args.network or args.opt)
+
+
+def load_with_spandrel(args):
+    """(network, SpandrelNetwork) of ``--input`` as spandrel recognises it."""
+    if args.opt:
+        raise ToolError('give either -opt (the option file\'s network_g) or --network spandrel, not both')
+    if args.options:
+        raise ToolError('--options does not apply to --network spandrel: spandrel recovers the network\'s options '
+                        'from the checkpoint')
+    try:
+        net, info = load_network(args.input, args.param_key)
+    except SpandrelMissing as exc:
+        if args.network == SPANDREL:
+            raise ToolError(str(exc)) from None
+        raise ToolError('give the network: --network NAME (registered) or module.path:ClassName, or -opt '
+                        'OPTIONS.yml; or install spandrel to recognise it from the checkpoint '
+                        '(pip install glmha-plugin[spandrel])') from None
+    except (SpandrelError, CheckpointError) as exc:
+        raise ToolError(str(exc)) from None
+    print(f'spandrel: {info}')
+    if info.glmha:
+        raise ToolError(f'{args.input} is already a GLMHA network ({info.arch_id}): nothing to swap')
+    return net, info
+
+
+@torch.no_grad()
+def spandrel_reload(path: str, net: torch.nn.Module, channels: int) -> str:
+    """How the written checkpoint loads back through spandrel with the GLMHA architectures (one line)."""
+    from .deploy.spandrel import HOSTS
+    hosts = ', '.join(host.arch_id for host in HOSTS)
+    advice = (f'spandrel has GLMHA architectures for {hosts} only: load the result with the network\'s own class, '
+              f'swapped by glmha_plugin.swap_attention with the same ranks')
+    try:
+        again, info = load_network(path)
+    except SpandrelError as exc:
+        return f'note: the result does not load through spandrel ({exc}); {advice}'
+    if not info.glmha:
+        return f'note: spandrel loads the result as {info.arch_id}, not as a GLMHA architecture; {advice}'
+    x = torch.rand(1, channels, 32, 32, generator=torch.Generator().manual_seed(0))
+    want = net.eval()(x)
+    err = float((again(x) - want).abs().max() / want.abs().max().clamp_min(1e-12))
+    if not err <= RELOAD_TOLERANCE:
+        raise ToolError(f'the result loads through spandrel as {info.arch_id} but computes another function '
+                        f'(relative max difference {err:.2e} on a 1 x {channels} x 32 x 32 input)')
+    return (f'spandrel loads the result as {info.arch_id} after glmha_plugin.register_spandrel(): same output '
+            f'(relative max difference {err:.1e} on a 1 x {channels} x 32 x 32 input)')
 
 
 @torch.no_grad()
@@ -118,12 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
                                     '\'{"decoder": true}\' --input promptir.ckpt --param-key state_dict '
                                     '--output glmha.pth'))
     src = p.add_argument_group('network')
-    src.add_argument('--network', help='registered arch name (basicsr ARCH_REGISTRY) or module.path:ClassName')
+    src.add_argument('--network', help='registered arch name (basicsr ARCH_REGISTRY), module.path:ClassName, or '
+                     '"spandrel": recognised from the checkpoint by spandrel (the default without --network and -opt)')
     src.add_argument('--options', help='constructor keyword arguments as a JSON object')
     src.add_argument('-opt', '--opt', help="option YAML whose network_g is the network (instead of --network)")
     p.add_argument('--input', required=True, help='the trained checkpoint')
-    p.add_argument('--param-key', '--param_key', default='params',
-                   help='checkpoint entry with the weights (params, params_ema, state_dict, ...; default params)')
+    p.add_argument('--param-key', '--param_key',
+                   help='checkpoint entry with the weights (params, params_ema, state_dict, ...; default params, '
+                   'with spandrel the entry spandrel picks: params_ema before params)')
     p.add_argument('--output', required=True, help="where to write {'params': swapped state_dict}")
     p.add_argument('--rank', help='K/V rank: a number or a JSON object {"module.path.prefix": rank}')
     p.add_argument('--rank-ratio', '--rank_ratio', help='rank as a fraction of the channels (default 0.5): a number or '
@@ -139,17 +202,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    block = network_block(args)
+    spandrel = uses_spandrel(args)
+    block = None if spandrel else network_block(args)
     if osp.exists(args.output) and not args.overwrite:
         raise ToolError(f'{args.output!r} exists; choose another --output or pass --overwrite')
-    net = build(block)
-    try:
-        load_into(net, args.input, args.param_key, strict=True)
-    except CheckpointError as exc:
-        raise ToolError(f'{exc} Check the network options or --param-key') from None
+    if spandrel:
+        net, info = load_with_spandrel(args)
+        channels, name = info.input_channels, info.arch_id
+    else:
+        net, channels, name = build(block), None, block['type']
+        try:
+            load_into(net, args.input, args.param_key or 'params', strict=True)
+        except CheckpointError as exc:
+            raise ToolError(f'{exc} Check the network options or --param-key') from None
     strict = not args.no_strict
     if args.full_rank_check:
-        err = full_rank_check(net, _shape(args.input_shape, block), strict)
+        err = full_rank_check(net, _shape(args.input_shape, block, channels), strict)
         ok = err <= FULL_RANK_TOLERANCE
         print(f'full-rank check: relative max difference {err:.3e} between the network and its full-rank unguided '
               f'GLMHA swap ({"OK" if ok else "FAILED"}, tolerance {FULL_RANK_TOLERANCE:g})')
@@ -159,12 +227,25 @@ def run(args) -> int:
                 guidance=args.guidance, gamma=args.gamma)
     report = swap_attention(net, strict=strict, **spec)
     if not report.layers:
-        raise ToolError(f'no attention layer of {block["type"]} could be swapped\n{report}')
+        raise ToolError(f'no attention layer of {name} could be swapped\n{report}')
     os.makedirs(osp.dirname(osp.abspath(args.output)), exist_ok=True)
-    torch.save({'params': net.state_dict()}, args.output)
+    if spandrel:   # checked through spandrel before it takes the output's name
+        folder, base = osp.split(osp.abspath(args.output))
+        partial = osp.join(folder, f'.{base}.partial')
+        torch.save({'params': net.state_dict()}, partial)
+        try:
+            reloaded = spandrel_reload(partial, net, channels)
+        except BaseException:
+            os.remove(partial)
+            raise
+        os.replace(partial, args.output)
+    else:
+        torch.save({'params': net.state_dict()}, args.output)
     print(report)
     print(f'wrote {args.output}')
-    if ':' not in block['type']:
+    if spandrel:
+        print(reloaded)
+    elif ':' not in block['type']:
         import yaml
         network_g = dict(type='GLMHASwap', base=block, **{k: v for k, v in spec.items() if v is not None},
                          strict=strict)
