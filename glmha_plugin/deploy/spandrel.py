@@ -227,7 +227,7 @@ def _fit_layers(model: nn.Module, layers: Mapping[str, AttentionLayer]) -> nn.Mo
 
 
 def _check_fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch: str) -> None:
-    from ..checkpoint import key_mismatch
+    from ..glue.checkpoints import key_mismatch
     report = key_mismatch(model.state_dict(), state_dict)
     if report:
         raise SpandrelError(f'{arch}: the checkpoint does not fit the network recovered from its tensors: {report}')
@@ -549,7 +549,7 @@ def read_state_dict(path: str, param_key: Optional[str] = None) -> Tuple[Dict[st
     the container is returned whole, and the entry is the one spandrel will unwrap (its own order, which
     prefers ``params_ema`` to ``params``).  Plain weights only (``weights_only=True``).
     """
-    from ..checkpoint import load_checkpoint
+    from ..glue.checkpoints import load_checkpoint
     if not os.path.isfile(path):
         raise SpandrelError(f'checkpoint {path!r} does not exist')
     if path.lower().endswith('.safetensors'):

@@ -67,12 +67,12 @@ def outside(tmp_path, monkeypatch):
 
 def test_list_copy_and_train_from_a_shipped_name(venv, outside, demo_data):
     python, bin_dir, site = venv
-    listed = run([python, '-m', 'glmha_plugin.glue.option_files', 'list'], cwd=outside).stdout
-    # options.py finds the package data next to itself: the module imported is the wheel's
+    listed = run([osp.join(bin_dir, 'glmha'), 'options', 'list'], cwd=outside).stdout
+    # option_files.py finds the package data in the package: the module imported is the wheel's
     assert f'shipped option files in {osp.join(site, "glmha_plugin", "option_files")}:' in listed
     for name in ('Deraining_GLMHA.yml', 'tiny/Demo_Deraining_GLMHA.yml', 'tiny/test_Demo_Deraining_GLMHA.yml'):
         assert f'  {name} ' in listed
-    copied = run([python, '-m', 'glmha_plugin.glue.option_files', 'copy', 'Deraining_GLMHA.yml'], cwd=outside)
+    copied = run([osp.join(bin_dir, 'glmha'), 'options', 'copy', 'Deraining_GLMHA.yml'], cwd=outside)
     assert (outside / 'Deraining_GLMHA.yml').is_file(), copied.stdout
     shutil.copytree(demo_data / 'datasets', outside / 'datasets')
     train = run([osp.join(bin_dir, 'glmha-train'), '-opt', 'Demo_Deraining_GLMHA.yml', '--force_yml', *FAST],
