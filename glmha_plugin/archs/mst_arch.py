@@ -36,7 +36,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from ..layers import crop
 from ..layers.padding import needs_padding
-from .spectral_unet import PerLevel, SpectralUNet, host_attention
+from .arch_util import host_attention
+from .spectral_unet import PerLevel, SpectralUNet
 
 
 def extend_shifted_back(x: torch.Tensor, extra: int, step: int) -> torch.Tensor:
@@ -69,7 +70,8 @@ class MST(SpectralUNet):
     MST-L: stage=2, num_blocks=[4,7,5]).
 
     Args (attention): attention (``'csa'`` | ``'glmha'``), rank / rank_ratio
-    (one value or one per level, ``stage + 1`` values), guidance, gamma; see
+    (a number or ``{module-path prefix: number}``, e.g. ``{bottleneck: 56}``;
+    or one value per level, ``stage + 1`` values), guidance, gamma; see
     :class:`~glmha_plugin.archs.spectral_unet.SpectralUNet`.
 
     Args (optics): dispersion_step: columns per band of the dispersion (2).

@@ -4,7 +4,8 @@
       type: GLMHASwap
       base: {type: PromptIR, dim: 48, ...}   # any name in basicsr's ARCH_REGISTRY, with its options
       rank_ratio: 0.5                        # swap_attention's options: rank / rank_ratio (number or
-      guidance: calibration                  #   {module-path prefix: number}), guidance, gamma, warm_start, strict
+      guidance: calibration                  #   {module-path prefix: number}, longest prefix wins: the
+                                             #   format of every host), guidance, gamma, warm_start, strict
 
 builds ``base`` through basicsr's ``build_network`` and applies
 :func:`glmha_plugin.swap_attention` to it.  The result *is* the base network
@@ -21,11 +22,12 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ..layers.attention import DEFAULT_GAMMA
-from ..swap.attention_swap import Spec, swap_attention
+from ..layers.ranks import PerLayer
+from ..swap.attention_swap import swap_attention
 
 
 @ARCH_REGISTRY.register()
-def GLMHASwap(base: Dict, rank: Spec = None, rank_ratio: Spec = None, guidance: str = 'calibration',  # noqa: N802
+def GLMHASwap(base: Dict, rank: PerLayer = None, rank_ratio: PerLayer = None, guidance: str = 'calibration',  # noqa: N802
               gamma: int = DEFAULT_GAMMA, warm_start: bool = True, strict: bool = True,
               use_checkpoint: bool = False) -> nn.Module:
     """The network ``base`` (a ``network_g``-style mapping) with :func:`~glmha_plugin.swap_attention` applied."""

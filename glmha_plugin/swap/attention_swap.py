@@ -36,27 +36,25 @@ differs, ``strict=False`` skips it and lists it in the report.
 With ``warm_start`` each new layer starts from the replaced module's weights
 through the SVD conversion of :mod:`glmha_plugin.swap.warm_start`, so full rank with
 ``guidance='none'`` computes the original network.  ``rank`` / ``rank_ratio``
-are one number for every layer or a dict from module-path prefixes to numbers
-(the longest matching prefix wins; layers no prefix matches get the default
-ratio 0.5).  New layers get the device, dtype, ``requires_grad`` and
+are per-layer options (:mod:`glmha_plugin.layers.ranks`, the format of every
+host): one number for every layer or a dict from module-path prefixes to
+numbers (the longest matching prefix wins; layers no prefix matches get the
+default ratio 0.5).  New layers get the device, dtype, ``requires_grad`` and
 train/eval state of the module they replace.
 """
 import copy
-from typing import Dict, Optional, Tuple, Union
 
 from torch import nn
 
 from ..layers import GLMHA, ChannelAttention, SpectralMSA, resolve_rank
 from ..layers.attention import DEFAULT_GAMMA, check_guidance
 from ..layers.calibration import calibration_hidden
+from ..layers.ranks import PerLayer, layer_options, parse
 from ..layers.swapped_msa import SwappedGuidedMSA, SwappedMaskMSA
 from .matching import (Builder, csa_replica, forward_params, looks_like_mdta, looks_like_msmsa, probe_difference,
                        probe_inputs, mdta_differences, msmsa_differences)
 from .report import SwapError, SwappedLayer, SwapReport
 from .warm_start import init_attention_from_csa, init_spectral_from_csa
-
-Spec = Union[None, int, float, Dict[str, Union[int, float]]]
-
 
 def _spectral_builder(m: nn.Module, c: int, heads: int, convention: str) -> Builder:
     if isinstance(m, SpectralMSA):   # the plugin's own layer: same guidance
@@ -70,39 +68,6 @@ def _spectral_builder(m: nn.Module, c: int, heads: int, convention: str) -> Buil
         guide_arg = forward_params(m)[1].name
         return lambda **kw: SwappedGuidedMSA(c, heads, guide_arg, **kw)
     return lambda **kw: SpectralMSA(c, heads, **kw)
-
-
-# ----------------------------------------------------------------------------------- options
-
-
-def _lookup(spec: Spec, path: str, option: str, used: set) -> Tuple[Optional[Union[int, float]], int]:
-    """(value, length of the matched prefix) of a number or ``{prefix: number}`` option for ``path``."""
-    if spec is None or not isinstance(spec, dict):
-        return spec, 0
-    best = None
-    for prefix in spec:
-        if not isinstance(prefix, str):
-            raise SwapError(f'{option}: keys must be module-path prefixes (strings), got {prefix!r}')
-        if prefix == '' or path == prefix or path.startswith(prefix + '.'):
-            if best is None or len(prefix) > len(best):
-                best = prefix
-    if best is None:
-        return None, -1
-    used.add((option, best))
-    return spec[best], len(best) + 1
-
-
-def _layer_rank(path: str, c: int, heads: int, rank: Spec, rank_ratio: Spec, used: set) -> int:
-    r, r_len = _lookup(rank, path, 'rank', used)
-    q, q_len = _lookup(rank_ratio, path, 'rank_ratio', used)
-    if r is not None and q is not None:
-        if r_len == q_len:
-            raise SwapError(f'{path}: both rank ({r}) and rank_ratio ({q}) apply; give one of them for this layer')
-        r, q = (r, None) if r_len > q_len else (None, q)
-    try:
-        return resolve_rank(c, heads, r, q)
-    except ValueError as exc:
-        raise SwapError(f'{path} ({c} channels, {heads} heads): {exc}') from None
 
 
 # ----------------------------------------------------------------------------------- the swap
@@ -157,14 +122,16 @@ def _place(model: nn.Module, path: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, name, new)
 
 
-def swap_attention(model: nn.Module, *, rank: Spec = None, rank_ratio: Spec = None, guidance: str = 'calibration',
+def swap_attention(model: nn.Module, *, rank: PerLayer = None, rank_ratio: PerLayer = None,
+                   guidance: str = 'calibration',
                    gamma: int = DEFAULT_GAMMA, warm_start: bool = True, strict: bool = True) -> SwapReport:
     """Replace every MDTA and MS-MSA of ``model`` by GLMHA, in place (module docstring); returns the report.
 
     Args:
         model: any ``nn.Module`` holding attention layers.
         rank / rank_ratio: K/V rank of the new layers: a number, or ``{module-path prefix: number}``
-            (longest prefix wins); see :func:`glmha_plugin.layers.resolve_rank` (default ratio 0.5).
+            (longest prefix wins, :mod:`glmha_plugin.layers.ranks`); see :func:`glmha_plugin.layers.resolve_rank`
+            (default ratio 0.5).
         guidance: ``'calibration'`` (instance guidance) or ``'none'``.
         gamma: calibration reduction.
         warm_start: initialise each new layer from the replaced one by truncated SVD (else: fresh init).
@@ -176,10 +143,11 @@ def swap_attention(model: nn.Module, *, rank: Spec = None, rank_ratio: Spec = No
     try:
         check_guidance(guidance)
         calibration_hidden(1, gamma)
+        parse(rank, 'rank')
+        parse(rank_ratio, 'rank_ratio')
     except ValueError as exc:
         raise SwapError(str(exc)) from None
     report = SwapReport()
-    used: set = set()
     plans = []
     for path, m in _candidates(model):
         plan = _plan(path, m)
@@ -202,13 +170,14 @@ def swap_attention(model: nn.Module, *, rank: Spec = None, rank_ratio: Spec = No
                                     f'replaced; pass strict=False to skip it')
                 report.skipped.append((path, f'{kind} structure ({type(m).__name__}) but {why}'))
                 continue
-        plans.append((path, m, plan, replica, _layer_rank(path, c, heads, rank, rank_ratio, used)))
-    for option, spec in (('rank', rank), ('rank_ratio', rank_ratio)):
-        unused = sorted(p for p in spec if (option, p) not in used) if isinstance(spec, dict) else []
-        if unused:
-            raise SwapError(f'{option}: prefix(es) {unused} match no swapped attention layer; layers: '
-                            f'{", ".join(p for p, *_ in plans) or "none"}')
-    for path, m, (kind, c, heads, extra, builder), replica, r in plans:
+        plans.append((path, m, plan, replica))
+    try:
+        options = layer_options(rank, rank_ratio, [(path, plan[1], plan[2]) for path, _, plan, _ in plans],
+                                noun='swapped attention layer')
+    except ValueError as exc:
+        raise SwapError(str(exc)) from None
+    for path, m, (kind, c, heads, extra, builder), replica in plans:
+        r = resolve_rank(c, heads, **options[path])
         new = _new_layer(m, kind, c, heads, extra, builder, r, guidance, gamma)
         energies = (None, None)
         if warm_start:

@@ -196,8 +196,39 @@ def test_per_level_rank_options():
         (31, 8, 'none'), (62, 16, 'none'), (124, 32, 'none')]
     with pytest.raises(ValueError, match='one per level \\(3 levels'):
         GLMHAMST(rank=[7, 14], **TINY_MST)
-    with pytest.raises(ValueError, match='level 1 \\(56 channels, 2 heads\\).*not divisible'):
+    with pytest.raises(ValueError, match=r'GLMHAMST: encoder_layers\.1\.0\.blocks\.0\.0 \(56 channels, 2 heads\).*not '
+                                         r'divisible'):
         GLMHAMST(rank=7, **TINY_MST)
+
+
+def test_a_per_level_list_is_the_prefix_form():
+    """The per-level list of the spectral hosts becomes {module-path prefix: value}: level l's encoder and
+    decoder blocks of every U-Net, the bottleneck last."""
+    from glmha_plugin.archs.spectral_unet import per_level
+    assert per_level([7, 14, 28], 'rank', {'': 2}) == {
+        'encoder_layers.0.0': 7, 'decoder_layers.1.2': 7, 'encoder_layers.1.0': 14, 'decoder_layers.0.2': 14,
+        'bottleneck': 28}
+    assert per_level(0.5, 'rank_ratio', {'': 2}) == 0.5
+    by_list = GLMHAMSTPlusPlus(stage=2, rank=[8, 16, 32])
+    levels = {0: 8, 1: 16, 2: 32}
+    by_prefix = GLMHAMSTPlusPlus(stage=2, rank={f'body.{s}.{p}': levels[level] for s in range(2) for level, p in (
+        (0, 'encoder_layers.0'), (0, 'decoder_layers.1'), (1, 'encoder_layers.1'), (1, 'decoder_layers.0'),
+        (2, 'bottleneck'))})
+    ranks = {name: m.rank for name, m in by_list.named_modules() if isinstance(m, SpectralMSA)}
+    assert len(ranks) == 10 and all(r == levels[by_list.get_submodule(name).level] for name, r in ranks.items())
+    assert ranks == {name: m.rank for name, m in by_prefix.named_modules() if isinstance(m, SpectralMSA)}
+
+
+def test_per_layer_rank_options_of_the_spectral_hosts():
+    net = GLMHAMSTPlusPlus(stage=2, rank={'body.1.bottleneck': 4}, rank_ratio={'': 0.25, 'body.1': 1.0})
+    ranks = {name: m.rank for name, m in net.named_modules() if isinstance(m, SpectralMSA)}
+    assert ranks['body.1.bottleneck.blocks.0.0'] == 4 and ranks['body.1.encoder_layers.1.0.blocks.0.0'] == 62
+    assert ranks['body.0.bottleneck.blocks.0.0'] == 32 and ranks['body.0.encoder_layers.0.0.blocks.0.0'] == 8
+    mst = GLMHAMST(rank={'bottleneck.blocks.0': 8}, rank_ratio=[0.25, 0.5, 1.0], **TINY_MST)
+    assert {(m.level, m.rank) for m in attention_layers(mst)} == {(0, 7), (1, 28), (2, 8)}
+    with pytest.raises(ValueError, match=r"GLMHAMSTPlusPlus: rank: prefix\(es\) \['body\.3'\] match no attention "
+                                         r"layer; .* did you mean 'body\.2'"):
+        GLMHAMSTPlusPlus(rank={'body.3': 8})
 
 
 def test_attention_option_is_checked():

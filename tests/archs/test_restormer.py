@@ -103,6 +103,10 @@ def test_wrong_input_channels_are_explained():
         Restormer(**TINY)(torch.rand(1, 1, 8, 8))
 
 
+def attention_ranks(net):
+    return {name: m.rank for name, m in net.named_modules() if name.endswith('.attn')}
+
+
 def test_per_stage_rank():
     ranks = {'latent': 16, 'encoder_level1': 2}
     net = GLMHARestormer(rank=ranks, **TINY)
@@ -113,11 +117,29 @@ def test_per_stage_rank():
     assert ratio.refinement[0].attn.rank == 4
 
 
-def test_rank_errors_name_the_stage():
-    with pytest.raises(ValueError, match='unknown stage'):
+def test_per_layer_rank_longest_prefix_wins():
+    """Stage names are module-path prefixes like any other: a block or one layer can have its own rank."""
+    options = dict(TINY, num_blocks=[1, 1, 1, 2])
+    net = GLMHARestormer(rank={'latent.1': 16, 'encoder_level1': 2}, rank_ratio={'': 0.25, 'latent': 1.0},
+                         **options)
+    assert attention_ranks(net) == {'encoder_level1.0.attn': 2, 'encoder_level2.0.attn': 4,
+                                    'encoder_level3.0.attn': 8, 'latent.0.attn': 64, 'latent.1.attn': 16,
+                                    'decoder_level3.0.attn': 8, 'decoder_level2.0.attn': 4,
+                                    'decoder_level1.0.attn': 4, 'refinement.0.attn': 4}
+    assert attention_ranks(GLMHARestormer(rank=8, rank_ratio={'latent.1.attn': 0.5}, **options))['latent.1.attn'] \
+        == 32
+
+
+def test_rank_errors_name_the_layer():
+    with pytest.raises(ValueError, match=r"GLMHARestormer: rank: prefix\(es\) \['level9'\] match no attention layer"):
         GLMHARestormer(rank={'level9': 4}, **TINY)
-    with pytest.raises(ValueError, match='stage encoder_level2 \\(16 channels, 2 heads\\).*not divisible'):
+    with pytest.raises(ValueError, match=r"\['encoder_leve1'\] match no .*did you mean 'encoder_level1'"):
+        GLMHARestormer(rank={'encoder_leve1': 4}, **TINY)
+    with pytest.raises(ValueError, match=r'GLMHARestormer: encoder_level2\.0\.attn \(16 channels, 2 heads\).*not '
+                                         r'divisible'):
         GLMHARestormer(rank=3, **TINY)
+    with pytest.raises(ValueError, match=r"latent\.0\.attn \(64 channels, 8 heads\): rank 12 .*rank\['latent'\]"):
+        GLMHARestormer(rank={'latent': 12}, **TINY)
     with pytest.raises(ValueError, match='out of range'):
         GLMHARestormer(rank=64, **TINY)
 
