@@ -102,12 +102,14 @@ def load_weights(model, path: str, key: str):
 
 
 def ranks_yaml(net_opt: dict, rank, energy: float, source: str) -> str:
-    """``network_g`` with GLMHA and the ``rank`` option (per stage or per level; rank_ratio removed)."""
+    """``network_g`` with GLMHA and the per-layer ``rank`` option ``{module-path prefix: rank}`` (rank_ratio
+    removed)."""
     net = {k: v for k, v in net_opt.items() if k not in ('rank_ratio', 'rank')}
     net['attention'] = 'glmha'
     net['rank'] = rank
     header = (f'# GLMHA ranks per stage (or U-Net level) keeping {energy:.0%} of the attention maps\'\n'
-              f'# singular-value energy, measured by glmha spectrum on {source}.\n'
+              f'# singular-value energy, measured by glmha spectrum on {source};\n'
+              f'# rank: {{module-path prefix: rank}}, the longest prefix of a layer\'s module path wins.\n'
               f'# Paste network_g into your option file (other sections are yours to keep).\n')
     return header + yaml.safe_dump({'network_g': net}, sort_keys=False)
 
@@ -174,7 +176,7 @@ def main(argv=None):
     print(md)
     print(f'written: {osp.join(args.out_dir, "spectrum.md")}, spectrum_ranks.csv, spectrum.png')
     if args.write_options:
-        rank = host.rank_option(spectrum.stage_ranks(layers, args.energy))
+        rank = host.rank_option(spectrum.stage_ranks(layers, args.energy), model)
         os.makedirs(osp.dirname(osp.abspath(args.write_options)), exist_ok=True)
         with open(args.write_options, 'w', encoding='utf-8') as f:
             f.write(ranks_yaml(net_opt, rank, args.energy, source))

@@ -1,4 +1,7 @@
 """The attention-spectrum analysis and glmha spectrum on a small model and real photos."""
+import ast
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -179,8 +182,8 @@ def test_rgb_to_bands_interpolates_blue_to_red():
 @pytest.mark.parametrize('host_name', ['mst_l', 'mst_plus_plus', 'retinexformer'])
 def test_tool_on_spectral_hosts_writes_per_level_ranks(demo_data, tmp_path, capsys, host_name):
     """MST (photos -> 28-band scenes -> simulated CASSI shot), MST++ (photos as input) and Retinexformer
-    (darkened photos): stages are the U-Net levels and the written rank option is one value per level, which
-    the GLMHA network accepts."""
+    (darkened photos): stages are the U-Net levels; the written rank option is the per-layer format, each
+    level's rank on the module paths of its blocks, which the GLMHA network accepts."""
     images = str(demo_data / 'datasets' / 'demo_rain' / 'test' / 'input')
     opts = tmp_path / 'ranks.yml'
     rc = tool.main(['--host', host_name, '--tiny', '--images', images, '--size', '16', '--out-dir',
@@ -191,10 +194,14 @@ def test_tool_on_spectral_hosts_writes_per_level_ranks(demo_data, tmp_path, caps
              'retinexformer': 'body.0.denoiser.encoder_layers.0.0.blocks.0.0'}
     assert f'| {first[host_name]} | level0 |' in printed
     net_opt = load_yaml(opts)['network_g']
-    assert net_opt['attention'] == 'glmha' and isinstance(net_opt['rank'], list) and len(net_opt['rank']) == 3
+    measured = ast.literal_eval(re.search(r'- 90%: (\{.*\})', printed).group(1))     # {levelL: rank}
+    level_ranks = [measured[f'level{level}'] for level in range(3)]
+    assert net_opt['attention'] == 'glmha' and isinstance(net_opt['rank'], dict)
+    unet = {'mst_l': '', 'mst_plus_plus': 'body.0.', 'retinexformer': 'body.0.denoiser.'}[host_name]
+    assert {net_opt['rank'][f'{unet}{p}'] for p in ('encoder_layers.1.0', 'decoder_layers.0.2')} == {level_ranks[1]}
     from basicsr.utils.registry import ARCH_REGISTRY
     model = ARCH_REGISTRY.get(net_opt.pop('type'))(**net_opt)
     from glmha_plugin.layers import SpectralMSA
     layers = [m for m in model.modules() if isinstance(m, SpectralMSA)]
-    assert layers and all(m.rank == net_opt['rank'][m.level] for m in layers)
+    assert layers and all(m.rank == level_ranks[m.level] for m in layers)
     assert all(m.rank % m.num_heads == 0 for m in layers)
