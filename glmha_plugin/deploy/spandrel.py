@@ -27,9 +27,10 @@ blocks, heads, FFN width, biases, norm type, stages) and, per attention
 layer, its rank (``qkv`` / ``to_q`` rows), its heads, and its guidance (a
 calibration network or none; the calibration reduction from the hidden
 width).  A compressed network has a different rank in every layer: the host
-is built with each stage's (Restormer) or level's (spectral hosts) first
-rank, and every layer that differs is rebuilt with its own rank and guidance,
-so any per-layer mix loads.  Before spandrel loads the weights, the network's
+is built with every layer's own rank (the per-layer ``rank`` option
+``{module path: rank}`` of :mod:`glmha_plugin.layers.ranks`) and the most
+common guidance, and a layer whose guidance or calibration width differs is
+rebuilt with its own, so any per-layer mix loads.  Before spandrel loads the weights, the network's
 keys and shapes are compared with the checkpoint (a clear error names what
 differs instead of PyTorch's ``RuntimeError``).
 
@@ -53,7 +54,6 @@ registered until :func:`register_spandrel` is called.
 """
 import functools
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -172,12 +172,9 @@ def gamma_for(layers: Sequence[AttentionLayer]) -> Optional[int]:
                         f'hidden width must be max(1, channels // gamma)')
 
 
-def _group_ranks(layers: Sequence[AttentionLayer], group: Callable[[str], object]) -> Dict[object, int]:
-    """The rank of each group's first layer (its other layers, when they differ, are rebuilt by :func:`_fit_layers`)."""
-    ranks: Dict[object, int] = {}
-    for layer in layers:
-        ranks.setdefault(group(layer.path), layer.rank)
-    return ranks
+def _layer_ranks(layers: Sequence[AttentionLayer]) -> Dict[str, int]:
+    """The host's ``rank`` option: every layer's own rank, ``{module path: rank}``."""
+    return {layer.path: layer.rank for layer in layers}
 
 
 def _common(values):
@@ -198,7 +195,8 @@ def _glmha_options(layers: Sequence[AttentionLayer]) -> dict:
 
 
 def _fit_layers(model: nn.Module, layers: Mapping[str, AttentionLayer]) -> nn.Module:
-    """Rebuild every attention layer of ``model`` whose rank or guidance differs from the checkpoint's."""
+    """Rebuild every attention layer of ``model`` whose rank or guidance differs from the checkpoint's (the
+    hosts are built with every layer's rank: what differs is the guidance of layers without the common one)."""
     found = {name: m for name, m in model.named_modules() if isinstance(m, (ChannelAttention, SpectralMSA))}
     if set(found) != set(layers):
         missing, extra = sorted(set(layers) - set(found)), sorted(set(found) - set(layers))
@@ -299,7 +297,7 @@ def _ffn_factor(state_dict, dim: int) -> float:
 
 
 def _recover_restormer(sd, layers) -> Recovered:
-    from ..archs import RESTORMER_STAGES, GLMHARestormer
+    from ..archs import GLMHARestormer
     from ..archs.restormer_arch import SIZE_MULTIPLE
     dim, inp = sd['patch_embed.proj.weight'].shape[:2]
     num_blocks = [seq_len(sd, s) for s in ('encoder_level1', 'encoder_level2', 'encoder_level3', 'latent')]
@@ -316,32 +314,9 @@ def _recover_restormer(sd, layers) -> Recovered:
                    bias='encoder_level1.0.ffn.project_in.bias' in sd,
                    LayerNorm_type='WithBias' if 'encoder_level1.0.norm1.body.bias' in sd else 'BiasFree',
                    dual_pixel_task='skip_conv.weight' in sd,
-                   rank={s: r for s, r in _group_ranks(attn, lambda p: p.split('.')[0]).items()
-                         if s in RESTORMER_STAGES},
-                   **_glmha_options(attn))
+                   rank=_layer_ranks(attn), **_glmha_options(attn))
     return Recovered(GLMHARestormer(**options), options, [f'{dim}dim', *_rank_tags(attn)], options['inp_channels'],
                      options['out_channels'], SIZE_MULTIPLE)
-
-
-_UNET_LEVEL = re.compile(r'(?:^|\.)(?:encoder_layers\.(\d+)\.0|bottleneck|decoder_layers\.(\d+)\.2)\.blocks\.\d+\.0$')
-
-
-def _unet_level(path: str, stage: int) -> int:
-    """The U-Net level of a spectral attention layer from its path (spectral_unet.py's key layout)."""
-    match = _UNET_LEVEL.search(path)
-    if match is None:
-        raise SpandrelError(f'{path} is not an attention layer of a spectral U-Net (encoder_layers / bottleneck / '
-                            f'decoder_layers)')
-    if match.group(1) is not None:
-        return int(match.group(1))
-    return stage if match.group(2) is None else stage - 1 - int(match.group(2))
-
-
-def _level_ranks(layers: Sequence[AttentionLayer], stage: int) -> List[int]:
-    ranks = _group_ranks(layers, lambda p: _unet_level(p, stage))
-    if sorted(ranks) != list(range(stage + 1)):
-        raise SpandrelError(f'attention layers at U-Net levels {sorted(ranks)}, expected 0 .. {stage}')
-    return [ranks[level] for level in range(stage + 1)]
 
 
 def _unet_blocks(sd, prefix: str, stage: int) -> List[int]:
@@ -364,7 +339,7 @@ def _recover_mst_plus_plus(sd, layers) -> Recovered:
                                 f'(MST++ has one per level and two downsamplings)')
     attn = list(layers.values())
     options = dict(in_channels=int(inp), out_channels=int(sd['conv_out.weight'].shape[0]), n_feat=int(n_feat),
-                   stage=stage, rank=_level_ranks(attn, 2), **_glmha_options(attn))
+                   stage=stage, rank=_layer_ranks(attn), **_glmha_options(attn))
     return Recovered(GLMHAMSTPlusPlus(**options), options, _spectral_tags(n_feat, stage, [1, 1, 1], attn),
                      options['in_channels'], options['out_channels'], SIZE_MULTIPLE)
 
@@ -378,7 +353,7 @@ def _recover_retinexformer(sd, layers) -> Recovered:
     blocks = _unet_blocks(sd, 'body.0.denoiser.', LEVELS)
     attn = list(layers.values())
     options = dict(in_channels=int(channels), out_channels=int(sd['body.0.denoiser.mapping.weight'].shape[0]),
-                   n_feat=int(n_feat), stage=stage, num_blocks=blocks, rank=_level_ranks(attn, LEVELS),
+                   n_feat=int(n_feat), stage=stage, num_blocks=blocks, rank=_layer_ranks(attn),
                    **_glmha_options(attn))
     return Recovered(GLMHARetinexFormer(**options), options, _spectral_tags(n_feat, stage, blocks, attn),
                      options['in_channels'], options['out_channels'], SIZE_MULTIPLE)
@@ -412,7 +387,7 @@ def _recover_mst(sd, layers) -> Recovered:
     stage = seq_len(sd, 'encoder_layers')
     blocks = _unet_blocks(sd, '', stage)
     # dispersion_step is not in the tensors: the mask branch's shifts are computed, not stored; CASSI's step is 2
-    options = dict(dim=int(dim), stage=stage, num_blocks=blocks, rank=_level_ranks(attn, stage),
+    options = dict(dim=int(dim), stage=stage, num_blocks=blocks, rank=_layer_ranks(attn),
                    **_glmha_options(attn))
     return Recovered(GLMHAMST(**options), options, [f'{dim}bands', *_spectral_tags(dim, stage, blocks, attn)[1:],
                                                     'CASSI'], int(dim) + 1, int(dim), 1, mst_call)
