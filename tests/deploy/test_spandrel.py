@@ -109,6 +109,10 @@ def test_per_layer_glmha_checkpoint_loads_through_spandrel_and_computes_the_same
     got = attention(descriptor.model)
     assert {p: (m.rank, m.guidance, None if m.calib is None else m.calib.fc1.out_features) for p, m in got.items()} \
         == {p: (m.rank, m.guidance, None if m.calib is None else m.calib.fc1.out_features) for p, m in layers.items()}
+    # the host is built with every layer's rank (the per-layer rank option), before any layer is rebuilt
+    state = net.state_dict()
+    built = next(h for h in gs.HOSTS if h.arch_id == arch_id).recover(state, gs.attention_layers(state)).model
+    assert {p: m.rank for p, m in attention(built).items()} == {p: m.rank for p, m in layers.items()}
 
     args, image = inputs(net, cin)
     want = net(*args)
