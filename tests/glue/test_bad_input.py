@@ -49,7 +49,12 @@ def test_wrong_input_channels_for_the_data(opt):
 
 def test_rank_larger_than_channels(opt):
     opt['network_g']['rank'] = 100
-    expect(opt, 'stage encoder_level1 (8 channels', 'out of range', 'rank <= 8')
+    expect(opt, 'encoder_level1.0.attn (8 channels', 'out of range', 'rank <= 8')
+
+
+def test_rank_prefix_matching_no_layer(opt):
+    opt['network_g']['rank'] = {'encoder_level1': 4, 'encoder_leve2': 4}
+    expect(opt, "rank: prefix(es) ['encoder_leve2'] match no attention layer", "did you mean 'encoder_level2'")
 
 
 def test_rank_not_divisible_by_heads(opt):

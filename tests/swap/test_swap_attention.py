@@ -10,9 +10,9 @@ from basicsr.archs import build_network
 import glmha_plugin
 from helpers.common import OPTIONS, REPO, run
 from glmha_plugin import SwapError, swap_attention
-from glmha_plugin.archs import MST, GLMHARestormer, Restormer, RetinexFormer
+from glmha_plugin.archs import MST, GLMHAMSTPlusPlus, GLMHARestormer, MST_Plus_Plus, Restormer, RetinexFormer
 from glmha_plugin.data.cassi_simulation import simulate
-from glmha_plugin.layers import GLMHA, SpectralMSA
+from glmha_plugin.layers import GLMHA, ChannelAttention, SpectralMSA
 from glmha_plugin.swap.attention_swap import SwappedGuidedMSA, SwappedMaskMSA
 from glmha_plugin.swap.tool import main as swap_tool
 
@@ -145,6 +145,26 @@ def test_glmha_swap_builder_adds_no_prefix():
     assert [(k, v.shape) for k, v in net.state_dict().items()] == [(k, v.shape) for k, v in ref.state_dict().items()]
     with pytest.raises(ValueError, match="GLMHASwap base.type: No object named 'Restomer'"):
         build_network({'type': 'GLMHASwap', 'base': {'type': 'Restomer'}})
+
+
+@pytest.mark.parametrize('csa, glmha, options', [
+    (Restormer, GLMHARestormer, dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1)),
+    (MST_Plus_Plus, GLMHAMSTPlusPlus, dict(stage=2)),
+])
+def test_a_per_layer_plan_is_one_format_for_the_swap_the_swap_builder_and_the_hosts(csa, glmha, options):
+    """A plan {module path: rank} (what compress writes) means the same to swap_attention, GLMHASwap and the
+    host's own rank option: the same layers get the same ranks, the networks the same keys and shapes."""
+    swapped = csa(**options)
+    paths = [p for p, m in swapped.named_modules() if isinstance(m, (ChannelAttention, SpectralMSA))]
+    plan = {p: swapped.get_submodule(p).num_heads * (1 + i % 2) for i, p in enumerate(paths)}
+    report = swap_attention(swapped, rank=plan)
+    assert {r.name: r.rank for r in report.layers} == plan
+    built = glmha(rank=plan, **options)
+    via_yaml = build_network({'type': 'GLMHASwap', 'base': dict(type=csa.__name__, **options), 'rank': plan})
+    for net in (built, via_yaml):
+        assert {p: net.get_submodule(p).rank for p in paths} == plan
+        assert [(k, v.shape) for k, v in net.state_dict().items()] == \
+            [(k, v.shape) for k, v in swapped.state_dict().items()]
 
 
 @pytest.mark.slow
