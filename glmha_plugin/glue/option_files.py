@@ -27,6 +27,7 @@ Command line::
 
     glmha options list                    # the shipped names, one line each
     glmha options copy NAME [DEST] [--force]
+    glmha options reference [--update FILE ...]   # every option (glmha_plugin.glue.option_schema), in Markdown
 """
 import argparse
 import difflib
@@ -183,18 +184,45 @@ def copy(name: str, dest: str = '.', force: bool = False) -> Tuple[str, bool]:
     return target, replaced
 
 
+def reference(update: Optional[List[str]] = None) -> int:
+    """``glmha options reference``: print the reference, or write it into the files of ``update``."""
+    from .option_schema import reference_markdown, replace_reference
+    text = reference_markdown()
+    if not update:
+        print(text, end='')
+        return 0
+    for path in update:
+        with open(path, encoding='utf-8') as f:
+            page = f.read()
+        try:
+            new = replace_reference(page, text)
+        except ValueError as exc:
+            raise UsageError(f'{path}: {exc}') from None
+        if new != page:
+            with open(path, 'w', encoding='utf-8') as f:
+                f.write(new)
+        print(f'{path}: {"updated" if new != page else "already up to date"}')
+    return 0
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='List and copy the option files shipped with glmha-plugin; '
-                                                 'glmha-train/glmha-test -opt NAME use them when NAME is no local '
-                                                 'file.')
+    parser = argparse.ArgumentParser(description='List and copy the option files shipped with glmha-plugin '
+                                                 '(glmha-train/glmha-test -opt NAME use them when NAME is no local '
+                                                 'file); print the reference of every option.')
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('list', help='the shipped option files, with the first sentence of each')
     cp = sub.add_parser('copy', help='copy one shipped option file to edit it')
     cp.add_argument('name', help='a shipped name, e.g. tiny/Demo_Deraining_GLMHA.yml or Deraining_GLMHA.yml')
     cp.add_argument('dest', nargs='?', default='.', help='target file or folder (default: the current folder)')
     cp.add_argument('--force', action='store_true', help='replace an existing target file')
+    ref = sub.add_parser('reference', help='the reference of every option (key, type, default, description), in '
+                                           'Markdown, from the declarations the pre-flight check reads')
+    ref.add_argument('--update', nargs='+', metavar='FILE', help='replace the generated reference inside these '
+                     'Markdown files (e.g. docs/options.md) instead of printing it')
     args = parser.parse_args(argv)
     try:
+        if args.command == 'reference':
+            return reference(args.update)
         if args.command == 'list':
             names = shipped_names()
             print(f'{len(names)} shipped option files in {shipped_dir()}:')
