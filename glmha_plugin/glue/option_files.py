@@ -185,17 +185,20 @@ def copy(name: str, dest: str = '.', force: bool = False) -> Tuple[str, bool]:
 
 
 def reference(update: Optional[List[str]] = None) -> int:
-    """``glmha options reference``: print the reference, or write it into the files of ``update``."""
-    from .option_schema import reference_markdown, replace_reference
-    text = reference_markdown()
+    """``glmha options reference``: print the reference, or write the generated parts of the files of ``update``
+    (between their BEGIN and END lines: the reference, the table of the GPU-training options)."""
+    from .option_schema.reference import reference_markdown, replace_generated
     if not update:
-        print(text, end='')
+        print(reference_markdown(), end='')
         return 0
     for path in update:
-        with open(path, encoding='utf-8') as f:
-            page = f.read()
         try:
-            new = replace_reference(page, text)
+            with open(path, encoding='utf-8') as f:
+                page = f.read()
+        except OSError as exc:
+            raise UsageError(f'cannot read {path}: {exc.strerror}') from None
+        try:
+            new = replace_generated(page)
         except ValueError as exc:
             raise UsageError(f'{path}: {exc}') from None
         if new != page:
@@ -217,8 +220,8 @@ def main(argv=None):
     cp.add_argument('--force', action='store_true', help='replace an existing target file')
     ref = sub.add_parser('reference', help='the reference of every option (key, type, default, description), in '
                                            'Markdown, from the declarations the pre-flight check reads')
-    ref.add_argument('--update', nargs='+', metavar='FILE', help='replace the generated reference inside these '
-                     'Markdown files (e.g. docs/options.md) instead of printing it')
+    ref.add_argument('--update', nargs='+', metavar='FILE', help='rewrite the generated parts of these Markdown '
+                     'files (docs/options.md, docs/gpu_training.md) instead of printing the reference')
     args = parser.parse_args(argv)
     try:
         if args.command == 'reference':

@@ -42,7 +42,7 @@ INPUT_CHANNEL_KEYS = ('inp_channels', 'in_channels', 'in_nc', 'num_in_ch', 'in_d
 
 def check_own_sections(opt: dict):
     """The keys of every declared block (unknown, misspelled, misplaced), without their values."""
-    from .option_schema import blocks_of, check_keys
+    from .option_schema.blocks import blocks_of, check_keys
     for block, value in blocks_of(opt):
         check_keys(block, value)
 
@@ -53,7 +53,8 @@ UINT8_METRICS = frozenset({'calculate_psnr_matlab', 'calculate_ssim_matlab'})   
 def check_val_keys(opt: dict):
     """The ``val`` block's values (the forks' ``val.rgb2bgr``, ``val.use_image`` are booleans, ...), and
     ``use_image: false`` (float images) is not combined with a metric that scores 8-bit images only."""
-    from .option_schema import Block, ValOptions, check_values, model_parts
+    from .option_schema.basicsr_blocks import ValOptions
+    from .option_schema.blocks import Block, check_values, model_parts
     val = opt.get('val') or {}
     check_values(Block('val', (ValOptions,) + model_parts('val')), val)
     if val.get('use_image', True) is False:
@@ -101,7 +102,7 @@ def check_network_keys(net_opt: dict, where: str = 'network_g'):
     ``network_g``): misplaced GPU-training options, the annotated types, and unknown keys with the closest name.
     ``GLMHASwap``'s ``base`` is checked as a network block of its own."""
     from basicsr.utils.registry import ARCH_REGISTRY
-    from .option_schema import check_network_arguments
+    from .option_schema.network import check_network_arguments
     name = net_opt.get('type')
     _check_type(ARCH_REGISTRY, 'arch', f'{where}.type', name)
     cls = ARCH_REGISTRY.get(name)
@@ -257,7 +258,7 @@ def check_options(opt: dict, is_train: bool = True, launcher: str = 'none', file
 
 def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: bool = True):
     from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
-    from .option_schema import blocks_of, check_keys, check_values, missing_required
+    from .option_schema.blocks import blocks_of, check_keys, check_values, missing_required
     missing = missing_required(opt, is_train)
     if missing:
         raise OptionError(f'option {missing!r} is missing (basicsr needs it)')
@@ -307,7 +308,8 @@ def check_gpu_training(opt: dict, is_train: bool):
     and values are declared in :mod:`glmha_plugin.models.training` and checked with every other block."""
     from basicsr.utils.registry import MODEL_REGISTRY
     from ..models.training import GPUTrainingMixin
-    from .option_schema import declared, model_blocks
+    from .option_schema.blocks import model_blocks
+    from .option_schema.values import declared
     used = []
     for path, part in GPUTrainingMixin.declared_options.items():
         if path == 'train' and not is_train:

@@ -50,21 +50,22 @@ class GPUTrainingOptions:
     amp_bf16: Annotated[bool, 'also: bfloat16, use_bf16', 'bfloat16 instead of float16 (traiNNer-redux\'s '
                         'name)'] = False
     use_channels_last: Annotated[bool, 'also: channels_last', 'network weights and inputs in channels-last memory '
-                                 'layout'] = False
+                                 'layout (traiNNer-redux\'s name)'] = False
     use_compile: Annotated[bool, 'also: compile', 'torch.compile of the network (training and validation); a '
-                           'failure stops the run'] = False
+                           'failure stops the run (traiNNer-redux\'s name)'] = False
     compile_mode: Annotated[Optional[Literal['default', 'reduce-overhead', 'max-autotune',
-                                             'max-autotune-no-cudagraphs']], 'the mode of torch.compile'] = 'default'
+                                             'max-autotune-no-cudagraphs']],
+                            'the mode of torch.compile (traiNNer-redux\'s name)'] = 'default'
 
 
 @dataclass(frozen=True)
 class TrainLeverOptions:
     """GPU-training options of the ``train`` block."""
-    accum_iter: Annotated[Optional[int], '>= 1', 'also: accum_iters, grad_accum, gradient_accumulation_steps',
+    accum_iter: Annotated[Optional[int], '>= 1', 'also: grad_accum, gradient_accumulation_steps',
                           'gradient accumulation: micro-batches of batch_size_per_gpu per optimizer step '
                           '(traiNNer-redux\'s meaning; iterations count optimizer steps)'] = 1
-    max_nonfinite_steps: Annotated[Optional[int], '>= 1', 'consecutive steps with NaN/Inf loss or gradients '
-                                   '(skipped) before training stops'] = 10
+    max_nonfinite_steps: Annotated[Optional[int], '>= 1', 'consecutive steps with NaN/Inf loss or gradients, each '
+                                   'skipped, before training stops (neosr stops at the first)'] = 10
 
 
 def accum_iter(opt) -> int:
