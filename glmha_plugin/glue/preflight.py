@@ -261,7 +261,7 @@ def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: boo
     from .option_schema.blocks import blocks_of, check_keys, check_values, missing_required
     missing = missing_required(opt, is_train)
     if missing:
-        raise OptionError(f'option {missing!r} is missing (basicsr needs it)')
+        raise OptionError(missing)
     if not isinstance(opt['path'], dict):
         raise OptionError("option 'path' must be a mapping (use 'path: {}' when empty)")
     _check_type(MODEL_REGISTRY, 'model', 'model_type', opt['model_type'])

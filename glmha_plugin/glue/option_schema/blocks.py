@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ...errors import OptionError, did_you_mean
-from .basicsr_blocks import (BASICSR_DATASETS, LOSS_SUFFIX, DatasetOptions, LossOptions, NetworkOptions,
-                             OtherDatasetOptions, TopLevelOptions)
+from .basicsr_blocks import (BASICSR_DATASETS, LOSS_SUFFIX, DatasetOptions, LossOptions, OtherDatasetOptions,
+                             TopLevelOptions)
 from .values import Option, declared, is_mapping_of_blocks, unknown_keys_mode, value_error
 
 
@@ -43,11 +43,10 @@ def model_parts(path: str) -> Tuple[type, ...]:
 def dataset_parts(ds_type) -> Tuple[type, ...]:
     """The dataclasses of a dataset block's own keys, by its ``type``."""
     from basicsr.utils.registry import DATASET_REGISTRY
-    cls = DATASET_REGISTRY._obj_map.get(ds_type)
-    own = (getattr(cls, 'declared_options', None) or {}).get('')
-    if own is not None:
-        return (own, )
-    return (BASICSR_DATASETS.get(ds_type, OtherDatasetOptions), )
+    if not isinstance(ds_type, str):
+        return (OtherDatasetOptions, )
+    own = (getattr(DATASET_REGISTRY._obj_map.get(ds_type), 'declared_options', None) or {}).get('')
+    return (own or BASICSR_DATASETS.get(ds_type, OtherDatasetOptions), )
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def join_path(path: str, key: str) -> str:
 
 def blocks_of(opt: dict) -> Iterator[Tuple[Block, dict]]:
     """Every declared block present in ``opt`` with its value, parents first (``network_g``'s arguments are the
-    architecture's and not walked here)."""
+    architecture's: :mod:`.network`)."""
     yield from _walk(Block('', (TopLevelOptions,) + model_parts('')), opt)
 
 
@@ -110,7 +109,7 @@ def _walk(block: Block, value: dict) -> Iterator[Tuple[Block, dict]]:
                     yield from _walk(Block(entry_path, parts, label), entry)
                 else:
                     yield from _walk(Block(entry_path, (child,) + model_parts(entry_path)), entry)
-        elif child is not NetworkOptions:
+        else:
             yield from _walk(Block(path, (child,) + model_parts(path)), sub)
 
 
@@ -180,23 +179,21 @@ def check_values(block: Block, value: dict):
 
 
 def missing_required(opt: dict, is_train: bool) -> Optional[str]:
-    """The first required key that is absent (declaration order, parents first), as a dotted path."""
+    """The message for the first required key that is absent (declaration order, parents first), or None."""
     for block, value in blocks_of(opt):
         for key, option in block.options.items():
-            if option.required == 'always' or (option.required == 'train' and is_train):
-                if key not in value:
-                    return join_path(block.path, key)
-                if option.type is NetworkOptions and isinstance(value[key], dict) and 'type' not in value[key]:
-                    return join_path(join_path(block.path, key), 'type')
+            if (option.required == 'always' or (option.required == 'train' and is_train)) and key not in value:
+                return f'option {join_path(block.path, key)!r} is missing ({option.doc})'
     return None
 
 
 def check_declared(opt: dict, is_train: bool = True):
     """OptionError for the first declared rule ``opt`` breaks: required keys, then, block by block, unknown keys
-    (module docstring) and values.  ``network_g``'s arguments: :func:`check_network_arguments`."""
+    (``unknown_keys``, package docstring) and values.  ``network_g``'s arguments:
+    :func:`~.network.check_network_arguments`."""
     missing = missing_required(opt, is_train)
     if missing:
-        raise OptionError(f'option {missing!r} is missing (basicsr needs it)')
+        raise OptionError(missing)
     for block, value in blocks_of(opt):
         check_keys(block, value)
         check_values(block, value)

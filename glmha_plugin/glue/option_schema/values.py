@@ -3,6 +3,7 @@ words, whether a value conforms, and the one-line message with the fix when it d
 """
 import dataclasses
 import math
+import operator
 import re
 import typing
 from collections import abc
@@ -42,7 +43,7 @@ BOUND = re.compile(r'^(>=|>|<=|<)\s*(-?[0-9.]+(?:e-?[0-9]+)?)$')
 
 
 def parse_annotation(key: str, hint, default=None, owner=None) -> Option:
-    """An :class:`Option` from a field's (possibly ``Annotated``) annotation; see the module docstring."""
+    """An :class:`Option` from a field's (possibly ``Annotated``) annotation (the grammar: the package docstring)."""
     if typing.get_origin(hint) is not Annotated:
         return Option(key, hint, default, '', owner=owner)
     tp, *marks = typing.get_args(hint)
@@ -75,7 +76,7 @@ def declared(cls) -> Dict[str, Option]:
 
 
 def unknown_keys_mode(parts: Sequence[type]) -> str:
-    """How a block made of ``parts`` treats keys none of them declares (module docstring)."""
+    """How a block made of ``parts`` treats keys none of them declares (``unknown_keys``, package docstring)."""
     modes = {getattr(p, 'unknown_keys', None) for p in parts}
     for mode in ('pass', 'hint', 'refuse'):
         if mode in modes:
@@ -126,9 +127,11 @@ def _whole(v) -> bool:
     return _number(v) and not math.isinf(v) and float(v).is_integer()
 
 
+COMPARE = {'>=': operator.ge, '>': operator.gt, '<=': operator.le, '<': operator.lt}
+
+
 def _in_bounds(v, bounds) -> bool:
-    ops = {'>=': lambda a, b: a >= b, '>': lambda a, b: a > b, '<=': lambda a, b: a <= b, '<': lambda a, b: a < b}
-    return all(ops[op](v, b) for op, b in bounds)
+    return all(COMPARE[op](v, b) for op, b in bounds)
 
 
 def conforms(value, tp, bounds=(), not_empty=False) -> bool:
