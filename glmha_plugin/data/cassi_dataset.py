@@ -128,7 +128,8 @@ class CASSIDataset(data.Dataset):
         elif random.random() < self.mosaic_prob:
             gt = self._mosaic()
         else:
-            gt, = random_rot_flip(self._random_crop(index, self.patch), rot=self.opt.get('use_rot', CASSIOptions.use_rot),
+            gt, = random_rot_flip(self._random_crop(index, self.patch),
+                                  rot=self.opt.get('use_rot', CASSIOptions.use_rot),
                                   flip=self.opt.get('use_flip', CASSIOptions.use_flip))
         mask = self._mask_crop(gt.shape[1:])
         return {'gt': torch.from_numpy(np.ascontiguousarray(gt)), 'mask': torch.from_numpy(np.ascontiguousarray(mask)),

@@ -324,8 +324,8 @@ def check_gpu_training(opt: dict, is_train: bool):
     if used and model is not None and not implemented:
         them = 'it' if len(used) == 1 else 'them'
         raise OptionError(f'{", ".join(used)}: model_type {opt["model_type"]} does not implement {them} and would '
-                          f'ignore {them}; use model_type ImageCleanModel (image restoration; the same training as SRModel plus '
-                          f'these options), SpectralReconModel or CASSIModel')
+                          f'ignore {them}; use model_type ImageCleanModel (image restoration; the same training as '
+                          f'SRModel plus these options), SpectralReconModel or CASSIModel')
 
 
 def check_num_gpu(num_gpu, launcher: str = 'none'):

@@ -41,7 +41,6 @@ from ..errors import UsageError
 from .amp import Precision, resolve_precision
 
 
-
 @dataclass(frozen=True)
 class GPUTrainingOptions:
     """GPU-training options (top level; ``docs/gpu_training.md``)."""

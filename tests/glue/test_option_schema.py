@@ -8,6 +8,7 @@ import inspect
 import os.path as osp
 
 import pytest
+from helpers.common import OPTIONS, REPO, TINY_TRAIN, load_yaml, read_fixture
 
 from glmha_plugin.errors import OptionError
 from glmha_plugin.glue.option_schema.basicsr_blocks import BASICSR_DATASETS, TopLevelOptions
@@ -16,7 +17,6 @@ from glmha_plugin.glue.option_schema.network import argument_docs, network_argum
 from glmha_plugin.glue.option_schema.reference import levers_markdown, reference_markdown, replace_generated
 from glmha_plugin.glue.option_schema.values import conforms, declared, describe
 from glmha_plugin.glue.preflight import check_network_keys
-from helpers.common import OPTIONS, REPO, TINY_TRAIN, load_yaml, read_fixture
 
 SHIPPED = sorted(glob.glob(osp.join(OPTIONS, '**', '*.yml'), recursive=True))
 
@@ -78,7 +78,8 @@ def upstream_files():
     for task, recipe in (('Deraining', read_fixture('restormer_recipe.json')['Deraining']),
                          ('Deblurring', read_fixture('restormer_recipe.json')['Deblurring']),
                          ('LOL_v1', read_fixture('retinexformer_recipe.json')['LOL_v1'])):
-        opt = {k: copy.deepcopy(v) for k, v in recipe.items() if k not in ('file', 'upstream_name', 'upstream_dataroots')}
+        opt = {k: copy.deepcopy(v) for k, v in recipe.items()
+               if k not in ('file', 'upstream_name', 'upstream_dataroots')}
         opt = dict(name=recipe.get('upstream_name', f'{task}_Restormer'), num_gpu=opt.pop('num_gpu', 8), **opt)
         roots = recipe['upstream_dataroots']
         for phase, set_name in (('train', 'TrainSet'), ('val', 'ValSet')):
@@ -102,7 +103,8 @@ BAD_VALUES = [
     ('train.optim_g.lr', '2e-3', ["train.optim_g.lr must be a number > 0, got '2e-3'",
                                   'write lr: 2.0e-3 (YAML 1.1, which PyYAML and basicsr follow, reads 2e-3 as text)']),
     ('train.scheduler.eta_mins', ['1e-5', 1e-6], ['each a number >= 0', 'write eta_mins: [1.0e-5, 1.0e-06]']),
-    ('train.total_iter', 'abc', ["train.total_iter must be a whole number >= 1, got 'abc'", 'total_iter: training length']),
+    ('train.total_iter', 'abc', ["train.total_iter must be a whole number >= 1, got 'abc'",
+                                 'total_iter: training length']),
     ('train.total_iter', '3e5', ['write total_iter: 300000']),
     ('train.total_iter', -300, ['train.total_iter must be a whole number >= 1, got -300']),
     ('logger.print_freq', 0, ['logger.print_freq must be a whole number >= 1, got 0']),

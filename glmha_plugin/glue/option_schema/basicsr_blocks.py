@@ -7,7 +7,6 @@ from typing import Annotated, ClassVar, Dict, List, Literal, Optional, Tuple, Un
 
 from ...data.paired_image_dataset import IOBackendOptions
 
-
 # ------------------------------------------------------------------------------------------------------------
 # basicsr 1.4.2's blocks (basicsr/train.py, test.py, utils/options.py, data/__init__.py, models/sr_model.py, ...)
 

@@ -5,10 +5,15 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ...errors import OptionError, did_you_mean
-from .basicsr_blocks import (BASICSR_DATASETS, LOSS_SUFFIX, DatasetOptions, LossOptions, OtherDatasetOptions,
-                             TopLevelOptions)
+from .basicsr_blocks import (
+    BASICSR_DATASETS,
+    LOSS_SUFFIX,
+    DatasetOptions,
+    LossOptions,
+    OtherDatasetOptions,
+    TopLevelOptions,
+)
 from .values import Option, declared, is_mapping_of_blocks, unknown_keys_mode, value_error
-
 
 # ------------------------------------------------------------------------------------------------------------
 # The blocks of an option file

@@ -10,7 +10,6 @@ from ...errors import OptionError
 from .blocks import misplaced_message
 from .values import Option, value_error, yaml_text
 
-
 # ------------------------------------------------------------------------------------------------------------
 # network_g: the constructor's signature is the declaration
 

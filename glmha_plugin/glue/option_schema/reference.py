@@ -6,11 +6,10 @@ import inspect
 from typing import Dict, List, Sequence
 
 from ...data.paired_image_dataset import IOBackendOptions
-from .basicsr_blocks import (BASICSR_DATASETS, DATASET_BLOCK, DatasetOptions, LossOptions, TopLevelOptions)
+from .basicsr_blocks import BASICSR_DATASETS, DATASET_BLOCK, DatasetOptions, LossOptions, TopLevelOptions
 from .blocks import join_path, model_blocks, model_parts, plugin_models
 from .network import clean_doc, network_arguments
 from .values import Option, allows_none, declared, describe, unknown_keys_mode, yaml_text
-
 
 # ------------------------------------------------------------------------------------------------------------
 # The reference (docs/options.md)
@@ -86,7 +85,7 @@ def reference_markdown() -> str:
     """The reference of every option, in Markdown (``docs/options.md`` carries it)."""
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
     out = [
-           'Generated from the declarations (`glmha_plugin/glue/option_schema.py` and the classes it names), which '
+           'Generated from the declarations (`glmha_plugin/glue/option_schema/` and the classes it names), which '
            'the pre-flight check of `glmha-train` / `glmha-test` reads: required keys, unknown keys and the type and '
            'range of every value below are checked before basicsr creates anything. A whole number may be written '
            '`5000.0` (Restormer writes `!!float 5e3`); YAML 1.1, which PyYAML and basicsr follow, reads `2e-3` as '

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Dict, Literal, Optional, Sequence, Tuple, Uni
 
 from ...errors import did_you_mean
 
-
 # ------------------------------------------------------------------------------------------------------------
 # Reading the declarations
 
