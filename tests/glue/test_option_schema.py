@@ -101,7 +101,8 @@ def test_upstream_option_files_pass(task):
 BAD_VALUES = [
     # key, value, fragments of the one-line message
     ('train.optim_g.lr', '2e-3', ["train.optim_g.lr must be a number > 0, got '2e-3'",
-                                  'write lr: 2.0e-3 (YAML 1.1, which PyYAML and basicsr follow, reads 2e-3 as text)']),
+                                  'write lr: 2.0e-3 (a number, without quotes: YAML 1.1, which PyYAML and basicsr '
+                                  'follow, reads 2e-3 as text)']),
     ('train.scheduler.eta_mins', ['1e-5', 1e-6], ['each a number >= 0', 'write eta_mins: [1.0e-5, 1.0e-06]']),
     ('train.total_iter', 'abc', ["train.total_iter must be a whole number >= 1, got 'abc'",
                                  'total_iter: training length']),

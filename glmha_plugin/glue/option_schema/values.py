@@ -326,8 +326,8 @@ def value_error(key: str, value, option: Option) -> Optional[str]:
             if isinstance(converted, list):
                 written = yaml_text([int(v) if isinstance(v, float) and _whole(v) else v for v in converted])
         yaml11 = [t for t, _ in texts if EXPONENT_TEXT.match(t.strip())]
-        why = (f' (YAML 1.1, which PyYAML and basicsr follow, reads {", ".join(yaml11)} as text)' if yaml11
-               else ' without quotes')
+        why = (f' (a number, without quotes: YAML 1.1, which PyYAML and basicsr follow, reads {", ".join(yaml11)} '
+               f'as text)' if yaml11 else ' without quotes')
         fix = f'write {leaf}: {written}{why}'
     elif isinstance(value, str) and conforms(value.strip().lower() == 'true', option.type) and \
             value.strip().lower() in ('true', 'false'):
