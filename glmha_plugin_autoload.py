@@ -44,7 +44,7 @@ import os
 import sys
 import warnings
 
-from glmha_plugin_common import TOOLBOX_PREFIX, TV_ALIAS, TV_TARGET, alias_needed  # noqa: F401  (old import paths)
+from glmha_plugin_common import TOOLBOX_PREFIX
 from glmha_plugin_common import install_torchvision_alias
 
 ENV_VAR = 'GLMHA_PLUGIN_AUTOLOAD'
