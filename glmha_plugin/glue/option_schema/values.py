@@ -3,6 +3,7 @@ words, whether a value conforms, and the one-line message with the fix when it d
 """
 import dataclasses
 import math
+import numbers
 import operator
 import re
 import typing
@@ -133,8 +134,18 @@ def _in_bounds(v, bounds) -> bool:
     return all(COMPARE[op](v, b) for op, b in bounds)
 
 
+def _plain(tp):
+    """``numbers.Integral`` as ``int``, ``numbers.Number`` / ``Real`` as ``float`` (annotations use both)."""
+    if tp is numbers.Integral:
+        return int
+    if tp in (numbers.Number, numbers.Real):
+        return float
+    return tp
+
+
 def conforms(value, tp, bounds=(), not_empty=False) -> bool:
     """Whether ``value`` (as YAML gives it) is of type ``tp`` within ``bounds``; unknown types accept anything."""
+    tp = _plain(tp)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any or tp is object or isinstance(tp, (str, typing.TypeVar)):
         return True
@@ -182,6 +193,7 @@ def _bound_words(bounds) -> str:
 
 def describe(tp, bounds=(), not_empty=False) -> str:
     """What a value of type ``tp`` is, in words: ``a whole number >= 1``, ``true or false``, ..."""
+    tp = _plain(tp)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     within = f' {_bound_words(bounds)}' if bounds else ''
     if tp is Any or tp is object:
@@ -189,7 +201,7 @@ def describe(tp, bounds=(), not_empty=False) -> str:
     if tp is type(None):
         return '~'
     if origin is Union:
-        arms = [a for a in args if a is not type(None)]
+        arms = [_plain(a) for a in args if a is not type(None)]
         if int in arms and float in arms:
             arms.remove(int)
         words = []
