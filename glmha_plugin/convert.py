@@ -1,8 +1,9 @@
-"""Warm start: a GLMHA network initialised from a trained CSA (Restormer) checkpoint.
+"""Warm start: a GLMHA network initialised from a trained CSA checkpoint of its host.
 
-(:func:`init_spectral_from_csa` does the same for one MS-MSA layer of MST,
-MST++ or Retinexformer, and :func:`glmha_plugin.swap_attention` for the
-attention layers of any network.)
+Restormer's MDTA layers below; :func:`init_spectral_from_csa` does the same
+for the MS-MSA layers of MST, MST++ and Retinexformer, so
+:func:`convert_checkpoint` converts a checkpoint of any of the four hosts
+(and :func:`glmha_plugin.swap_attention` the attention layers of any network).
 
 Every tensor that the two networks share (same name, same shape) is copied.
 Each GLMHA layer (rank r, h heads, r_h = r / h key/value channels per head)
@@ -42,7 +43,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_into
-from .errors import CheckpointError
+from .errors import CheckpointError, UsageError
 from .layers import ChannelAttention, MaskGuidance, SpectralMSA
 
 
@@ -167,10 +168,13 @@ def convert_network(parent: nn.Module, child: nn.Module, progress: bool = False)
     """Copy every shared tensor of ``parent`` into ``child`` and SVD-initialise each of its GLMHA layers.
 
     ``parent`` and ``child`` must have the same structure apart from the
-    attention layers (e.g. ``Restormer`` and ``GLMHARestormer`` built with the
-    same ``dim``, ``num_blocks``, ``heads``, ...).
+    attention layers (e.g. ``Restormer`` and ``GLMHARestormer``, or ``MST`` and
+    ``GLMHAMST``, built with the same options): each ``ChannelAttention``
+    (MDTA) of ``child`` is initialised from the parent's layer of the same
+    name by :func:`init_attention_from_csa`, each ``SpectralMSA`` (MS-MSA) by
+    :func:`init_spectral_from_csa`.
     """
-    attn = {n: m for n, m in child.named_modules() if isinstance(m, ChannelAttention)}
+    attn = {n: m for n, m in child.named_modules() if isinstance(m, (ChannelAttention, SpectralMSA))}
     parent_modules = dict(parent.named_modules())
     p_state, c_state = parent.state_dict(), child.state_dict()
     in_attn = tuple(f'{n}.' for n in attn)
@@ -187,7 +191,7 @@ def convert_network(parent: nn.Module, child: nn.Module, progress: bool = False)
     if problems:
         raise ValueError(f'the parent checkpoint does not match the GLMHA network outside the attention layers '
                          f'({len(problems)} tensors, e.g. {"; ".join(problems[:3])}); build the GLMHA network with '
-                         f'the parent\'s dim, num_blocks, heads, ffn_expansion_factor, bias and LayerNorm_type')
+                         f'the parent\'s options (dim, num_blocks, heads, ...)')
     items = attn.items()
     if progress:
         from tqdm import tqdm
@@ -195,35 +199,58 @@ def convert_network(parent: nn.Module, child: nn.Module, progress: bool = False)
     reports = []
     for name, layer in items:
         csa = parent_modules.get(name)
-        if not isinstance(csa, ChannelAttention):
-            raise ValueError(f'the parent has no attention layer {name!r}')
-        reports.append(init_attention_from_csa(csa, layer, name))
+        family = ChannelAttention if isinstance(layer, ChannelAttention) else SpectralMSA
+        if not isinstance(csa, family):
+            raise ValueError(f'the parent has no {family.__name__} attention layer {name!r}')
+        init = init_attention_from_csa if family is ChannelAttention else init_spectral_from_csa
+        reports.append(init(csa, layer, name))
     return reports
 
 
+GLMHA_KEYS = ('attention', 'rank', 'rank_ratio', 'guidance', 'gamma')   # network options of GLMHA, not of its parent
+
+
 def parent_options(network_g: dict) -> dict:
-    """The CSA ``Restormer`` options matching a GLMHA ``network_g`` (GLMHA's own keys dropped)."""
-    glmha_keys = {'attention', 'rank', 'rank_ratio', 'guidance', 'gamma'}
-    opt = {k: v for k, v in network_g.items() if k not in glmha_keys}
-    opt['type'] = 'Restormer'
+    """The CSA network's options matching a GLMHA ``network_g``, GLMHA's own keys dropped: the registered network
+    the GLMHA class derives from (``GLMHARestormer`` -> ``Restormer``, ``GLMHAMST`` -> ``MST``, ...), or the same
+    type with ``attention: csa`` (``type: Restormer, attention: glmha``)."""
+    import inspect
+    from basicsr.utils.registry import ARCH_REGISTRY
+    kind = network_g.get('type')
+    cls = ARCH_REGISTRY._obj_map.get(kind)
+    names = {v: k for k, v in ARCH_REGISTRY._obj_map.items()}
+    opt = {k: v for k, v in network_g.items() if k not in GLMHA_KEYS}
+    bases = [names[c] for c in getattr(cls, '__mro__', ())[1:] if c in names]
+    if bases:
+        opt['type'] = bases[0]
+    elif inspect.isclass(cls) and 'attention' in inspect.signature(cls).parameters:
+        opt['attention'] = 'csa'
+    else:
+        raise ValueError(f'network_g type {kind!r} has no CSA network convert_checkpoint knows (it converts '
+                         f'Restormer, MST, MST++ and Retinexformer checkpoints into their GLMHA networks); for any '
+                         f'other network use tools/swap_attention.py')
     return opt
 
 
 def convert_checkpoint(src: str, dst: str, network_g: dict, param_key: str = 'params',
                        overwrite: bool = False) -> List[LayerReport]:
-    """Read a CSA checkpoint, write ``{'params': GLMHA state_dict}`` for ``network_g`` to ``dst``."""
+    """Read a CSA checkpoint of ``network_g``'s host (Restormer, MST, MST++, Retinexformer), write
+    ``{'params': GLMHA state_dict}`` for ``network_g`` to ``dst``."""
     from basicsr.archs import build_network
     if not osp.isfile(src):
         raise FileNotFoundError(f'input checkpoint {src!r} does not exist')
     if osp.exists(dst) and not overwrite:
         raise FileExistsError(f'{dst!r} exists; choose another --output or pass --overwrite')
-    parent = build_network(parent_options(network_g))
+    options = parent_options(network_g)
+    try:
+        parent, child = build_network(dict(options)), build_network(dict(network_g))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f'network_g ({network_g.get("type")}) does not build: {exc}') from None
     try:
         load_into(parent, src, param_key, strict=True)
     except CheckpointError as exc:
-        raise ValueError(f'{src!r} is not a Restormer (CSA) checkpoint matching network_g: {exc} Check dim, '
-                         f'num_blocks, heads, ... or --param_key') from None
-    child = build_network(dict(network_g))
+        raise ValueError(f'{src!r} is not a {options["type"]} (CSA) checkpoint matching network_g: {exc} Check the '
+                         f'network options (dim, num_blocks, heads, ...) or --param_key') from None
     reports = convert_network(parent, child, progress=True)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     torch.save({'params': child.state_dict()}, dst)
@@ -238,24 +265,24 @@ def format_report(reports: Sequence[LayerReport]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    import yaml
+    from .options import load_options
     p = argparse.ArgumentParser(prog='tools/convert_checkpoint.py', description=(
-        'Turn a Restormer (CSA) checkpoint into a GLMHARestormer checkpoint (SVD warm start); '
-        'then fine-tune with path.pretrain_network_g pointing to the output.'))
-    p.add_argument('--input', required=True, help='Restormer checkpoint, e.g. deraining.pth (official) or net_g_*.pth')
-    p.add_argument('--output', required=True, help='where to write the GLMHARestormer checkpoint')
+        'Turn a CSA checkpoint (Restormer, MST, MST++, Retinexformer) into a checkpoint of the GLMHA network of '
+        'an option file (SVD warm start); then fine-tune with path.pretrain_network_g pointing to the output.'))
+    p.add_argument('--input', required=True, help='CSA checkpoint, e.g. deraining.pth (official Restormer) or '
+                                                  'net_g_*.pth')
+    p.add_argument('--output', required=True, help='where to write the GLMHA checkpoint')
     p.add_argument('-opt', '--opt', default='options/Deraining_GLMHA.yml',
                    help='option YAML whose network_g is the GLMHA network (default: options/Deraining_GLMHA.yml)')
     p.add_argument('--param_key', default='params', help='checkpoint entry to convert (params or params_ema)')
     p.add_argument('--overwrite', action='store_true', help='replace an existing --output')
     args = p.parse_args(argv)
     try:
-        with open(args.opt, encoding='utf-8') as f:
-            network_g = (yaml.safe_load(f) or {}).get('network_g')
-        if not network_g:
-            raise ValueError(f'{args.opt!r} has no network_g block')
+        network_g = load_options(args.opt).get('network_g')
+        if not isinstance(network_g, dict) or 'type' not in network_g:
+            raise ValueError(f'{args.opt!r} has no network_g block with a type')
         reports = convert_checkpoint(args.input, args.output, network_g, args.param_key, args.overwrite)
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, UsageError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
     print(format_report(reports))

@@ -8,9 +8,10 @@ initialised network when ``path.pretrain_network_g`` is missing.
 ``tools/test.py`` (:func:`tools_test_main`) takes either this command line or
 Restormer's test-script one (:mod:`glmha_plugin.inference`).
 """
+import os
 import sys
 
-from . import cli, compat
+from . import cli, compat, outputs
 from .errors import UsageError
 from .validate import apply_overrides, check_options
 
@@ -34,7 +35,9 @@ def _test(argv, root):
     opt = apply_overrides(cli.load_options(opt_path), overrides)
     check_weights(opt)
     check_options(opt, is_train=False, launcher=cli.launcher_from_argv(argv))
-    with cli.argv_as(argv):
+    results = os.path.join(root, 'results')
+    outputs.check_output_folder(results, what='results')
+    with outputs.run_lock(results, cli.run_name(opt, argv), 'test run'), cli.argv_as(argv):
         test_pipeline(root)
 
 
