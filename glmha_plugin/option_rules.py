@@ -39,8 +39,8 @@ def whole(minimum: int) -> Rule:
 
 
 def number(minimum: float = None, maximum: float = None, above: float = None, below: float = None) -> Rule:
-    words = [w for w in (f'>= {minimum}' if minimum is not None else '', f'> {above}' if above is not None else '',
-                         f'<= {maximum}' if maximum is not None else '', f'< {below}' if below is not None else '') if w]
+    bounds = (('>=', minimum), ('>', above), ('<=', maximum), ('<', below))
+    words = [f'{sign} {bound}' for sign, bound in bounds if bound is not None]
     return Rule('a number' + (' ' + ' and '.join(words) if words else ''),
                 lambda v: _number(v) and (minimum is None or v >= minimum) and (above is None or v > above)
                 and (maximum is None or v <= maximum) and (below is None or v < below))

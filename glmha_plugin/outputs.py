@@ -36,7 +36,11 @@ TMP_SUFFIX = '.tmp'
 
 
 class OutputWriteError(UsageError, OSError):
-    """A run's output could not be written (disk full, read-only, no permission)."""
+    """A run's output could not be written (disk full, read-only, no permission): ``OutputWriteError(errno,
+    message)``, printed as the message alone."""
+
+    def __str__(self):
+        return str(self.strerror)
 
 
 class RunLockedError(UsageError):
@@ -49,7 +53,8 @@ def disk_error_message(exc: OSError, path: str, what: str = 'write') -> Optional
     if code in FULL:
         usage = shutil.disk_usage(_existing(path))
         return (f'cannot {what} {path!r}: {FULL[code]} ({os.strerror(code)}; {_size(usage.free)} free of '
-                f'{_size(usage.total)}): free space on that disk (or write elsewhere), then run the same command again')
+                f'{_size(usage.total)}): free space on that disk (or write elsewhere); a training run continues from '
+                f'its last complete checkpoint with --auto_resume')
     if code in READ_ONLY:
         return (f'cannot {what} {path!r}: {READ_ONLY[code]} ({os.strerror(code)}): run from a folder you can write '
                 f'to (outputs go under the working directory {os.getcwd()!r})')
@@ -75,34 +80,61 @@ def _existing(path: str) -> str:
 # ---------------------------------------------------------------------------------------------- atomic writes
 
 
+class _Sink:
+    """Unbuffered file writer for ``torch.save``: keeps the ``OSError`` of a failed write (torch's zip writer
+    reports a short write on a full disk as ``RuntimeError: ... unexpected pos``, without the errno)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.error = fd, None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast('B')
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            self.error = exc
+            raise
+        return len(data)
+
+    def flush(self):
+        pass
+
+
 def atomic_save(obj, path: str, retries: int = 3, delay: float = 1.0) -> None:
     """``torch.save(obj, path)`` written whole or not at all (module docstring).
 
-    A disk-full / read-only / permission error raises :class:`OutputWriteError` at once; other ``OSError`` s
-    (basicsr retries "occasional writing errors", e.g. network file systems) are retried ``retries`` times
-    ``delay`` seconds apart, then raised.  The previous file of that name is kept until the new one is
-    complete; a left-over ``<path>.tmp`` is overwritten.
+    A disk-full / read-only / permission error raises :class:`OutputWriteError` at once; other I/O errors
+    (basicsr retries "occasional writing errors", e.g. on network file systems) are retried ``retries`` times
+    ``delay`` seconds apart, then raised as OutputWriteError.  The previous file of that name is kept until
+    the new one is complete; a left-over ``<path>.tmp`` is overwritten.
     """
     import torch
     tmp = path + TMP_SUFFIX
     for attempt in range(1, retries + 1):
+        sink = None
         try:
-            with open(tmp, 'wb') as f:
-                torch.save(obj, f)
-                f.flush()
-                os.fsync(f.fileno())
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                sink = _Sink(fd)
+                torch.save(obj, sink)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
             _fsync_folder(osp.dirname(path) or '.')
             return
-        except OSError as exc:
-            message = disk_error_message(exc, path)
+        except (OSError, RuntimeError) as exc:
+            error = sink.error if sink is not None and sink.error is not None else exc
+            message = disk_error_message(error, path) if isinstance(error, OSError) else None
             if message is not None:
                 _remove_quietly(tmp)
-                raise OutputWriteError(exc.errno, message) from None
+                raise OutputWriteError(error.errno, message) from None
             if attempt == retries:
                 _remove_quietly(tmp)
-                raise OutputWriteError(exc.errno, f'cannot write {path!r} ({type(exc).__name__}: {exc}) after '
-                                                  f'{retries} tries; the previous checkpoints are intact') from None
+                raise OutputWriteError(getattr(error, 'errno', None) or errno.EIO,
+                                       f'cannot write {path!r} ({type(error).__name__}: {error}) after {retries} '
+                                       f'tries; the previous checkpoints are intact') from None
             time.sleep(delay)
 
 

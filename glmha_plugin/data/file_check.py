@@ -229,11 +229,11 @@ class _Problems:
                                 f'{fix}')
 
 
-def _progress(items: Sequence, desc: str) -> Iterable:
+def _progress(items: Sequence, desc: str, unit: str = 'file') -> Iterable:
     if len(items) < PROGRESS_FROM:
         return items
     from tqdm import tqdm
-    return tqdm(items, desc=desc, unit='file', leave=False)
+    return tqdm(items, desc=desc, unit=unit, leave=False)
 
 
 def _header(path: str, problems: _Problems) -> Optional[ImageHeader]:
@@ -248,7 +248,7 @@ def _header(path: str, problems: _Problems) -> Optional[ImageHeader]:
 def _pairs(dataset, opt: dict, problems: _Problems, scale: int) -> None:
     crop = opt.get('gt_size') if opt.get('phase') == 'train' and type(dataset).__name__ == 'PairedImageDataset' \
         else None   # basicsr's dataset crops without padding; Dataset_PairedImage pads small images
-    for pair in _progress(dataset.paths, f'checking {problems.where}'):
+    for pair in _progress(dataset.paths, f'checking {problems.where}', 'pair'):
         lq, gt = _header(pair['lq_path'], problems), _header(pair['gt_path'], problems)
         if lq is None or gt is None:
             continue
@@ -282,7 +282,7 @@ def _bands(path: str, shape, bands: Optional[int], problems: _Problems, what: st
 def _arad(dataset, problems: _Problems, bands: Optional[int], what: str) -> None:
     from .arad_dataset import CUBE_KEY
     specs = dataset.spec_paths or [None] * len(dataset.rgb_paths)
-    for rgb_path, spec_path in _progress(list(zip(dataset.rgb_paths, specs)), f'checking {problems.where}'):
+    for rgb_path, spec_path in _progress(list(zip(dataset.rgb_paths, specs)), f'checking {problems.where}', 'scene'):
         rgb = _header(rgb_path, problems)
         if spec_path is None:
             continue
@@ -300,7 +300,7 @@ def _arad(dataset, problems: _Problems, bands: Optional[int], what: str) -> None
 def _cassi(dataset, problems: _Problems, bands: Optional[int], what: str) -> List[Tuple[str, str]]:
     """Check the scenes; returns (path, MATLAB class) of each readable one (for the data_range check)."""
     classes = []
-    for path in _progress(dataset.paths, f'checking {problems.where}'):
+    for path in _progress(dataset.paths, f'checking {problems.where}', 'scene'):
         found = _mat(path, dataset.keys, problems)
         if found is None:
             continue
