@@ -8,7 +8,9 @@ original functions stay in :data:`ORIGINALS` so tests can show the symptom.
 | adaptation          | symptom without it                                                     |
 |---------------------|------------------------------------------------------------------------|
 | torchvision alias   | ``import basicsr``: No module named 'torchvision.transforms.functional_tensor' |
-| cpu_safe_resume     | ``--auto_resume`` / ``path.resume_state`` on CPU: Found no NVIDIA driver |
+| cpu_safe_resume     | ``--auto_resume`` / ``path.resume_state`` on CPU: Found no NVIDIA driver; and ``--auto_resume`` |
+|                     | takes the newest state even when its network file is torn or no longer fits ``network_g``, |
+|                     | and starts over (moving the run aside) when no state is readable                        |
 | dist_init_cpu       | ``torchrun ... --launcher pytorch`` on CPU: ZeroDivisionError           |
 | dist_init_slurm_cpu | ``srun ... --launcher slurm`` on CPU: ZeroDivisionError                 |
 | ddp_cpu             | DDP on CPU: Found no NVIDIA driver in ``model_to_device``               |
@@ -18,8 +20,6 @@ original functions stay in :data:`ORIGINALS` so tests can show the symptom.
 | full_epochs         | a batch that does not divide the epoch: the run stops short of ``total_iter`` (33 of 40) |
 | atomic_checkpoints  | a save killed or failing half-way leaves a torn ``net_g_N.pth`` / ``N.state``; a failed save |
 |                     | is logged and ignored (exit 0), a full disk reported as a zip-writer error                |
-| resume_fallback     | ``--auto_resume`` takes the newest state even when its network file is torn or no longer   |
-|                     | fits ``network_g``, and starts over (moving the run aside) when no state is readable       |
 | exponent_numbers    | ``lr: 2e-3`` (and ``--force_yml ...=2e-3``) read as text: dies inside ``torch.optim``       |
 
 The output-root adaptation lives in :func:`output_root`, used by the entry

@@ -18,7 +18,8 @@ NO_CUDA = 'Found no NVIDIA driver|Torch not compiled with CUDA enabled'
 
 
 def test_every_adaptation_applied():
-    assert {'torchvision_alias', 'cpu_safe_resume', 'dist_init_cpu', 'ddp_cpu', 'registry_errors'} <= set(
+    assert {'torchvision_alias', 'cpu_safe_resume', 'dist_init_cpu', 'ddp_cpu', 'registry_errors', 'accum_loader',
+            'full_epochs', 'atomic_checkpoints', 'exponent_numbers.yaml', 'exponent_numbers.force_yml'} <= set(
         compat.APPLIED)
 
 
