@@ -8,7 +8,7 @@ original functions stay in :data:`ORIGINALS` so tests can show the symptom.
 | adaptation          | symptom without it                                                     |
 |---------------------|------------------------------------------------------------------------|
 | torchvision alias   | ``import basicsr``: No module named 'torchvision.transforms.functional_tensor' |
-| cpu_safe_resume     | ``--auto_resume`` / ``path.resume_state`` on CPU: Found no NVIDIA driver; and ``--auto_resume`` |
+| cpu_safe_resume     | ``--auto_resume`` / ``path.resume_state`` on CPU: Found no NVIDIA driver; ``--auto_resume``  |
 |                     | takes the newest state even when its network file is torn or no longer fits ``network_g``, |
 |                     | and starts over (moving the run aside) when no state is readable                        |
 | dist_init_cpu       | ``torchrun ... --launcher pytorch`` on CPU: ZeroDivisionError           |
