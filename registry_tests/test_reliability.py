@@ -459,6 +459,8 @@ def test_image_headers_and_cut_files(tmp_path, ext):
     header = image_header(path)
     assert (header.width, header.height, header.channels) == (40, 30, 3)
     content = open(path, 'rb').read()
+    open(path, 'wb').write(content + bytes(range(256)) * 64)          # data appended after the end marker
+    assert image_header(path) == header
     open(path, 'wb').write(content[:len(content) // 2])
     with pytest.raises(BadFile, match='cut short'):
         image_header(path)

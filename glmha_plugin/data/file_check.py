@@ -6,9 +6,10 @@ an RGB image smaller than its cube surfaces as a traceback hours into a run.
 :func:`check_dataset_files` reads each file's header only (no decoding):
 
 * PNG: signature, ``IHDR`` (size, colour type) and the closing ``IEND`` chunk
-  at the end of the file (a file cut short has none);
+  at the end of the file (a file cut short has none; a file with data
+  appended after it is searched for it);
 * JPEG: the frame header (``SOF``: size, components) and an end-of-image
-  marker after the scan data;
+  marker after the scan data (in the last 4 KiB, else searched for);
 * BMP: size from the header, file at least as long as its header says;
 * other image formats (TIFF, WebP, ...): decoded with OpenCV (slower);
 * ``.mat``: variable shape and class from the header (scipy.io.whosmat for
@@ -64,9 +65,23 @@ def _png(f, size: int) -> ImageHeader:
     if size < 33 + len(PNG_END):
         raise BadFile('is cut short (no PNG end chunk)')
     f.seek(size - len(PNG_END))
-    if f.read(len(PNG_END)) != PNG_END:
+    if f.read(len(PNG_END)) != PNG_END and not _found_after(f, 33, PNG_END[4:8]):   # data appended after IEND
         raise BadFile('is cut short (no PNG end chunk): the file is incomplete')
     return ImageHeader(width, height, PNG_CHANNELS.get(colour, 3))
+
+
+def _found_after(f, start: int, needle: bytes, chunk: int = 1 << 20) -> bool:
+    """Whether ``needle`` occurs in the file from ``start`` on (read in chunks; the slow path for files with
+    data appended after their end marker, e.g. a phone's motion-photo video after a JPEG)."""
+    f.seek(start)
+    tail = b''
+    while True:
+        block = f.read(chunk)
+        if not block:
+            return False
+        if needle in tail + block:
+            return True
+        tail = block[-(len(needle) - 1):]
 
 
 def _jpeg(f, size: int) -> ImageHeader:
@@ -95,9 +110,8 @@ def _jpeg(f, size: int) -> ImageHeader:
             scan = start + length - 2
             break
         f.seek(start + length - 2)
-    tail_from = max(scan, size - 4096)
-    f.seek(tail_from)
-    if b'\xff\xd9' not in f.read():
+    f.seek(max(scan, size - 4096))
+    if b'\xff\xd9' not in f.read() and not _found_after(f, scan, b'\xff\xd9'):
         raise BadFile('is cut short (no JPEG end-of-image marker): the file is incomplete')
     return found
 
