@@ -10,7 +10,7 @@ builds ``base`` through basicsr's ``build_network`` and applies
 :func:`glmha_plugin.swap_attention` to it.  The result *is* the base network
 (same class, no key prefix added), so its checkpoints keep the base's keys
 outside the swapped attention layers, and ``path.pretrain_network_g`` takes a
-checkpoint written by ``tools/swap_attention.py`` for the same options.
+checkpoint written by ``glmha swap`` for the same options.
 ``use_checkpoint: true`` is handed to the base network (activation
 checkpointing is the base's own option: every host of this plugin has it).
 """
@@ -21,7 +21,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ..layers.attention import DEFAULT_GAMMA
-from ..swap import Spec, swap_attention
+from ..swap.attention_swap import Spec, swap_attention
 
 
 @ARCH_REGISTRY.register()
@@ -32,7 +32,7 @@ def GLMHASwap(base: Dict, rank: Spec = None, rank_ratio: Spec = None, guidance: 
     from basicsr.archs import build_network
     from basicsr.utils import get_root_logger
 
-    from ..compat import unknown_name_message
+    from ..errors import unknown_name_message
     if not isinstance(base, dict) or 'type' not in base:
         raise ValueError(f'GLMHASwap: base must be a network block with a type (e.g. base: {{type: Restormer, '
                          f'dim: 48}}), got {base!r}')
