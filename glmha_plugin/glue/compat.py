@@ -442,7 +442,7 @@ def _patch_accum_loader():
 
 def _save_network(self, net, net_label, current_iter, param_key='params'):
     """Upstream's file (``{param_key: state_dict}`` per network, ``module.`` stripped, on the CPU), written by
-    :func:`glmha_plugin.outputs.atomic_save`: whole or not at all, and a failure stops training."""
+    :func:`glmha_plugin.models.saving.atomic_save`: whole or not at all, and a failure stops training."""
     from ..models.saving import atomic_save
     nets = net if isinstance(net, list) else [net]
     keys = param_key if isinstance(param_key, list) else [param_key]
@@ -458,7 +458,7 @@ def _save_network(self, net, net_label, current_iter, param_key='params'):
 
 def _save_training_state(self, epoch, current_iter):
     """Upstream's ``<iter>.state`` (epoch, iter, optimizers, schedulers), written by
-    :func:`glmha_plugin.outputs.atomic_save`."""
+    :func:`glmha_plugin.models.saving.atomic_save`."""
     from ..models.saving import atomic_save
     if current_iter == -1:
         return

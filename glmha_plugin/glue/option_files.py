@@ -161,7 +161,7 @@ def read_option_file(path) -> Tuple[dict, List[str]]:
     Refused: a missing file, bytes that are not UTF-8 (the byte offset and line are named), invalid YAML, a
     key given twice in one block (both lines named; YAML would silently keep the second), a file that is not
     a mapping.  Numbers in exponent notation that YAML 1.1 reads as text (``lr: 2e-3``, ``2.0e3``) are read
-    as numbers, as YAML 1.2 does and as basicsr then reads them (``glmha_plugin.compat``, exponent_numbers);
+    as numbers, as YAML 1.2 does and as basicsr then reads them (``glmha_plugin.glue.compat``, exponent_numbers);
     ``notes`` says which, so a user knows the file means something else to plain PyYAML.
     """
     if path is None:

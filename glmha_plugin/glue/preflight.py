@@ -28,7 +28,7 @@ names the problem and the fix.  It checks, in order:
    ``train.total_iter`` (basicsr's ``CosineAnnealingRestartLR`` would die with
    a TypeError past its periods);
 7. (first of all) the values basicsr computes with have their type and range
-   (:mod:`glmha_plugin.option_rules`: ``total_iter: abc``, ``print_freq: 0``, ...).
+   (:mod:`glmha_plugin.glue.option_rules`: ``total_iter: abc``, ``print_freq: 0``, ...).
 """
 import inspect
 import logging

@@ -2,7 +2,7 @@
 
 basicsr's own ``SRModel`` (a Restormer of about 46 MB) saves iterations 1, 2, 3, ... into ``FOLDER/models``
 and ``FOLDER/training_states`` through ``model.save`` (``BaseModel.save_network`` / ``save_training_state``,
-as adapted by glmha_plugin.compat), the way train_pipeline does; the test kills it with SIGKILL while a
+as adapted by glmha_plugin.glue.compat), the way train_pipeline does; the test kills it with SIGKILL while a
 file is being written.
 """
 import itertools
