@@ -18,26 +18,34 @@ names the problem and the fix.  It checks, in order:
    zero or negative frequencies); the forks' ``val.use_image: false`` fits
    the metrics; a ``model_type`` that implements the GPU-training options
    that are set (``docs/gpu_training.md``);
-4. ``num_gpu`` against the visible GPUs; a learning-rate schedule shorter than
+4. ``num_gpu`` against the visible GPUs; ``--launcher`` against the
+   environment its launcher sets; a learning-rate schedule shorter than
    ``train.total_iter`` (basicsr's ``CosineAnnealingRestartLR`` would die with
    a TypeError past its periods);
 5. ``network_g``: its keys and their types against the architecture's
    constructor signature, and the network builds;
 6. dataset folders exist, are not empty and pair up; the first sample loads
-   and its channel count matches the network's input channels;
+   and its channel counts match the network's input and output channels;
+   every file's header is sound and fits its partner and the network
+   (:mod:`glmha_plugin.data.file_check`); validation / test metrics have
+   ground truth to score against; one training iteration's batch fits in an
+   epoch (:func:`check_epoch`);
 7. ``path.pretrain_network_g`` is a safe, readable checkpoint whose keys and
    shapes fit the network (with ``strict_load_g``).
 """
 import inspect
 import logging
+import math
 import os
 import os.path as osp
 from contextlib import contextmanager
 from copy import deepcopy
+from typing import Optional
 
 from ..errors import CheckpointError, OptionError, did_you_mean
 
 INPUT_CHANNEL_KEYS = ('inp_channels', 'in_channels', 'in_nc', 'num_in_ch', 'in_dim')
+OUTPUT_CHANNEL_KEYS = ('out_channels', 'out_nc', 'num_out_ch', 'out_dim')
 
 
 def check_own_sections(opt: dict):
@@ -171,9 +179,13 @@ def _unreadable_images(dataset):
     return None
 
 
-def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1):
-    """Folders, pairing, the first sample and its channel count for one dataset entry."""
+def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1, out_channels=None,
+                  metrics: bool = False) -> int:
+    """Folders, pairing, the first sample, its channel counts and every file's header for one dataset entry;
+    ``metrics``: the entry's samples are scored (validation / test metrics), so they need ground truth.
+    Returns the number of samples."""
     from basicsr.utils.registry import DATASET_REGISTRY
+    from ..data.file_check import DataFileError, check_dataset_files
     where = f'datasets.{phase} ({ds_opt.get("name", "?")})'
     _check_type(DATASET_REGISTRY, 'dataset', f'{where}.type', ds_opt.get('type'))
     backend = (ds_opt.get('io_backend') or {}).get('type', 'disk')
@@ -201,10 +213,103 @@ def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1):
             raise OptionError(f'{where}: cannot decode image {bad!r} (corrupt or not an image): replace or '
                               f'remove it (and its partner)') from None
         raise OptionError(f'{where}: cannot read the data ({type(exc).__name__}: {exc})') from None
-    lq = sample.get('lq') if isinstance(sample, dict) else None
+    sample = sample if isinstance(sample, dict) else {}
+    lq, gt = sample.get('lq'), sample.get('gt')
     if in_channels is not None and hasattr(lq, 'shape') and lq.dim() == 3 and lq.shape[0] != in_channels:
         raise OptionError(f'{where}: samples have {lq.shape[0]} channels but network_g expects {in_channels}; '
                           f'set network_g.inp_channels (or in_channels) to {lq.shape[0]}, or convert the data')
+    if out_channels is not None and hasattr(gt, 'shape') and gt.dim() == 3 and gt.shape[0] != out_channels:
+        raise OptionError(f'{where}: targets have {gt.shape[0]} channels but network_g puts out {out_channels}; set '
+                          f'network_g.out_channels (or out_dim) to {gt.shape[0]}, or use data with {out_channels}')
+    if metrics and gt is None:
+        raise OptionError(f'{where}: val.metrics are set but this dataset has no ground truth to score against (its '
+                          f'samples have no "gt"); remove val.metrics to only save the outputs, or give the targets '
+                          f'(e.g. dataroot_gt)')
+    _check_value_range(dataset, gt, where)
+    bands = out_channels if type(dataset).__name__ in ('ARAD1KDataset', 'CASSIDataset') else None
+    try:
+        check_dataset_files(dataset, opt, where, scale, bands)
+    except DataFileError as exc:
+        raise OptionError(str(exc)) from None
+    return len(dataset)
+
+
+def _check_value_range(dataset, gt, where: str):
+    """CASSI cubes divided by ``data_range`` must lie in [0, 1] (the first scene's values; the types of all scenes
+    are checked from their headers)."""
+    if type(dataset).__name__ != 'CASSIDataset' or gt is None:
+        return
+    top = float(gt.max())
+    if top > 1.001:
+        raise OptionError(f'{where}: {osp.basename(dataset.paths[0])} divided by data_range {dataset.data_range:g} '
+                          f'reaches {top:g}, not [0, 1]; set data_range to the full scale of the data (e.g. '
+                          f'{dataset.data_range * 2 ** math.ceil(math.log2(top)):g})')
+
+
+def network_channels(net_opt: dict, keys, net=None) -> Optional[int]:
+    """The first of ``keys`` in a network block, else the network class's default for it, else (MST: the
+    band count is ``dim``) the built network ``net``'s own input / output convolution (None: not known)."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from ..archs.spectral_unet import SpectralUNet
+    for key in keys:
+        if key in net_opt:
+            return net_opt[key]
+    cls = ARCH_REGISTRY._obj_map.get(net_opt.get('type'))
+    params = inspect.signature(cls).parameters if inspect.isclass(cls) else {}
+    for key in keys:
+        if key in params and isinstance(params[key].default, int):
+            return params[key].default
+    if isinstance(net, SpectralUNet):
+        return net.embedding.in_channels if keys is INPUT_CHANNEL_KEYS else net.mapping.out_channels
+    return None
+
+
+def world_size(launcher: str) -> int:
+    """Processes that share the training set: what torchrun / srun set, 1 without a launcher."""
+    var = {'pytorch': 'WORLD_SIZE', 'slurm': 'SLURM_NTASKS'}.get(launcher)
+    try:
+        return max(1, int(os.environ.get(var, '1'))) if var else 1
+    except ValueError:
+        return 1
+
+
+def check_epoch(opt: dict, samples: int, launcher: str = 'none'):
+    """One iteration's batch must fit in an epoch: basicsr's loader drops an incomplete batch, so a batch larger
+    than the epoch gives epochs without iterations and a run that "ends" at iteration 0 with random weights."""
+    import torch
+    train, ds = opt['train'], opt['datasets']['train']
+    ratio = int(ds.get('dataset_enlarge_ratio', 1))
+    world = world_size(launcher)
+    accum = int(train.get('accum_iter', 1) or 1)
+    num_gpu = torch.cuda.device_count() if opt.get('num_gpu') == 'auto' else int(opt.get('num_gpu') or 0)
+    parallel = num_gpu if launcher == 'none' and num_gpu > 1 else 1          # DataParallel: one loader, n GPUs
+    batch = int(ds['batch_size_per_gpu']) * accum * parallel
+    per_rank = math.ceil(samples * ratio / world)
+    if batch <= per_rank:
+        return
+    parts = [f'batch_size_per_gpu {ds["batch_size_per_gpu"]}'] + ([f'train.accum_iter {accum}'] if accum > 1 else []) \
+        + ([f'{parallel} GPUs (DataParallel)'] if parallel > 1 else [])
+    epoch = f'{samples} samples' + (f' x dataset_enlarge_ratio {ratio}' if ratio != 1 else '') \
+        + (f' / {world} processes' if world > 1 else '')
+    raise OptionError(f'datasets.train ({ds.get("name", "?")}): one iteration takes {" x ".join(parts)} = {batch} '
+                      f'samples, but an epoch has only {per_rank} ({epoch}); basicsr drops an incomplete batch, so no '
+                      f'iteration would ever run. Lower batch_size_per_gpu{" or accum_iter" if accum > 1 else ""}, or '
+                      f'set dataset_enlarge_ratio: {math.ceil(batch * world / samples)}')
+
+
+def check_launcher(launcher: str):
+    """``--launcher pytorch`` / ``slurm`` need the environment torchrun / srun set (basicsr: KeyError 'RANK')."""
+    needs = {'pytorch': ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'),
+             'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')}.get(launcher, ())
+    missing = [v for v in needs if v not in os.environ]
+    if not missing:
+        return
+    if launcher == 'pytorch':
+        raise OptionError(f'--launcher pytorch: {", ".join(missing)} not set: start the command with torchrun '
+                          f'(torchrun --nproc_per_node=N -m basicsr.train -opt ... --launcher pytorch), or drop '
+                          f'--launcher for one process')
+    raise OptionError(f'--launcher slurm: {", ".join(missing)} not set: start the command with srun inside a slurm '
+                      f'allocation, or use torchrun ... --launcher pytorch, or drop --launcher for one process')
 
 
 def check_pretrained(opt: dict, net):
@@ -250,10 +355,10 @@ def check_options(opt: dict, is_train: bool = True, launcher: str = 'none', file
 
     ``launcher`` is the command line's ``--launcher`` (``none`` | ``pytorch`` | ``slurm``).  ``files=False``
     skips the checks that read the data sets and weights the file names (6 and 7), e.g. for a shipped
-    option file whose data the user has yet to download.
+    option file whose data the user has yet to download.  Returns the network ``network_g`` builds.
     """
     with _basicsr_logger_untouched():
-        _check_options(opt, is_train, launcher, files)
+        return _check_options(opt, is_train, launcher, files)
 
 
 def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: bool = True):
@@ -264,6 +369,7 @@ def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: boo
         raise OptionError(missing)
     if not isinstance(opt['path'], dict):
         raise OptionError("option 'path' must be a mapping (use 'path: {}' when empty)")
+    check_launcher(launcher)
     _check_type(MODEL_REGISTRY, 'model', 'model_type', opt['model_type'])
     for key, loss in (opt.get('train') or {}).items():
         if key.endswith('_opt') and isinstance(loss, dict) and 'type' in loss:
@@ -283,7 +389,7 @@ def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: boo
     net_opt = opt['network_g']
     if net_opt.get('type') == 'GLMHASwap' and isinstance(net_opt.get('base'), dict):
         net_opt = net_opt['base']   # the swapped network's own options
-    in_channels = next((net_opt[k] for k in INPUT_CHANNEL_KEYS if k in net_opt), None)
+    in_channels = network_channels(net_opt, INPUT_CHANNEL_KEYS, net)
     datasets = opt['datasets']
     if not isinstance(datasets, dict) or not datasets:
         raise OptionError('option datasets is empty: add a train (and val) or test entry')
@@ -294,10 +400,16 @@ def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: boo
     if is_train and 'train' not in datasets:
         raise OptionError('training needs datasets.train')
     if not files:
-        return
+        return net
+    out_channels = network_channels(net_opt, OUTPUT_CHANNEL_KEYS, net)
+    metrics = bool((opt.get('val') or {}).get('metrics'))
     for phase, ds in datasets.items():
-        check_dataset(phase, ds, in_channels, opt.get('scale', 1))
+        samples = check_dataset(phase, ds, in_channels, opt.get('scale', 1), out_channels,
+                                metrics=metrics and phase.split('_')[0] in ('val', 'test'))
+        if is_train and phase == 'train':
+            check_epoch(opt, samples, launcher)
     check_pretrained(opt, net)
+    return net
 
 
 # --------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import UsageError
 from .amp import Precision, resolve_precision
+from .saving import atomic_save
 
 
 @dataclass(frozen=True)
@@ -316,10 +317,8 @@ class GPUTrainingMixin:
                  'schedulers': [s.state_dict() for s in self.schedulers]}
         if self.grad_scaler is not None:
             state['grad_scaler'] = self.grad_scaler.state_dict()
-        path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
-        tmp = f'{path}.tmp'
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # a crash mid-write leaves the previous states readable
+        # whole or not at all: a crash mid-write leaves the previous states readable; a full disk stops the run
+        atomic_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)
