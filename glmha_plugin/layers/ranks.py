@@ -34,21 +34,28 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _fits(option: str, value) -> bool:
+    """A value ``option`` can take: a whole number for ``rank``, a number for ``rank_ratio`` (ranges: per layer)."""
+    return is_number(value) and (isinstance(value, int) or option != 'rank')
+
+
 def parse(value: PerLayer, option: str) -> Optional[Dict[str, Number]]:
-    """``value`` as ``{prefix: number}`` (a number ``v``: ``{'': v}``; None: None), its shape checked."""
+    """``value`` as ``{prefix: number}`` (a number ``v``: ``{'': v}``; None: None), its shape checked: ``rank``
+    takes whole numbers, ``rank_ratio`` numbers (their ranges are checked per layer, :func:`layer_options`)."""
     if value is None:
         return None
-    if is_number(value):
-        return {'': value}
+    what, each = ('a whole number', 'a whole number') if option == 'rank' else ('a number in (0, 1]', 'a number')
+    wrong = f'{option} must be {what} or {{module-path prefix: {each}}}'
     if not isinstance(value, Mapping):
-        raise ValueError(f'{option} must be a number or a mapping {FORMAT} (the longest prefix of a layer\'s '
-                         f'module path wins), got {value!r}')
+        if not _fits(option, value):
+            raise ValueError(f'{wrong}, got {value!r}')
+        return {'': value}
     for key, v in value.items():
         if not isinstance(key, str):
             raise ValueError(f'{option}: keys are module-path prefixes (strings, e.g. \'latent\' or '
                              f'\'encoder_level1.0.attn\'), got {key!r}')
-        if not is_number(v):
-            raise ValueError(f'{option}[{key!r}] must be a number, got {v!r}')
+        if not _fits(option, v):
+            raise ValueError(f'{wrong}, got {v!r} in {dict(value)!r}')
     return dict(value)
 
 

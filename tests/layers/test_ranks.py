@@ -74,17 +74,24 @@ def test_a_value_a_layer_cannot_take_names_the_layer_and_the_key():
         layer_options(9, None, LAYERS)
     with pytest.raises(ValueError, match=r"dec\.attn .*rank_ratio must be in \(0, 1\].*set by rank_ratio\['dec'\]"):
         layer_options(None, {'dec': 1.5}, LAYERS)
-    with pytest.raises(ValueError, match=r'mid\.0\.attn .*rank must be an integer, got 8\.0'):
-        layer_options({'mid': 8.0}, None, LAYERS)
 
 
 @pytest.mark.parametrize('value, message', [
-    ([4, 8], r'rank must be a number or a mapping \{module-path prefix: number\}'),
-    ('8', r'rank must be a number or a mapping'),
-    (True, r'rank must be a number or a mapping'),
+    ([4, 8], r'^rank must be a whole number or \{module-path prefix: a whole number\}, got \[4, 8\]$'),
+    ('8', r'rank must be a whole number or'),
+    (True, r'rank must be a whole number or'),
+    (8.0, r'rank must be a whole number or .*, got 8\.0$'),
     ({3: 8}, r"rank: keys are module-path prefixes \(strings"),
-    ({'mid': '8'}, r"rank\['mid'\] must be a number, got '8'"),
+    ({'mid': '8'}, r"rank must be a whole number or .*, got '8' in \{'mid': '8'\}$"),
+    ({'mid': 2.5}, r"rank must be a whole number or .*, got 2\.5 in \{'mid': 2\.5\}$"),
 ])
 def test_malformed_options(value, message):
     with pytest.raises(ValueError, match=message):
         layer_options(value, None, LAYERS)
+
+
+def test_a_ratio_is_any_number_in_range():
+    assert layer_options(None, {'mid': 1, 'enc': 0.25}, LAYERS)['mid.0.attn'] == {'rank_ratio': 1}
+    with pytest.raises(ValueError, match=r"^rank_ratio must be a number in \(0, 1\] or \{module-path prefix: a number\}, "
+                                         r"got 'abc'$"):
+        layer_options(None, 'abc', LAYERS)
