@@ -166,7 +166,8 @@ def _restormer() -> HostSpec:
 
 
 def _toolbox_host(method: str, **fields) -> HostSpec:
-    """A host built like the MST / MST++ toolboxes' ``method`` (``glmha_plugin.glue.mst_toolbox.METHODS``), rank per level."""
+    """A host built like the MST / MST++ toolboxes' ``method`` (``glmha_plugin.glue.mst_toolbox.METHODS``),
+    its stages the U-Net levels."""
     from ..glue.mst_toolbox import GLMHA_PREFIX, METHODS
     from ..registry import SPECTRAL_MODELS
     type_name, options = METHODS[method]

@@ -70,8 +70,9 @@ class MST(SpectralUNet):
     MST-L: stage=2, num_blocks=[4,7,5]).
 
     Args (attention): attention (``'csa'`` | ``'glmha'``), rank / rank_ratio
-    (a number or ``{module-path prefix: number}``, e.g. ``{bottleneck: 56}``;
-    or one value per level, ``stage + 1`` values), guidance, gamma; see
+    (a number, or ``{module-path prefix: number}`` for the layers under
+    prefixes such as ``bottleneck``, longest prefix wins; or one value per
+    level, ``stage + 1`` values), guidance, gamma; see
     :class:`~glmha_plugin.archs.spectral_unet.SpectralUNet`.
 
     Args (optics): dispersion_step: columns per band of the dispersion (2).

@@ -44,9 +44,10 @@ class MST_Plus_Plus(nn.Module):  # noqa: N801 (upstream's name)
     Args (MST++'s own): in_channels (3), out_channels (31), n_feat (31; must
     equal out_channels), stage (3 cascaded U-Nets).
 
-    Args (attention): attention, rank / rank_ratio (a number or ``{module-path
-    prefix: number}``, e.g. ``{body.2: 0.25}``; or three values, one per level
-    of every U-Net: 31, 62, 124 channels), guidance, gamma.
+    Args (attention): attention, rank / rank_ratio (a number, or
+    ``{module-path prefix: number}`` for the layers under prefixes such as
+    ``body.2``, longest prefix wins; or three values, one per level of every
+    U-Net: 31, 62, 124 channels), guidance, gamma.
 
     Args (memory): use_checkpoint: activation checkpointing per block while training.
 

@@ -94,10 +94,10 @@ class Restormer(nn.Module):
 
     Args (attention):
         attention: ``'csa'`` (Restormer's MDTA) or ``'glmha'``.
-        rank: GLMHA K/V rank per layer (:mod:`glmha_plugin.layers.ranks`): an
-            int for every layer or ``{module-path prefix: int}``, longest
-            prefix wins, e.g. ``{encoder_level1: 8, latent.0: 96}`` (the
-            stages, :data:`STAGES`, are prefixes).
+        rank: GLMHA K/V rank per layer: an int for every layer or
+            ``{module-path prefix: int}``, longest prefix wins, e.g.
+            ``{encoder_level1: 8, latent.0: 96}`` (the stage names are
+            prefixes).
         rank_ratio: fraction of the layer's channels, the same way, e.g. a
             float or ``{'': 0.5, decoder_level1: 0.25}`` (default 0.5 where
             no rank is given).

@@ -95,9 +95,10 @@ class RetinexFormer(nn.Module):
     in_channels + 1), stage (cascaded stages), num_blocks (blocks at level 0,
     level 1 and the bottleneck).
 
-    Args (attention): attention, rank / rank_ratio (a number or ``{module-path
-    prefix: number}``, e.g. ``{body.0.denoiser.bottleneck: 80}``; or three
-    values, one per level: n_feat, 2 n_feat, 4 n_feat channels), guidance, gamma.
+    Args (attention): attention, rank / rank_ratio (a number, or
+    ``{module-path prefix: number}`` for the layers under prefixes such as
+    ``body.0.denoiser.bottleneck``, longest prefix wins; or three values, one
+    per level: n_feat, 2 n_feat, 4 n_feat channels), guidance, gamma.
 
     Args (memory): use_checkpoint: activation checkpointing per block while training.
 

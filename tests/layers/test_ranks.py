@@ -72,7 +72,8 @@ def test_a_value_a_layer_cannot_take_names_the_layer_and_the_key():
         layer_options({'mid': 3}, None, LAYERS)
     with pytest.raises(ValueError, match=r'^enc\.attn \(8 channels, 1 heads\): rank 9 is out of range'):
         layer_options(9, None, LAYERS)
-    with pytest.raises(ValueError, match=r"dec\.attn .*rank_ratio must be in \(0, 1\].*set by rank_ratio\['dec'\]"):
+    with pytest.raises(ValueError, match=r"dec\.attn .*rank_ratio must be a number in \(0, 1\].*set by "
+                                         r"rank_ratio\['dec'\]"):
         layer_options(None, {'dec': 1.5}, LAYERS)
 
 
@@ -92,6 +93,6 @@ def test_malformed_options(value, message):
 
 def test_a_ratio_is_any_number_in_range():
     assert layer_options(None, {'mid': 1, 'enc': 0.25}, LAYERS)['mid.0.attn'] == {'rank_ratio': 1}
-    with pytest.raises(ValueError, match=r"^rank_ratio must be a number in \(0, 1\] or \{module-path prefix: a number\}, "
-                                         r"got 'abc'$"):
+    with pytest.raises(ValueError, match=r"^rank_ratio must be a number in \(0, 1\] or \{module-path prefix: a "
+                                         r"number\}, got 'abc'$"):
         layer_options(None, 'abc', LAYERS)
