@@ -6,7 +6,8 @@
       rank_ratio: 0.5                        # swap_attention's options: rank / rank_ratio (number or
       guidance: calibration                  #   {module-path prefix: number}), guidance, gamma, warm_start, strict
 
-builds ``base`` through basicsr's ``build_network`` and applies
+builds ``base`` through basicsr's ``build_network`` (or, for ``type: module.path:ClassName``, imports
+the class: a network no registry knows) and applies
 :func:`glmha_plugin.swap_attention` to it.  The result *is* the base network
 (same class, no key prefix added), so its checkpoints keep the base's keys
 outside the swapped attention layers, and ``path.pretrain_network_g`` takes a
@@ -38,16 +39,22 @@ def GLMHASwap(base: Dict, rank: Spec = None, rank_ratio: Spec = None, guidance: 
                          f'dim: 48}}), got {base!r}')
     if base['type'] == 'GLMHASwap':
         raise ValueError('GLMHASwap: base is GLMHASwap itself; give the network to swap')
-    if base['type'] not in ARCH_REGISTRY:
+    importable = ':' in str(base['type'])   # module.path:ClassName, a network no registry knows
+    if not importable and base['type'] not in ARCH_REGISTRY:
         raise ValueError(f'GLMHASwap base.type: {unknown_name_message("arch", base["type"], ARCH_REGISTRY.keys())}')
     base = deepcopy(base)
     if use_checkpoint:
         import inspect
-        if 'use_checkpoint' not in inspect.signature(ARCH_REGISTRY.get(base['type'])).parameters:
+        from ..compress.network import network_class
+        if 'use_checkpoint' not in inspect.signature(network_class(base['type'])).parameters:
             raise ValueError(f'GLMHASwap: use_checkpoint is an option of the base network, and {base["type"]} has '
                              f'none; remove use_checkpoint (or give the base network that option)')
         base['use_checkpoint'] = True
-    model = build_network(base)
+    if importable:
+        from ..compress.network import build_from_block
+        model = build_from_block(base)
+    else:
+        model = build_network(base)
     report = swap_attention(model, rank=rank, rank_ratio=rank_ratio, guidance=guidance, gamma=gamma,
                             warm_start=warm_start, strict=strict)
     if not report.layers:

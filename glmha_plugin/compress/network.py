@@ -1,0 +1,126 @@
+"""The network to compress, from the command line: the one place that turns the network arguments into a module.
+
+A network is described by a ``network_g``-style block (``{'type': ..., **options}``) whose ``type`` is a
+name registered in basicsr's ``ARCH_REGISTRY`` or an importable ``module.path:ClassName``;
+:func:`build_from_block` builds it (the distillation model builds its teacher the same way).  The command's
+``--network`` / ``--options`` / ``-opt`` arguments and the trained weights (``--weights``, ``--param-key``)
+become a :class:`NetworkSource` in :func:`network_from_args`: other ways of naming a network (e.g. a model
+file recognised by its weights) plug in there.
+"""
+import importlib
+import json
+import os.path as osp
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError, UsageError
+
+INPUT_KEYS = ('inp_channels', 'in_channels', 'in_nc', 'num_in_ch', 'in_ch', 'in_dim')
+
+
+class CompressError(UsageError, ValueError):
+    """A problem with the compress command's input; printed as one line, before anything is written."""
+
+
+@dataclass
+class NetworkSource:
+    """The trained network and how to rebuild it: ``block`` (``network_g`` style), the weights file and key."""
+    module: nn.Module
+    block: dict
+    weights: str
+    param_key: str
+
+    @property
+    def in_channels(self) -> int:
+        return int(next((self.block[k] for k in INPUT_KEYS if k in self.block), 3))
+
+
+def network_class(name: str):
+    """The class (or builder) of a network type: a name in basicsr's ``ARCH_REGISTRY`` or ``module.path:ClassName``."""
+    if ':' in str(name):
+        module, _, cls_name = str(name).partition(':')
+        try:
+            return getattr(importlib.import_module(module), cls_name)
+        except (ImportError, AttributeError) as exc:
+            raise CompressError(f'cannot import network {name!r}: {type(exc).__name__}: {exc}') from None
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from ..compat import unknown_name_message
+    if name not in ARCH_REGISTRY:
+        raise CompressError(unknown_name_message('arch', name, ARCH_REGISTRY.keys()))
+    return ARCH_REGISTRY.get(name)
+
+
+def build_from_block(block: dict) -> nn.Module:
+    """The network of a ``network_g``-style block: a registered ``type`` or ``module.path:ClassName``."""
+    block = dict(block)
+    name = block.pop('type', None)
+    if not name:
+        raise CompressError(f'network block {block} has no type')
+    cls = network_class(name)
+    try:
+        return cls(**block)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CompressError(f'cannot build network {name!r} with {block}: {type(exc).__name__}: {exc}') from None
+
+
+def network_block(network: Optional[str], options: Optional[str], opt_file: Optional[str]) -> dict:
+    """``{'type': ..., **options}`` from ``-opt FILE`` (its ``network_g``) or ``--network`` / ``--options``."""
+    if opt_file:
+        import yaml
+        if network:
+            raise CompressError('give the network once: --network or -opt, not both')
+        if not osp.isfile(opt_file):
+            raise CompressError(f'option file {opt_file!r} does not exist')
+        with open(opt_file, encoding='utf-8') as f:
+            block = (yaml.safe_load(f) or {}).get('network_g')
+        if not isinstance(block, dict) or 'type' not in block:
+            raise CompressError(f'{opt_file!r} has no network_g block with a type')
+        return dict(block)
+    if not network:
+        raise CompressError('give the network: --network NAME (registered) or module.path:ClassName, or -opt FILE')
+    try:
+        kwargs = json.loads(options) if options else {}
+    except json.JSONDecodeError as exc:
+        raise CompressError(f'--options: not valid JSON ({exc}): {options!r}') from None
+    if not isinstance(kwargs, dict):
+        raise CompressError(f'--options must be a JSON object of keyword arguments, got {options!r}')
+    return dict(kwargs, type=network)
+
+
+def load_weights(net: nn.Module, weights: str, param_key: str) -> None:
+    """Load ``weights`` strict into ``net``; a mismatch names the keys."""
+    from ..checkpoint import load_into
+    if not osp.isfile(weights):
+        raise CompressError(f'--weights {weights!r} does not exist')
+    try:
+        load_into(net, weights, param_key, strict=True)
+    except CheckpointError as exc:
+        raise CompressError(f'the teacher checkpoint does not fit the network: {exc} Check --network / --options '
+                            f'(or -opt) and --param-key') from None
+
+
+def network_from_args(args) -> NetworkSource:
+    """The trained (teacher) network of the command line, weights loaded, in eval mode."""
+    block = network_block(args.network, args.options, args.opt)
+    net = build_from_block(block)
+    load_weights(net, args.weights, args.param_key)
+    return NetworkSource(net.eval(), block, osp.abspath(args.weights), args.param_key)
+
+
+def frozen(net: nn.Module) -> nn.Module:
+    """``net`` in eval mode without gradients (a teacher)."""
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def run_network(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = net(x)
+    if not isinstance(out, torch.Tensor):
+        raise CompressError(f'{type(net).__name__} returns {type(out).__name__}, not one image tensor; compress '
+                            f'needs a network that maps one image batch to one image batch')
+    return out
