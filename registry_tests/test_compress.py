@@ -2,6 +2,7 @@
 network (teacher trained here), and its refusals of bad input."""
 import itertools
 import json
+import math
 import os
 import os.path as osp
 import random
@@ -168,6 +169,28 @@ def test_distill_model_trains_the_student_against_the_frozen_teacher(tmp_path):
     assert set(model.log_dict) == {'l_feature', 'l_distill', 'l_pix'}
     assert any(not torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
     assert all(torch.equal(teacher[k], v) for k, v in model.net_teacher.state_dict().items())
+
+
+def test_distill_model_with_autocast_and_ema_validates_against_the_teacher(tmp_path):
+    opt = _distill_opt(tmp_path, ema_decay=0.9)
+    opt.update(use_amp=True, amp_bf16=True)
+    opt['val'] = dict(save_img=False, use_image=False,
+                      metrics={'psnr': dict(type='calculate_psnr', crop_border=0, test_y_channel=False)})
+    model = DistillModel(opt)
+    model.update_learning_rate(1)
+    model.feed_data({'lq': torch.rand(2, 3, 16, 16)})
+    model.optimize_parameters(1)
+    assert math.isfinite(model.log_dict['l_distill']) and hasattr(model, 'net_g_ema')
+    model.feed_data({'lq': torch.rand(2, 3, 16, 16)})
+    assert model.teacher_output().dtype == torch.float32
+
+    class Loader(list):
+        dataset = type('D', (), {'opt': {'name': 'held'}})()
+    images = Loader([{'lq': torch.rand(1, 3, 20, 24), 'gt': torch.rand(1, 3, 20, 24), 'lq_path': ['a.png']},
+                     {'lq': torch.rand(1, 3, 20, 24), 'gt': torch.rand(1, 3, 20, 24), 'lq_path': ['b.png']}])
+    model.nondist_validation(images, 1, None, False)
+    assert set(model.metric_results) == {'psnr_teacher', 'psnr'}
+    assert 10 < model.metric_results['psnr_teacher'] < 100 and model.metric_results['psnr'] < 20
 
 
 def test_distill_model_needs_its_teacher_and_its_loss(tmp_path):

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument('--val-gt', '--val_gt', help='targets of --val-lq (same file stems): also score against them')
     data.add_argument('--holdout', type=int, help='how many of --images to hold out when no --val-lq (default 10%%)')
     data.add_argument('--crop', type=int, default=128, help='training and planning crop side (default 128)')
+    data.add_argument('--augment', choices=('dihedral', 'hflip', 'none'), default='dihedral',
+                      help="training crops' augmentation: all 8 flips/rotations (Restormer's, default), horizontal "
+                           'flips only (e.g. rain that falls from above), or none')
     plan = p.add_argument_group('ranks')
     goal = plan.add_mutually_exclusive_group(required=True)
     goal.add_argument('--budget', type=float,

@@ -35,10 +35,12 @@ EXPERIMENT = 'compress'
 OUTPUTS = (MARKER, 'plan.json', 'warm_start.pth', 'network_g.yml', 'train.yml', 'student.pth', 'report.json',
            'report.md', 'report.png', 'distill.log', 'images_train.txt', 'images_heldout.txt', 'experiments',
            'tb_logger', 'results')
+# --augment: the training crops' flips and rotations, as dataset options.
+AUGMENTS = {'dihedral': {'geometric_augs': True}, 'hflip': {'use_hflip': True}, 'none': {}}
 # Arguments that must match when a run is resumed.
 RESUME_KEYS = ('network', 'options', 'opt', 'weights', 'param_key', 'images', 'val_lq', 'val_gt', 'holdout',
                'budget', 'energy', 'macs_at', 'guidance', 'gamma', 'candidates', 'plan_crops', 'iters', 'crop',
-               'batch', 'lr', 'feature_weight', 'val_freq', 'window_size', 'seed', 'strict')
+               'batch', 'lr', 'augment', 'feature_weight', 'val_freq', 'window_size', 'seed', 'strict')
 ITER_LINE = re.compile(r'\[epoch:\s*\d+, iter:\s*([\d,]+), lr:')
 VAL_LINE = re.compile(r'Distillation validation (\{.*\})')
 
@@ -242,7 +244,7 @@ def train_options(inp: Inputs, out: str, network_g: dict) -> dict:
     n_train = len(inp.train_paths)
     train_ds = {'name': 'CompressTrain', 'type': 'UnpairedImageDataset', 'dataroot_lq': osp.abspath(args.images),
                 'meta_info_file': osp.join(out, 'images_train.txt'), 'io_backend': {'type': 'disk'},
-                'gt_size': args.crop, 'geometric_augs': True, 'use_shuffle': True,
+                'gt_size': args.crop, **AUGMENTS[args.augment], 'use_shuffle': True,
                 'num_worker_per_gpu': args.workers, 'batch_size_per_gpu': args.batch,
                 'dataset_enlarge_ratio': max(1, -(-200 * args.batch // n_train)), 'prefetch_mode': None}
     if inp.val_pairs is not None:

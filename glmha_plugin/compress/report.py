@@ -62,6 +62,7 @@ def write_report(out: str, args, inp, plan: dict, scores: Dict[str, dict], curve
                    'ratio': plan['student_params'] / plan['teacher_params']},
         'ranks': ranks, 'layers': layers, 'plans_at_this_budget': plan['compared'],
         'distillation': {'iterations': args.iters, 'lr': args.lr, 'crop': args.crop, 'batch': args.batch,
+                         'augment': args.augment,
                          'feature_weight': args.feature_weight, 'targets_used': False},
         'held_out': {'images': len(pairs), 'with_targets': has_gt,
                      'source': ('validation folder' if args.val_lq

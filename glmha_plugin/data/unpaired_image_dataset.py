@@ -8,6 +8,7 @@ Options::
     io_backend: {type: disk}
     gt_size: 64                           # train: random crops of this side (Restormer's name for the patch size)
     geometric_augs: true                  # train: one of the 8 flip/rot90 variants (Restormer's augmentation)
+    use_hflip: true                       # or basicsr's: horizontal flips (and use_rot: rotations / flips)
 
 Items: ``{'lq': C x h x w float32 RGB in [0, 1], 'lq_path': path}`` (no ``gt``: the teacher network's
 output is the target).  Train items are ``gt_size`` crops; val/test items are whole images.  An image
@@ -19,6 +20,7 @@ import random
 from typing import List
 
 import numpy as np
+from basicsr.data.transforms import augment
 from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
@@ -59,7 +61,8 @@ def random_crop(img: np.ndarray, size: int, path: str) -> np.ndarray:
 class UnpairedImageDataset(data.Dataset):
     """Degraded images alone (no targets); see the module docstring."""
 
-    option_keys = frozenset({'dataroot_lq', 'meta_info_file', 'io_backend', 'gt_size', 'geometric_augs'})
+    option_keys = frozenset({'dataroot_lq', 'meta_info_file', 'io_backend', 'gt_size', 'geometric_augs',
+                             'use_hflip', 'use_rot'})
 
     def __init__(self, opt: dict):
         super().__init__()
@@ -76,6 +79,10 @@ class UnpairedImageDataset(data.Dataset):
                 raise ValueError(f'train dataset {opt.get("name")!r}: set gt_size (the training crop size)')
             self.gt_size = int(opt['gt_size'])
             self.geometric_augs = bool(opt.get('geometric_augs', False))
+            self.flips = (bool(opt.get('use_hflip', False)), bool(opt.get('use_rot', False)))
+            if self.geometric_augs and any(self.flips):
+                raise ValueError(f'train dataset {opt.get("name")!r}: give geometric_augs (all 8 flips/rotations) '
+                                 f'or use_hflip / use_rot, not both')
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -95,4 +102,6 @@ class UnpairedImageDataset(data.Dataset):
             img = random_crop(img, self.gt_size, path)
             if self.geometric_augs:
                 img, = random_dihedral(img)
+            elif any(self.flips):
+                img = augment(img, *self.flips)
         return {'lq': img2tensor(np.ascontiguousarray(img), bgr2rgb=True, float32=True), 'lq_path': path}
