@@ -131,9 +131,9 @@ def test_unpaired_dataset_crops_and_refuses_small_images(tmp_path):
     assert 'gt' not in ds[0]
     whole = UnpairedImageDataset(dict(name='v', phase='val', dataroot_lq=folder, io_backend={'type': 'disk'}))
     assert len(whole) == 3 and whole[1]['lq'].shape == (3, 40, 48)
-    big = UnpairedImageDataset(dict(name='b', phase='train', dataroot_lq=folder, gt_size=64,
+    big = UnpairedImageDataset(dict(name='b', phase='train', dataroot_lq=folder, gt_size=44,   # wider, not higher
                                     io_backend={'type': 'disk'}))
-    with pytest.raises(ValueError, match='img0.png.*40x48, smaller than the training crop 64x64'):
+    with pytest.raises(ValueError, match='img0.png.*40x48, smaller than the training crop 44x44'):
         big[0]
 
 
@@ -191,6 +191,17 @@ def test_distill_model_with_autocast_and_ema_validates_against_the_teacher(tmp_p
     model.nondist_validation(images, 1, None, False)
     assert set(model.metric_results) == {'psnr_teacher', 'psnr'}
     assert 10 < model.metric_results['psnr_teacher'] < 100 and model.metric_results['psnr'] < 20
+
+
+def test_distill_model_can_train_the_attention_layers_alone(tmp_path):
+    model = DistillModel(_distill_opt(tmp_path, trainable='attention'))
+    before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
+    model.update_learning_rate(1)
+    model.feed_data({'lq': torch.rand(2, 3, 16, 16)})
+    model.optimize_parameters(1)
+    changed = {k for k, v in model.net_g.state_dict().items() if not torch.equal(before[k], v)}
+    assert changed and all('.attn.' in k for k in changed)
+    assert any(k.startswith('patch_embed') for k in before) and not any('ffn' in k for k in changed)
 
 
 def test_distill_model_needs_its_teacher_and_its_loss(tmp_path):

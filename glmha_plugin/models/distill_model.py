@@ -16,6 +16,7 @@ any student/teacher pair with the same input and output.  Options (besides :clas
       distill_opt: {type: L1Loss, loss_weight: 1.0}  # student output vs teacher output (required)
       feature_opt: {type: MSELoss, loss_weight: 0.1, layers: [...]}  # optional: attention outputs vs the teacher's
       pixel_opt: {type: L1Loss, loss_weight: 1.0}    # optional: vs the ground truth, for batches that carry one
+      trainable: all                                 # or attention: only the student's attention layers learn
 
 The training data needs no targets (``UnpairedImageDataset``); a paired dataset (``Dataset_PairedImage``)
 mixes the ground truth in through ``pixel_opt`` (and ``perceptual_opt``).  The teacher runs without
@@ -51,6 +52,7 @@ from .image_restoration_model import ImageCleanModel
 
 VALIDATION_LOG = 'Distillation validation '
 TEACHER_SUFFIX = '_teacher'
+TRAINABLE = ('all', 'attention')
 
 
 def check_teacher_options(opt: dict) -> None:
@@ -106,6 +108,25 @@ class DistillModel(ImageCleanModel):
         self.net_teacher = self.prepare_network(teacher).eval()
         if self.is_train and self.cri_feature is not None:
             self._hook_features()
+
+    # ------------------------------------------------------------------ what trains
+
+    def model_to_device(self, net):
+        """``train.trainable: attention`` freezes everything but the attention layers, before DDP wraps the
+        network (DDP registers the parameters that need gradients when it is built)."""
+        train_opt = self.opt.get('train') or {}
+        trainable = train_opt.get('trainable', 'all')
+        if trainable not in TRAINABLE:
+            raise OptionError(f'train.trainable {trainable!r}: use one of {", ".join(TRAINABLE)}')
+        if self.opt.get('is_train') and trainable == 'attention' and net is not getattr(self, 'net_teacher', None):
+            attention = [m for m in net.modules() if isinstance(m, (ChannelAttention, SpectralMSA))]
+            if not attention:
+                raise OptionError('train.trainable: attention, but network_g has no attention layer of the plugin '
+                                  '(CSA / GLMHA / MS-MSA)')
+            net.requires_grad_(False)
+            for m in attention:
+                m.requires_grad_(True)
+        return super().model_to_device(net)
 
     # ------------------------------------------------------------------ losses
 
