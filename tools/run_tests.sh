@@ -5,4 +5,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/tools/install.sh"
 cd "$ROOT"
-exec "$ROOT/.venv/bin/python" -m pytest registry_tests -ra --durations=15 "$@"
+exec "$ROOT/.venv/bin/python" -m pytest tests -ra --durations=15 "$@"

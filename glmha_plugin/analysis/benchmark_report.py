@@ -7,7 +7,7 @@ Restormer's.  Activation checkpointing (issue 10): peak training-step memory
 with ``use_checkpoint`` <= 0.6 of without for GLMHA-Restormer and GLMHA-MST++.
 Rows outside a target's scope say ``-``.
 
-:func:`main` is ``tools/benchmark.py``.
+:func:`main` is ``glmha benchmark``.
 """
 import argparse
 import contextlib
@@ -264,7 +264,7 @@ def main(argv=None):
               f'- load average (1/5/15 min) at start: {load_start}; at end: {_load()}',
               f'- allocator: {"glibc keeping freed memory (--malloc keep)" if args.malloc == "keep" else "system default"}'
               f'; {bench.minor_page_faults() - faults:,} minor page faults during the run',
-              f'- command: `{" ".join([osp.relpath(sys.argv[0]) if argv is None else "tools/benchmark.py"] + (sys.argv[1:] if argv is None else list(argv)))}`',
+              f'- command: `{" ".join([osp.relpath(sys.argv[0]) if argv is None else "glmha benchmark"] + (sys.argv[1:] if argv is None else list(argv)))}`',
               '']
     sections = []
     if layers:

@@ -14,7 +14,7 @@
 4. scores every network on the held-out demo test photos (never trained on) against the targets and against
    the teacher's output, and writes ``compress_benchmark.md`` / ``.json``.
 
-Every training run goes through ``python -m glmha_plugin.train`` (basicsr's ``train_pipeline``); a run whose
+Every training run goes through ``python -m glmha_plugin.commands.train`` (basicsr's ``train_pipeline``); a run whose
 weights exist is reused, so an interrupted benchmark continues where it stopped.
 """
 import argparse
@@ -39,12 +39,12 @@ def _say(text: str) -> None:
 
 
 def _options(name: str) -> dict:
-    from ..options import load_options, shipped_file
+    from ..glue.option_files import load_options, shipped_file
     return load_options(shipped_file(name))
 
 
 def _train(opt: dict, workdir: str, timings: Dict[str, float]) -> str:
-    """Train ``opt`` (resuming) through glmha_plugin.train in ``workdir``; returns its latest weights."""
+    """Train ``opt`` (resuming) through glmha_plugin.commands.train in ``workdir``; returns its latest weights."""
     weights = osp.join(workdir, 'experiments', opt['name'], 'models', 'net_g_latest.pth')
     if osp.isfile(weights):
         _say(f'{opt["name"]}: reusing {weights}')
@@ -55,7 +55,7 @@ def _train(opt: dict, workdir: str, timings: Dict[str, float]) -> str:
         yaml.safe_dump(opt, f, sort_keys=False)
     _say(f'training {opt["name"]} for {opt["train"]["total_iter"]} iterations')
     start = time.time()
-    subprocess.run([sys.executable, '-m', 'glmha_plugin.train', '-opt', path, '--auto_resume'], cwd=workdir,
+    subprocess.run([sys.executable, '-m', 'glmha_plugin.commands.train', '-opt', path, '--auto_resume'], cwd=workdir,
                    check=True)
     timings[opt['name']] = time.time() - start
     return weights
@@ -78,7 +78,7 @@ def _recipe(template: str, name: str, iters: int, network_g: dict) -> dict:
 
 def _compress(workdir: str, weights: str, network_g: dict, budget: float, iters: int, args) -> dict:
     from ..compress.command import main as compress
-    from ..demo_data import DATA_DIR
+    from ..demo.data import DATA_DIR
     out = osp.join(workdir, 'students', f'budget_{budget:g}')
     report = osp.join(out, 'report.json')
     if not osp.isfile(report):
@@ -109,7 +109,7 @@ def _count(net: torch.nn.Module):
 def run(args) -> dict:
     from ..compress import planning
     from ..compress.pipeline import build_student, evaluate
-    from ..demo_data import DATA_DIR, DEMO_CSA_TRAIN_OPT, DEMO_TRAIN_OPT, make_rain_pairs
+    from ..demo.data import DATA_DIR, DEMO_CSA_TRAIN_OPT, DEMO_TRAIN_OPT, make_rain_pairs
     from ..swap import swap_attention
     from ..archs import swap_arch  # noqa: F401  (GLMHASwap registered)
     from basicsr.archs import build_network

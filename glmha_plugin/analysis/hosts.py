@@ -157,8 +157,9 @@ def _restormer() -> HostSpec:
 
 
 def _toolbox_host(method: str, **fields) -> HostSpec:
-    """A host built like the MST / MST++ toolboxes' ``method`` (``glmha_plugin.registry.METHODS``), rank per level."""
-    from ..registry import GLMHA_PREFIX, METHODS, SPECTRAL_MODELS
+    """A host built like the MST / MST++ toolboxes' ``method`` (``glmha_plugin.glue.mst_toolbox.METHODS``), rank per level."""
+    from ..glue.mst_toolbox import GLMHA_PREFIX, METHODS
+    from ..registry import SPECTRAL_MODELS
     type_name, options = METHODS[method]
 
     def build(**overrides) -> nn.Module:
@@ -219,8 +220,8 @@ def _build_retinexformer(**options) -> nn.Module:
 
 
 def _low_light_from_images(rgb: torch.Tensor) -> tuple:
-    """Photos darkened like under-exposed shots (:func:`glmha_plugin.data.lowlight.darken`), Retinexformer's input."""
-    from ..data.lowlight import darken
+    """Photos darkened like under-exposed shots (:func:`glmha_plugin.demo.lowlight.darken`), Retinexformer's input."""
+    from ..demo.lowlight import darken
     return (darken(rgb),)
 
 

@@ -6,7 +6,7 @@ One implementation serves both registered names:
   the official ``simulation/train_code/architecture/MST.py`` (MST-S/M/L:
   ``dim=28, stage=2, num_blocks=[2,2,2] / [2,4,4] / [4,7,5]``), so official
   checkpoints (a plain state_dict, possibly with ``module.`` prefixes; see
-  :func:`glmha_plugin.registry.model_generator`) load with ``strict=True``.
+  :func:`glmha_plugin.glue.mst_toolbox.model_generator`) load with ``strict=True``.
 * ``GLMHAMST``: the same network with GLMHA in every MS-MSA; the wiring of
   the mask-guided and positional branches is documented in
   :mod:`glmha_plugin.layers.spectral_attention`.

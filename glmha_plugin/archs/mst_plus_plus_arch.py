@@ -4,7 +4,7 @@
   shapes equal the official ``train_code/architecture/MST_Plus_Plus.py``
   (``MST_Plus_Plus(3, 31, 31, stage=3)``, 1,619,625 parameters), so official
   checkpoints (``{'state_dict': ...}`` with ``module.`` prefixes; see
-  :func:`glmha_plugin.registry.model_generator`) load with ``strict=True``.
+  :func:`glmha_plugin.glue.mst_toolbox.model_generator`) load with ``strict=True``.
 * ``GLMHAMSTPlusPlus``: GLMHA in every MS-MSA (no mask branch in MST++).
 
 ``conv_in`` (3x3) -> ``stage`` U-shaped spectral transformers (each

@@ -11,7 +11,7 @@ the class: a network no registry knows) and applies
 :func:`glmha_plugin.swap_attention` to it.  The result *is* the base network
 (same class, no key prefix added), so its checkpoints keep the base's keys
 outside the swapped attention layers, and ``path.pretrain_network_g`` takes a
-checkpoint written by ``tools/swap_attention.py`` for the same options.
+checkpoint written by ``glmha swap`` for the same options.
 ``use_checkpoint: true`` is handed to the base network (activation
 checkpointing is the base's own option: every host of this plugin has it).
 """
@@ -22,7 +22,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ..layers.attention import DEFAULT_GAMMA
-from ..swap import Spec, swap_attention
+from ..swap.attention_swap import Spec, swap_attention
 
 
 @ARCH_REGISTRY.register()
@@ -33,7 +33,7 @@ def GLMHASwap(base: Dict, rank: Spec = None, rank_ratio: Spec = None, guidance: 
     from basicsr.archs import build_network
     from basicsr.utils import get_root_logger
 
-    from ..compat import unknown_name_message
+    from ..errors import unknown_name_message
     if not isinstance(base, dict) or 'type' not in base:
         raise ValueError(f'GLMHASwap: base must be a network block with a type (e.g. base: {{type: Restormer, '
                          f'dim: 48}}), got {base!r}')
@@ -45,13 +45,13 @@ def GLMHASwap(base: Dict, rank: Spec = None, rank_ratio: Spec = None, guidance: 
     base = deepcopy(base)
     if use_checkpoint:
         import inspect
-        from ..compress.network import network_class
+        from .blocks import network_class
         if 'use_checkpoint' not in inspect.signature(network_class(base['type'])).parameters:
             raise ValueError(f'GLMHASwap: use_checkpoint is an option of the base network, and {base["type"]} has '
                              f'none; remove use_checkpoint (or give the base network that option)')
         base['use_checkpoint'] = True
     if importable:
-        from ..compress.network import build_from_block
+        from .blocks import build_from_block
         model = build_from_block(base)
     else:
         model = build_network(base)

@@ -7,7 +7,6 @@ name registered in basicsr's ``ARCH_REGISTRY`` or an importable ``module.path:Cl
 become a :class:`NetworkSource` in :func:`network_from_args`: other ways of naming a network (e.g. a model
 file recognised by its weights) plug in there.
 """
-import importlib
 import json
 import os.path as osp
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..archs import blocks
 from ..errors import CheckpointError, UsageError
 
 INPUT_KEYS = ('inp_channels', 'in_channels', 'in_nc', 'num_in_ch', 'in_ch', 'in_dim')
@@ -39,31 +39,19 @@ class NetworkSource:
 
 
 def network_class(name: str):
-    """The class (or builder) of a network type: a name in basicsr's ``ARCH_REGISTRY`` or ``module.path:ClassName``."""
-    if ':' in str(name):
-        module, _, cls_name = str(name).partition(':')
-        try:
-            return getattr(importlib.import_module(module), cls_name)
-        except (ImportError, AttributeError) as exc:
-            raise CompressError(f'cannot import network {name!r}: {type(exc).__name__}: {exc}') from None
-    from basicsr.utils.registry import ARCH_REGISTRY
-    from ..compat import unknown_name_message
-    if name not in ARCH_REGISTRY:
-        raise CompressError(unknown_name_message('arch', name, ARCH_REGISTRY.keys()))
-    return ARCH_REGISTRY.get(name)
+    """The class of a network type (a registered name or ``module.path:ClassName``); :class:`CompressError`."""
+    try:
+        return blocks.network_class(name)
+    except ValueError as exc:
+        raise CompressError(str(exc)) from None
 
 
 def build_from_block(block: dict) -> nn.Module:
     """The network of a ``network_g``-style block: a registered ``type`` or ``module.path:ClassName``."""
-    block = dict(block)
-    name = block.pop('type', None)
-    if not name:
-        raise CompressError(f'network block {block} has no type')
-    cls = network_class(name)
     try:
-        return cls(**block)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CompressError(f'cannot build network {name!r} with {block}: {type(exc).__name__}: {exc}') from None
+        return blocks.build_from_block(block)
+    except ValueError as exc:
+        raise CompressError(str(exc)) from None
 
 
 def network_block(network: Optional[str], options: Optional[str], opt_file: Optional[str]) -> dict:
@@ -92,7 +80,7 @@ def network_block(network: Optional[str], options: Optional[str], opt_file: Opti
 
 def load_weights(net: nn.Module, weights: str, param_key: str) -> None:
     """Load ``weights`` strict into ``net``; a mismatch names the keys."""
-    from ..checkpoint import load_into
+    from ..glue.checkpoints import load_into
     if not osp.isfile(weights):
         raise CompressError(f'--weights {weights!r} does not exist')
     try:

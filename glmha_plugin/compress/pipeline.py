@@ -5,7 +5,7 @@ Steps (each one's result is kept in ``--out``, so ``--resume`` continues where a
 1. check everything (network and weights, images, attention layers, the budget) before writing anything;
 2. plan the ranks per layer (:mod:`.planning`) on crops of the training images -> ``plan.json``;
 3. swap the attention with the SVD warm start -> ``warm_start.pth``, ``network_g.yml``, ``train.yml``;
-4. distil through basicsr's own ``train_pipeline`` (``python -m glmha_plugin.train -opt train.yml``, model
+4. distil through basicsr's own ``train_pipeline`` (``python -m glmha_plugin.commands.train -opt train.yml``, model
    ``DistillModel``, data ``UnpairedImageDataset``), with a progress bar -> ``experiments/compress/``;
 5. evaluate the warm start and the distilled student on held-out images against the teacher (and the
    targets when known) -> ``student.pth``, ``report.json``, ``report.md``, ``report.png``.
@@ -341,9 +341,9 @@ def build_student(network_g: dict, weights: Optional[str] = None) -> torch.nn.Mo
 
 
 def distil(out: str, iters: int, resume: bool) -> List[dict]:
-    """Run ``train.yml`` through ``python -m glmha_plugin.train`` in ``out`` with a progress bar; returns the
+    """Run ``train.yml`` through ``python -m glmha_plugin.commands.train`` in ``out`` with a progress bar; returns the
     validation lines (dicts) of the log."""
-    cmd = [sys.executable, '-m', 'glmha_plugin.train', '-opt', osp.join(out, 'train.yml')]
+    cmd = [sys.executable, '-m', 'glmha_plugin.commands.train', '-opt', osp.join(out, 'train.yml')]
     if resume:
         cmd.append('--auto_resume')
     log_path = osp.join(out, 'distill.log')

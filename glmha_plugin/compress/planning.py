@@ -24,7 +24,7 @@ With ``energy`` (e.g. 0.95) each layer gets the smallest per-head rank whose att
 of their singular-value energy on the crops (:mod:`glmha_plugin.analysis.spectrum`), times its heads.
 
 Ranks are multiples of the layer's heads; a plan is ``{layer path: rank}``, the per-layer mapping that
-:func:`glmha_plugin.swap_attention`, ``GLMHASwap`` (``rank:``) and ``tools/swap_attention.py --rank`` take.
+:func:`glmha_plugin.swap_attention`, ``GLMHASwap`` (``rank:``) and ``glmha swap --rank`` take.
 """
 import copy
 import math

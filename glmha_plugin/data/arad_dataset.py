@@ -73,7 +73,7 @@ class ARAD1KDataset(data.Dataset):
     ``lq_path``, ``gt_path``; validation/test samples are whole scenes.
     """
 
-    # Keys of this dataset's option block (checked by glmha_plugin.validate).
+    # Keys of this dataset's option block (checked by glmha_plugin.glue.preflight).
     option_keys = frozenset({'dataroot', 'split_file', 'rgb_folder', 'spec_folder', 'bgr2rgb', 'gt_size', 'stride',
                              'use_rot', 'use_flip'})
 

@@ -52,7 +52,7 @@ class CASSIDataset(data.Dataset):
     Returns ``gt`` (bands x h x w float32), ``mask`` (1 x h x w), ``gt_path``.
     """
 
-    # Keys of this dataset's option block (checked by glmha_plugin.validate).
+    # Keys of this dataset's option block (checked by glmha_plugin.glue.preflight).
     option_keys = frozenset({'dataroot_gt', 'mask_path', 'mat_keys', 'data_range', 'cache_scenes', 'gt_size',
                              'mosaic_prob', 'use_rot', 'use_flip'})
 

@@ -3,7 +3,7 @@
 Registered under Restormer's own name, so ``type: Dataset_PairedImage`` in an
 upstream Restormer YAML keeps working.  Options::
 
-    dataroot_gt: datasets/Deraining/train/Rain13K/target   # folder, or an .lmdb made by tools/create_lmdb.py
+    dataroot_gt: datasets/Deraining/train/Rain13K/target   # folder, or an .lmdb made by glmha prepare-lmdb
     dataroot_lq: datasets/Deraining/train/Rain13K/input
     io_backend: {type: disk}        # or {type: lmdb}
     filename_tmpl: '{}'             # input stem from the target stem (disk)
@@ -28,12 +28,12 @@ from .transforms import pad_to_size, random_dihedral
 class Dataset_PairedImage(data.Dataset):  # noqa: N801 (Restormer's name)
     """Paired (input, target) images in Restormer's layout; see the module docstring."""
 
-    # Keys of this dataset's option block (checked by glmha_plugin.validate); the progressive-learning
+    # Keys of this dataset's option block (checked by glmha_plugin.glue.preflight); the progressive-learning
     # keys are read by ImageCleanModel from the train dataset's block, as in Restormer.
     option_keys = frozenset({'dataroot_gt', 'dataroot_lq', 'filename_tmpl', 'io_backend', 'gt_size', 'geometric_augs',
                              'mini_batch_sizes', 'iters', 'gt_sizes'})
     # Pairs input and target by stem (extensions may differ) and names unpaired files itself, so
-    # glmha_plugin.validate skips its check of basicsr's same-name pairing rule for this dataset.
+    # glmha_plugin.glue.preflight skips its check of basicsr's same-name pairing rule for this dataset.
     own_pairing = True
 
     def __init__(self, opt: dict):
@@ -65,7 +65,7 @@ class Dataset_PairedImage(data.Dataset):  # noqa: N801 (Restormer's name)
                                     f'after the dataset was listed') from None
         if content is None:
             raise KeyError(f'key {path!r} is listed in {where}/meta_info.txt but not stored in the database; '
-                           f're-run tools/create_lmdb.py (it verifies and completes databases)')
+                           f're-run glmha prepare-lmdb (it verifies and completes databases)')
         try:
             img = imfrombytes(content, float32=True)
         except AttributeError:  # cv2.imdecode returned None

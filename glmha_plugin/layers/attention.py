@@ -42,7 +42,7 @@ from torch import nn
 from .calibration import Calibration
 from .paths import LayerPath, layer_path
 from .pointwise import memory_format_of, pointwise
-from .precision import back, island, island_dtype
+from .float32_islands import back, island, island_dtype
 
 ATTENTIONS = ('csa', 'glmha')
 GUIDANCE = ('calibration', 'none')

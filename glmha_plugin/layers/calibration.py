@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from .precision import back, island
+from .float32_islands import back, island
 
 
 def calibration_hidden(dim: int, gamma: int) -> int:

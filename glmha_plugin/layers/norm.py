@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .precision import back, island
+from .float32_islands import back, island
 
 LAYERNORM_TYPES = ('WithBias', 'BiasFree')
 EPS = 1e-5

@@ -35,7 +35,7 @@ Tests (and anyone comparing the paths) force one with :func:`force_path`::
 The CUDA path's choices follow what the kernels are known to do (cuBLAS
 strided-batched products, one reduction instead of many small launches,
 cuDNN for convolutions); they have not been timed on a GPU yet
-(``tools/benchmark.py --device cuda`` does; docs/layer_paths.md).
+(``glmha benchmark --device cuda`` does; docs/layer_paths.md).
 """
 from contextlib import contextmanager
 from dataclasses import dataclass

@@ -46,7 +46,7 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
-from ..errors import CheckpointError, OptionError
+from ..errors import OptionError
 from ..layers import ChannelAttention, SpectralMSA, pad_to_multiple
 from .image_restoration_model import ImageCleanModel
 
@@ -71,21 +71,6 @@ def check_teacher_options(opt: dict) -> None:
         raise OptionError(f'path.pretrain_network_teacher {path!r} does not exist{hint}')
 
 
-def build_teacher(opt: dict) -> torch.nn.Module:
-    """The teacher of ``network_teacher`` with ``path.pretrain_network_teacher`` loaded (strict by default)."""
-    from ..checkpoint import load_into
-    from ..compress.network import build_from_block
-    check_teacher_options(opt)
-    path = opt['path']['pretrain_network_teacher']
-    net = build_from_block(opt['network_teacher'])
-    try:
-        load_into(net, path, opt['path'].get('param_key_teacher', 'params'),
-                  strict=opt['path'].get('strict_load_teacher', True))
-    except CheckpointError as exc:
-        raise OptionError(f'path.pretrain_network_teacher: {exc}') from None
-    return net
-
-
 @MODEL_REGISTRY.register()
 class DistillModel(ImageCleanModel):
     """A student trained against a frozen teacher's outputs (module docstring)."""
@@ -99,7 +84,7 @@ class DistillModel(ImageCleanModel):
         if opt.get('is_train') and not (opt.get('train') or {}).get('distill_opt'):
             raise OptionError('DistillModel needs train.distill_opt: the loss between the student\'s and the '
                               'teacher\'s outputs (e.g. {type: L1Loss, loss_weight: 1.0})')
-        teacher = build_teacher(opt)   # a teacher that does not fit fails here, before the student is set up
+        teacher = self.build_teacher(opt)   # a teacher that does not fit fails here, before the student is set up
         self._feature_store: Optional[Dict[str, torch.Tensor]] = None
         self._hooks = []
         super().__init__(opt)
@@ -108,6 +93,33 @@ class DistillModel(ImageCleanModel):
         self.net_teacher = self.prepare_network(teacher).eval()
         if self.is_train and self.cri_feature is not None:
             self._hook_features()
+
+    def build_teacher(self, opt: dict) -> torch.nn.Module:
+        """``network_teacher`` with ``path.pretrain_network_teacher`` loaded by basicsr's ``load_network``
+        (``param_key_teacher``, ``strict_load_teacher``); a checkpoint that does not fit names the keys."""
+        from ..archs.blocks import build_from_block
+        block, path = opt['network_teacher'], opt['path']['pretrain_network_teacher']
+        try:
+            net = build_from_block(block)
+        except ValueError as exc:
+            raise OptionError(f'network_teacher: {exc}') from None
+        param_key = opt['path'].get('param_key_teacher', 'params')
+        if opt['path'].get('resume_state') and param_key == 'params':
+            # basicsr's check_resume turns every path.param_key* that says params_ema into params (meant for the
+            # resumed network_g, saved with params); the teacher's checkpoint is not one of those
+            keys = torch.load(path, map_location='cpu', weights_only=True).keys()
+            if 'params' not in keys and 'params_ema' in keys:
+                param_key = 'params_ema'
+                get_root_logger().info('Resuming: the teacher keeps param_key_teacher params_ema (basicsr\'s resume '
+                                       'changed it to params, which its checkpoint does not have)')
+        try:
+            self.load_network(net, path, opt['path'].get('strict_load_teacher', True), param_key)
+        except (RuntimeError, KeyError) as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = '; '.join(lines[1:6]) if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
+            raise OptionError(f'path.pretrain_network_teacher {path!r} does not fit network_teacher '
+                              f'({block["type"]}): {detail}. Check network_teacher and param_key_teacher') from None
+        return net
 
     # ------------------------------------------------------------------ what trains
 

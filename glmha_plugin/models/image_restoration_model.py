@@ -54,7 +54,7 @@ def _optimizer_names():
 class ImageCleanModel(GPUTrainingMixin, SRModel):
     """Restormer's image-restoration model (see the module docstring for the options)."""
 
-    # Keys of ``train.mixing_augs`` (checked by glmha_plugin.validate).
+    # Keys of ``train.mixing_augs`` (checked by glmha_plugin.glue.preflight).
     mixing_augs_keys = frozenset({'mixup', 'mixup_beta', 'use_identity'})
 
     def __init__(self, opt):

@@ -15,7 +15,7 @@ state with versions that read these options (``docs/gpu_training.md``):
 * ``train.accum_iter`` N: one iteration is one optimizer step on N
   micro-batches of ``batch_size_per_gpu`` each (traiNNer-redux's meaning).
   basicsr's loader delivers N x ``batch_size_per_gpu`` samples per iteration
-  (:mod:`glmha_plugin.compat`, ``accum_loader``); the step splits the batch
+  (:mod:`glmha_plugin.glue.compat`, ``accum_loader``); the step splits the batch
   in N equal parts, scales each loss by 1/N and, under DDP, all-reduces the
   gradients once (``no_sync`` for the first N - 1).  Everything that counts
   iterations (``total_iter``, schedulers, warm-up, EMA, progressive stages,
@@ -36,15 +36,20 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from torch.nn.parallel import DistributedDataParallel
 
-from ..compat import accum_iter
 from ..errors import UsageError
-from .precision import Precision, resolve_precision
+from .amp import Precision, resolve_precision
 
 # Top-level option keys (their ecosystem names: Retinexformer / traiNNer-redux) and the train-block keys.
 OPTION_KEYS = ('use_amp', 'amp_bf16', 'use_channels_last', 'use_compile', 'compile_mode')
 TRAIN_KEYS = ('accum_iter', 'max_nonfinite_steps')
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
 DEFAULT_MAX_NONFINITE_STEPS = 10
+
+
+def accum_iter(opt) -> int:
+    """``train.accum_iter`` of an option dict (1 when absent): micro-batches per optimizer step; the train
+    loader delivers that many batches' samples per iteration (:mod:`glmha_plugin.glue.compat`)."""
+    return int((opt.get('train') or {}).get('accum_iter', 1) or 1)
 
 
 class NonFiniteLossError(UsageError, RuntimeError):
@@ -74,7 +79,7 @@ class GPUTrainingMixin:
     into micro-batches), and may override :meth:`net_forward`.
     """
 
-    training_levers = True          # glmha_plugin.validate: this model reads OPTION_KEYS and TRAIN_KEYS
+    training_levers = True          # glmha_plugin.glue.preflight: this model reads OPTION_KEYS and TRAIN_KEYS
     input_attrs = ('lq', )
     micro_batch_attrs = ('lq', 'gt')
 
