@@ -129,7 +129,7 @@ def load_with_spandrel(args):
 @torch.no_grad()
 def spandrel_reload(path: str, net: torch.nn.Module, channels: int) -> str:
     """How the written checkpoint loads back through spandrel with the GLMHA architectures (one line)."""
-    from .deploy.spandrel import HOSTS
+    from ..deploy.spandrel import HOSTS
     hosts = ', '.join(host.arch_id for host in HOSTS)
     advice = (f'spandrel has GLMHA architectures for {hosts} only: load the result with the network\'s own class, '
               f'swapped by glmha_plugin.swap_attention with the same ranks')
