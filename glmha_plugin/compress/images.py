@@ -50,7 +50,9 @@ def split_held_out(paths: Sequence[str], holdout: Optional[int]) -> Tuple[List[s
     paths = sorted(paths)
     n = len(paths)
     k = max(1, round(0.1 * n)) if holdout is None else holdout
-    if k < 1 or n - k < MIN_TRAIN_IMAGES:
+    if k < 1:
+        raise CompressError(f'--holdout {holdout}: keep at least one image for the evaluation (or give --val-lq)')
+    if n - k < MIN_TRAIN_IMAGES:
         raise CompressError(f'--images holds {n} image(s): too few to keep {k} for evaluation and train on the rest; '
                             f'add images or give --val-lq (a separate validation folder)')
     return paths[:n - k], paths[n - k:]

@@ -214,9 +214,10 @@ def print_plan(result: dict) -> None:
         l = layers[path]
         energy = planning.AttentionLayer(**{k: l[k] for k in ('path', 'kind', 'channels', 'heads')},
                                          energy=l['energy']).energy_at(rank)
-        err = l['errors'].get(str(rank))
-        say(f'{path:{width}s} {l["channels"]:4d} {l["heads"]:5d} {rank:4d} '
-            f'{energy if energy is not None else float("nan"):7.4f} {planning.psnr_of_mse(err):8.2f}')
+        err = l['errors'].get(str(rank))   # not measured: a rank the energy target chose outside the candidates
+        alone = f'{planning.psnr_of_mse(err):8.2f}' if err is not None else f'{"-":>8s}'
+        shown = f'{energy:7.4f}' if energy is not None else f'{"-":>7s}'
+        say(f'{path:{width}s} {l["channels"]:4d} {l["heads"]:5d} {rank:4d} {shown} {alone}')
     say(f'MACs {result["student_macs"] / 1e9:.3f} G of {result["teacher_macs"] / 1e9:.3f} G '
         f'({result["student_macs"] / result["teacher_macs"]:.4f}) at {"x".join(map(str, result["input_shape"][1:]))}'
         f' (counter: mmengine FlopAnalyzer, as the complexity report)')

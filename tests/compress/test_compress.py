@@ -300,6 +300,21 @@ def test_compress_command_end_to_end(trained, tmp_path, capsys):
     assert resumed['ranks'] == report['ranks'] and [p['iter'] for p in resumed['curve']] == [0, 8, 16]
 
 
+def test_energy_target_without_distillation_holds_out_images(trained, tmp_path, capsys):
+    out = tmp_path / 'energy'
+    assert compress(_args(trained, out, '--energy', '0.9', '--iters', '0', '--holdout', '2')) == 0
+    report = json.loads((out / 'report.json').read_text())
+    assert report['target'] == {'energy': 0.9} and report['held_out']['images'] == 2
+    held_out = (out / 'images_heldout.txt').read_text().split()
+    assert len(held_out) == 2 and not set(held_out) & set((out / 'images_train.txt').read_text().split())
+    for layer in report['layers']:   # the smallest per-head rank keeping 90 % of the attention maps' energy
+        assert layer['energy_kept'] >= 0.9 and layer['rank'] % layer['heads'] == 0
+    assert report['evaluation']['student'] == report['evaluation']['warm_start']   # no distillation: the warm start
+    assert 'psnr' not in report['evaluation']['student']                          # held out of --images: no targets
+    block = yaml.safe_load((out / 'network_g.yml').read_text())['network_g']
+    build_network(block).load_state_dict(torch.load(out / 'student.pth', weights_only=True)['params'], strict=True)
+
+
 @pytest.mark.parametrize('case', ['checkpoint', 'empty', 'unreadable', 'small', 'no_attention', 'budget',
                                   'foreign_out'])
 def test_bad_input_is_one_line_before_anything_is_written(trained, tmp_path, capsys, case):
