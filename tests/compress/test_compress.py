@@ -21,7 +21,7 @@ from glmha_plugin.analysis.complexity import count
 from glmha_plugin.archs.restormer_arch import Restormer
 from glmha_plugin.compress import planning
 from glmha_plugin.compress.command import main as compress
-from glmha_plugin.compress.network import CompressError
+from glmha_plugin.compress.network import CompressError, build_from_block
 from glmha_plugin.data.unpaired_image_dataset import UnpairedImageDataset
 from glmha_plugin.models import DistillModel
 from helpers.recipe import model_opt
@@ -82,6 +82,18 @@ def test_the_budget_is_met_by_the_counter_and_spent_where_the_output_suffers():
     assert all(plan.ranks[l.path] % l.heads == 0 for l in layers)
     by_energy = planning.energy_plan_for_budget(teacher_macs, layers, budget)   # no measured energy: rank share
     assert by_energy.ranks != plan.ranks and by_energy.predicted_macs <= budget * teacher_macs
+
+
+def test_a_network_no_registry_knows_is_planned_and_rebuilt_from_its_block():
+    block = {'type': 'helpers.standin_nets:StandInUNet', 'dim': 8}
+    net = build_from_block(block).eval()
+    _, layers = planning.swappable_layers(net)
+    assert [l.path for l in layers] == ['enc.attn', 'mid.0.attn', 'mid.1.attn', 'dec.attn']
+    ranks = {'enc.attn': 2, 'mid.0.attn': 4, 'mid.1.attn': 16, 'dec.attn': 8}
+    swapped = build_network({'type': 'GLMHASwap', 'base': block, 'rank': ranks, 'warm_start': False})
+    assert {p: swapped.get_submodule(p).rank for p in ranks} == ranks
+    with pytest.raises(CompressError, match="cannot import network 'helpers.standin_nets:NoSuchNet'"):
+        build_from_block({'type': 'helpers.standin_nets:NoSuchNet'})
 
 
 def test_layer_errors_and_energy_are_measured_on_the_images():
