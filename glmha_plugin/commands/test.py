@@ -5,9 +5,11 @@ root (results/ lands where the command is run), after checking that the
 option file names trained weights: upstream silently evaluates a randomly
 initialised network when ``path.pretrain_network_g`` is missing.
 """
+import os
+
 from . import cli
-from ..glue import compat
 from ..errors import UsageError
+from ..glue import compat, outputs
 from ..glue.preflight import apply_overrides, check_options
 
 
@@ -30,7 +32,9 @@ def _test(argv, root):
     opt = apply_overrides(cli.load_options(opt_path), overrides)
     check_weights(opt)
     check_options(opt, is_train=False, launcher=cli.launcher_from_argv(argv))
-    with cli.argv_as(argv):
+    results = os.path.join(root, 'results')
+    outputs.check_output_folder(results, what='results')
+    with outputs.run_lock(results, cli.run_name(opt, argv), 'test run'), cli.argv_as(argv):
         test_pipeline(root)
 
 

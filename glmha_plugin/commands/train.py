@@ -10,6 +10,10 @@ Retinexformer's do) while wandb is not installed trains without wandb, with a
 note, instead of failing in basicsr's ``init_wandb_logger``: Retinexformer's
 fork never starts wandb, so that is how its option files ran upstream.
 
+Before basicsr runs: the option file is checked (:mod:`glmha_plugin.glue.preflight`), the
+output folder must take files and hold a checkpoint, and no other run of the
+same name may be running (:mod:`glmha_plugin.glue.outputs`).
+
 ``GLMHA_DETERMINISTIC=1`` asks for deterministic kernels (for CUDA runs; CPU
 training is already bitwise repeatable for a fixed seed): see
 :func:`request_deterministic_kernels`.
@@ -17,7 +21,7 @@ training is already bitwise repeatable for a fixed seed): see
 import os
 
 from . import cli
-from ..glue import compat
+from ..glue import compat, outputs
 
 DETERMINISTIC_ENV = 'GLMHA_DETERMINISTIC'
 
@@ -55,11 +59,13 @@ def _train(argv, root):
             train_pipeline(root)
         return
     argv = cli.resolve_option_file(argv)
-    opt = cli.effective_options(argv, is_train=True)  # fail fast, before basicsr creates any folder
+    opt, net = cli.checked_options(argv, is_train=True)  # fail fast, before basicsr creates any folder
     argv = without_missing_wandb(opt, argv)
+    experiments = os.path.join(root, 'experiments')
+    outputs.check_output_folder(experiments, cli.checkpoint_bytes(net), 'experiments')
     if os.environ.get(DETERMINISTIC_ENV, '0').strip().lower() in ('1', 'true', 'yes'):
         request_deterministic_kernels()
-    with cli.argv_as(argv):
+    with outputs.run_lock(experiments, cli.run_name(opt, argv)), cli.argv_as(argv):
         train_pipeline(root)
 
 

@@ -143,6 +143,16 @@ def evaluate(task: str, datasets: Sequence[str], result_dir: str, gt_dir: str, p
     return scores
 
 
+def identical_note(name: str, s: dict) -> Optional[str]:
+    """A line for a dataset where some results equal their targets (PSNR inf, so the mean is inf too)."""
+    psnrs = [p for p, _ in s['images'].values()]
+    same = sum(1 for p in psnrs if p == float('inf'))
+    if not same:
+        return None
+    rest = [p for p in psnrs if p != float('inf')]
+    other = f'; the mean PSNR over the other {len(rest)}: {np.mean(rest):f}' if rest else ''
+    return (f'  ({same} of {len(psnrs)} {name} results are identical to their targets: PSNR inf, so the mean PSNR '
+            f'is inf{other})')
 def evaluate_cassi(mat_path: str) -> dict:
     """``{'psnr', 'ssim', 'scenes': [[psnr, ssim], ...], 'shape', 'protocol'}`` of a ``Test_result.mat`` (``pred`` and
     ``truth``, N x H x W x C), as ``Cal_quality_assessment.m`` scores it (progress bar)."""
@@ -186,8 +196,14 @@ def report_cassi(scores: dict) -> str:
 
 
 def report(task: str, scores: Dict[str, dict]) -> str:
-    """The MATLAB scripts' lines, plus the mean over datasets for deraining (as evaluate_PSNR_SSIM.m)."""
-    lines = [f'For {d} dataset PSNR: {s["psnr"]:f} SSIM: {s["ssim"]:f}' for d, s in scores.items()]
+    """The MATLAB scripts' lines, plus the mean over datasets for deraining (as evaluate_PSNR_SSIM.m); a note
+    under a dataset whose results include copies of their targets (PSNR inf, as MATLAB's psnr gives)."""
+    lines = []
+    for d, s in scores.items():
+        lines.append(f'For {d} dataset PSNR: {s["psnr"]:f} SSIM: {s["ssim"]:f}')
+        note = identical_note(d, s)
+        if note:
+            lines.append(note)
     if task == 'Deraining' and scores:
         lines.append(f'For all datasets PSNR: {np.mean([s["psnr"] for s in scores.values()]):f} '
                      f'SSIM: {np.mean([s["ssim"] for s in scores.values()]):f}')
@@ -195,7 +211,8 @@ def report(task: str, scores: Dict[str, dict]) -> str:
 
 
 def plot(task: str, scores: Dict[str, dict], path: str) -> None:
-    """Bar chart of per-dataset PSNR and SSIM (PNG)."""
+    """Bar chart of per-dataset PSNR and SSIM (PNG); an infinite PSNR (results identical to their targets) is
+    drawn as a hatched bar above the finite ones and labelled inf."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -203,10 +220,18 @@ def plot(task: str, scores: Dict[str, dict], path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(4 + 1.2 * len(names), 3.6))
     for ax, key, label in ((axes[0], 'psnr', 'PSNR (dB)'), (axes[1], 'ssim', 'SSIM')):
         vals = [scores[n][key] for n in names]
-        bars = ax.bar(names, vals, color='tab:blue')
-        ax.bar_label(bars, labels=[f'{v:.2f}' if key == 'psnr' else f'{v:.4f}' for v in vals], fontsize=8)
+        finite = [v for v in vals if np.isfinite(v)]
+        top = max(finite) * 1.1 if finite and max(finite) > 0 else 100.0   # where an inf bar ends
+        heights = [v if np.isfinite(v) else top for v in vals]
+        bars = ax.bar(names, heights, color='tab:blue')
+        for bar, v in zip(bars, vals):
+            if not np.isfinite(v):
+                bar.set_hatch('//')
+                bar.set_alpha(0.5)
+        ax.bar_label(bars, labels=['inf' if not np.isfinite(v) else f'{v:.2f}' if key == 'psnr' else f'{v:.4f}'
+                                   for v in vals], fontsize=8)
         ax.set_ylabel(label)
-        ax.set_ylim(min(vals) * 0.9, max(vals) * 1.05)
+        ax.set_ylim(min(heights) * 0.9, max(heights) * 1.05)
         ax.tick_params(axis='x', labelrotation=30)
     fig.suptitle(f'{task}: ' + ', '.join(f'{n} ({scores[n]["protocol"]})' for n in names), fontsize=9)
     fig.tight_layout()
@@ -269,8 +294,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(report(args.task, scores))
     plot_path = args.plot or osp.join(args.result_dir, f'evaluation_{args.task}.png')
     json_path = args.json or osp.join(args.result_dir, f'evaluation_{args.task}.json')
+    with open(json_path, 'w', encoding='utf-8') as f:   # first: the scores are kept whatever the plot does
+        json.dump(scores, f, indent=1)                   # an infinite PSNR is written as Infinity (Python's json)
+    print(f'per-image scores: {json_path}')
     plot(args.task, scores, plot_path)
-    with open(json_path, 'w', encoding='utf-8') as f:
-        json.dump(scores, f, indent=1)
-    print(f'plot: {plot_path}\nper-image scores: {json_path}')
+    print(f'plot: {plot_path}')
     return 0

@@ -27,12 +27,14 @@ Command line::
 
     glmha options list                    # the shipped names, one line each
     glmha options copy NAME [DEST] [--force]
+    glmha options reference [--update FILE ...]   # every option (glmha_plugin.glue.option_schema), in Markdown
 """
 import argparse
 import difflib
 import glob
 import os
 import os.path as osp
+import re
 import shutil
 import sys
 from typing import List, Optional, Tuple
@@ -97,20 +99,111 @@ def shipped_file(name: str) -> str:
     return path
 
 
-def load_options(path):
-    """Read an option YAML safely, with a clear error for a missing or malformed file."""
+# YAML 1.2 reads a number in exponent notation without a dot (``2e-3``) or without the exponent's sign
+# (``2.0e3``) as a float; YAML 1.1, which PyYAML and so basicsr follow, reads both as text.
+EXPONENT_NUMBER = re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$')
+EXPONENT_FIRST = list('-+0123456789.')
+_EXPONENT_TAG = 'tag:glmha-plugin,2024:exponent-number'
+
+
+class _OptionLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys and reads exponent numbers as YAML 1.2 does (recording
+    where, for the note)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.exponent_numbers: List[Tuple[int, str]] = []   # (line, text) of each plain 2e-3-style scalar
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == 'tag:yaml.org,2002:merge':
+                    continue
+                key = self.construct_object(key_node)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.setdefault(key, line)
+                except TypeError:   # an unhashable key: the constructor reports it
+                    continue
+                if first != line:
+                    raise DuplicateKeyError(key, first, line)
+        return super().construct_mapping(node, deep)
+
+
+def _construct_exponent_number(loader: _OptionLoader, node):
+    text = loader.construct_scalar(node)
+    loader.exponent_numbers.append((node.start_mark.line + 1, text))
+    return float(text.replace('_', ''))
+
+
+_OptionLoader.add_implicit_resolver(_EXPONENT_TAG, EXPONENT_NUMBER, EXPONENT_FIRST)
+_OptionLoader.add_constructor(_EXPONENT_TAG, _construct_exponent_number)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key, first: int, second: int):
+        super().__init__(f'key {key!r} appears twice in one block (lines {first} and {second}); YAML would keep '
+                         f'only the second: delete one of them')
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error (PyYAML's own message spans several lines, with a source excerpt)."""
+    mark = getattr(exc, 'problem_mark', None)
+    where = f'line {mark.line + 1}, column {mark.column + 1}: ' if mark is not None else ''
+    problem = getattr(exc, 'problem', None) or str(exc)
+    context = getattr(exc, 'context', None)
+    return ' '.join((f'{where}{problem}' + (f' ({context})' if context else '')).split())
+
+
+def read_option_file(path) -> Tuple[dict, List[str]]:
+    """``(options, notes)`` of an option YAML; UsageError (one line) for a file that does not say what it seems to.
+
+    Refused: a missing file, bytes that are not UTF-8 (the byte offset and line are named), invalid YAML, a
+    key given twice in one block (both lines named; YAML would silently keep the second), a file that is not
+    a mapping.  Numbers in exponent notation that YAML 1.1 reads as text (``lr: 2e-3``, ``2.0e3``) are read
+    as numbers, as YAML 1.2 does and as basicsr then reads them (``glmha_plugin.glue.compat``, exponent_numbers);
+    ``notes`` says which, so a user knows the file means something else to plain PyYAML.
+    """
     if path is None:
         raise UsageError('missing -opt: give the option YAML, e.g. -opt options/Deraining_GLMHA.yml')
     try:
-        with open(path, encoding='utf-8') as f:
-            opt = yaml.safe_load(f)
+        with open(path, 'rb') as f:
+            raw = f.read()
     except FileNotFoundError:
         raise UsageError(f'option file {path!r} does not exist') from None
+    except IsADirectoryError:
+        raise UsageError(f'option file {path!r} is a folder, not a YAML file') from None
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b'\n') + 1
+        raise UsageError(f'option file {path!r} is not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset '
+                         f'{exc.start} (line {line}) cannot be decoded; save the file as UTF-8') from None
+    loader = _OptionLoader(text)
+    try:
+        opt = loader.get_single_data()
+    except DuplicateKeyError as exc:
+        raise UsageError(f'option file {path!r}: {exc}') from None
     except yaml.YAMLError as exc:
-        raise UsageError(f'option file {path!r} is not valid YAML: {exc}') from None
+        raise UsageError(f'option file {path!r} is not valid YAML: {_yaml_problem(exc)}') from None
+    finally:
+        loader.dispose()
     if not isinstance(opt, dict):
         raise UsageError(f'option file {path!r} must hold a mapping of options, got {type(opt).__name__}')
-    return opt
+    notes = []
+    if loader.exponent_numbers:
+        shown = ', '.join(f'{t} (line {n})' for n, t in loader.exponent_numbers[:6])
+        more = f' and {len(loader.exponent_numbers) - 6} more' if len(loader.exponent_numbers) > 6 else ''
+        notes.append(f'{path}: {shown}{more} read as numbers (YAML 1.2; PyYAML and plain basicsr read a number with '
+                     f'an exponent but no dot or no exponent sign as text; write 2.0e-3 or !!float 2e-3 for them)')
+    return opt, notes
+
+
+def load_options(path):
+    """Read an option YAML safely, with a clear one-line error for a missing or malformed file
+    (:func:`read_option_file`, without its notes)."""
+    return read_option_file(path)[0]
 
 
 def close_names(name: str, limit: int = 5) -> List[str]:
@@ -183,18 +276,48 @@ def copy(name: str, dest: str = '.', force: bool = False) -> Tuple[str, bool]:
     return target, replaced
 
 
+def reference(update: Optional[List[str]] = None) -> int:
+    """``glmha options reference``: print the reference, or write the generated parts of the files of ``update``
+    (between their BEGIN and END lines: the reference, the table of the GPU-training options)."""
+    from .option_schema.reference import reference_markdown, replace_generated
+    if not update:
+        print(reference_markdown(), end='')
+        return 0
+    for path in update:
+        try:
+            with open(path, encoding='utf-8') as f:
+                page = f.read()
+        except OSError as exc:
+            raise UsageError(f'cannot read {path}: {exc.strerror}') from None
+        try:
+            new = replace_generated(page)
+        except ValueError as exc:
+            raise UsageError(f'{path}: {exc}') from None
+        if new != page:
+            with open(path, 'w', encoding='utf-8') as f:
+                f.write(new)
+        print(f'{path}: {"updated" if new != page else "already up to date"}')
+    return 0
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='List and copy the option files shipped with glmha-plugin; '
-                                                 'glmha-train/glmha-test -opt NAME use them when NAME is no local '
-                                                 'file.')
+    parser = argparse.ArgumentParser(description='List and copy the option files shipped with glmha-plugin '
+                                                 '(glmha-train/glmha-test -opt NAME use them when NAME is no local '
+                                                 'file); print the reference of every option.')
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('list', help='the shipped option files, with the first sentence of each')
     cp = sub.add_parser('copy', help='copy one shipped option file to edit it')
     cp.add_argument('name', help='a shipped name, e.g. tiny/Demo_Deraining_GLMHA.yml or Deraining_GLMHA.yml')
     cp.add_argument('dest', nargs='?', default='.', help='target file or folder (default: the current folder)')
     cp.add_argument('--force', action='store_true', help='replace an existing target file')
+    ref = sub.add_parser('reference', help='the reference of every option (key, type, default, description), in '
+                                           'Markdown, from the declarations the pre-flight check reads')
+    ref.add_argument('--update', nargs='+', metavar='FILE', help='rewrite the generated parts of these Markdown '
+                     'files (docs/options.md, docs/gpu_training.md) instead of printing the reference')
     args = parser.parse_args(argv)
     try:
+        if args.command == 'reference':
+            return reference(args.update)
         if args.command == 'list':
             names = shipped_names()
             print(f'{len(names)} shipped option files in {shipped_dir()}:')

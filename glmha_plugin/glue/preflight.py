@@ -7,68 +7,64 @@ has no attribute 'astype'`` for an unreadable image).  :func:`check_options`
 runs in the entry points first and raises :class:`OptionError` whose message
 names the problem and the fix.  It checks, in order:
 
-1. the keys basicsr needs are present;
+1. the keys basicsr needs are present (the declarations of
+   :mod:`glmha_plugin.glue.option_schema` say which);
 2. every ``type`` is registered (model, datasets, network, losses, metrics);
-3. keys of the plugin's own option blocks (its datasets, ``train.mixing_augs``)
-   and the network's constructor arguments are known (a misspelled one is
-   named with the closest valid one), the forks' ``val.rgb2bgr`` /
-   ``val.use_image`` fit the metrics, and the network builds;
-4. dataset folders exist, are not empty and pair up; the first sample loads
-   and its channel count matches the network's input channels;
-5. ``path.pretrain_network_g`` is a safe, readable checkpoint whose keys and
-   shapes fit the network (with ``strict_load_g``);
-6. the GPU-training options (``docs/gpu_training.md``): misspelled or
-   misplaced keys (closest name), their values, a model that implements
-   them; ``num_gpu`` against the visible GPUs; a learning-rate schedule
-   shorter than ``train.total_iter`` (basicsr's ``CosineAnnealingRestartLR``
-   would die with a TypeError past its periods).
+3. every declared block against its declaration: unknown keys (a misspelled
+   one is named with the closest valid one; closed blocks, such as the
+   plugin's datasets and ``train.mixing_augs``, refuse any unknown key),
+   GPU-training options in the wrong block, and the type and range of every
+   value (``lr: 2e-3``, which YAML 1.1 reads as text; ``total_iter: abc``;
+   zero or negative frequencies); the forks' ``val.use_image: false`` fits
+   the metrics; a ``model_type`` that implements the GPU-training options
+   that are set (``docs/gpu_training.md``);
+4. ``num_gpu`` against the visible GPUs; ``--launcher`` against the
+   environment its launcher sets; a learning-rate schedule shorter than
+   ``train.total_iter`` (basicsr's ``CosineAnnealingRestartLR`` would die with
+   a TypeError past its periods);
+5. ``network_g``: its keys and their types against the architecture's
+   constructor signature, and the network builds;
+6. dataset folders exist, are not empty and pair up; the first sample loads
+   and its channel counts match the network's input and output channels;
+   every file's header is sound and fits its partner and the network
+   (:mod:`glmha_plugin.data.file_check`); validation / test metrics have
+   ground truth to score against; one training iteration's batch fits in an
+   epoch (:func:`check_epoch`);
+7. ``path.pretrain_network_g`` is a safe, readable checkpoint whose keys and
+   shapes fit the network (with ``strict_load_g``).
 """
 import inspect
 import logging
+import math
 import os
 import os.path as osp
 from contextlib import contextmanager
 from copy import deepcopy
+from typing import Optional
 
 from ..errors import CheckpointError, OptionError, did_you_mean
 
 INPUT_CHANNEL_KEYS = ('inp_channels', 'in_channels', 'in_nc', 'num_in_ch', 'in_dim')
-# Dataset-block keys that basicsr itself reads (parse_options, build_dataloader, train_pipeline).
-LOADER_KEYS = frozenset({'name', 'type', 'phase', 'scale', 'use_shuffle', 'num_worker_per_gpu', 'batch_size_per_gpu',
-                         'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory', 'persistent_workers'})
-
-
-def check_known_keys(section: dict, allowed, where: str):
-    """Misspelled keys in a block whose keys the plugin owns: name the key and the closest valid one."""
-    for key in section:
-        if key not in allowed:
-            raise OptionError(f'{where}: unknown option {key!r}.{did_you_mean(key, sorted(allowed))} Valid options: '
-                              f'{", ".join(sorted(allowed))}')
+OUTPUT_CHANNEL_KEYS = ('out_channels', 'out_nc', 'num_out_ch', 'out_dim')
 
 
 def check_own_sections(opt: dict):
-    """Keys of the option blocks that belong to the plugin's own classes (datasets, recipe)."""
-    from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
-    for phase, ds in (opt.get('datasets') or {}).items():
-        cls = DATASET_REGISTRY._obj_map.get(ds.get('type')) if isinstance(ds, dict) else None
-        if getattr(cls, 'option_keys', None):
-            check_known_keys(ds, cls.option_keys | LOADER_KEYS, f'datasets.{phase} ({ds["type"]})')
-    model = MODEL_REGISTRY._obj_map.get(opt.get('model_type'))
-    mixing = (opt.get('train') or {}).get('mixing_augs')
-    if getattr(model, 'mixing_augs_keys', None) and isinstance(mixing, dict):
-        check_known_keys(mixing, model.mixing_augs_keys, 'train.mixing_augs')
+    """The keys of every declared block (unknown, misspelled, misplaced), without their values."""
+    from .option_schema.blocks import blocks_of, check_keys
+    for block, value in blocks_of(opt):
+        check_keys(block, value)
 
 
 UINT8_METRICS = frozenset({'calculate_psnr_matlab', 'calculate_ssim_matlab'})   # score 8-bit images only
 
 
 def check_val_keys(opt: dict):
-    """The forks' validation switches (``val.rgb2bgr``, ``val.use_image``) are booleans, and ``use_image: false``
-    (float images) is not combined with a metric that scores 8-bit images only."""
+    """The ``val`` block's values (the forks' ``val.rgb2bgr``, ``val.use_image`` are booleans, ...), and
+    ``use_image: false`` (float images) is not combined with a metric that scores 8-bit images only."""
+    from .option_schema.basicsr_blocks import ValOptions
+    from .option_schema.blocks import Block, check_values, model_parts
     val = opt.get('val') or {}
-    for key in ('rgb2bgr', 'use_image'):
-        if key in val and not isinstance(val[key], bool):
-            raise OptionError(f'val.{key} must be true or false, got {val[key]!r}')
+    check_values(Block('val', (ValOptions,) + model_parts('val')), val)
     if val.get('use_image', True) is False:
         for name, metric in (val.get('metrics') or {}).items():
             if isinstance(metric, dict) and metric.get('type') in UINT8_METRICS:
@@ -103,38 +99,44 @@ def apply_overrides(opt: dict, overrides) -> dict:
     return opt
 
 
-def _require(opt: dict, dotted: str):
-    node = opt
-    for key in dotted.split('.'):
-        if not isinstance(node, dict) or key not in node:
-            raise OptionError(f'option {dotted!r} is missing (basicsr needs it)')
-        node = node[key]
-    return node
-
-
 def _check_type(registry, kind: str, where: str, name):
     from ..errors import unknown_name_message
     if name not in registry:
         raise OptionError(f'{where}: {unknown_name_message(kind, name, registry.keys())}')
 
 
-def build_network_checked(net_opt: dict, where: str = 'network_g'):
-    """Build ``net_opt`` through basicsr, turning constructor errors into OptionError."""
+def check_network_keys(net_opt: dict, where: str = 'network_g'):
+    """The keys of a network block against its architecture's constructor signature (the declaration of
+    ``network_g``): misplaced GPU-training options, the annotated types, and unknown keys with the closest name.
+    ``GLMHASwap``'s ``base`` is checked as a network block of its own."""
     from basicsr.utils.registry import ARCH_REGISTRY
-    net_opt = dict(net_opt)
-    name = net_opt.pop('type')
+    from .option_schema.network import check_network_arguments
+    name = net_opt.get('type')
     _check_type(ARCH_REGISTRY, 'arch', f'{where}.type', name)
     cls = ARCH_REGISTRY.get(name)
+    check_network_arguments(net_opt, where)
     params = inspect.signature(cls).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         for key in net_opt:
-            if key not in params:
+            if key != 'type' and key not in params:
                 raise OptionError(f'{where}: {name} has no option {key!r}.{did_you_mean(key, params)} Valid options: '
                                   f'{", ".join(params)}')
+    base = net_opt.get('base')
+    if name == 'GLMHASwap' and isinstance(base, dict) and base.get('type') in ARCH_REGISTRY:
+        check_network_keys(base, f'{where}.base')
+
+
+def build_network_checked(net_opt: dict, where: str = 'network_g'):
+    """Build ``net_opt`` through basicsr after :func:`check_network_keys`, turning constructor errors into
+    OptionError."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+    check_network_keys(net_opt, where)
+    net_opt = dict(net_opt)
+    cls = ARCH_REGISTRY.get(net_opt.pop('type'))
     try:
         return cls(**net_opt)
     except (ValueError, TypeError) as exc:
-        raise OptionError(f'{where} ({name}): {exc}') from None
+        raise OptionError(f'{where} ({cls.__name__}): {exc}') from None
 
 
 def _check_folder(path: str, where: str):
@@ -177,9 +179,13 @@ def _unreadable_images(dataset):
     return None
 
 
-def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1):
-    """Folders, pairing, the first sample and its channel count for one dataset entry."""
+def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1, out_channels=None,
+                  metrics: bool = False) -> int:
+    """Folders, pairing, the first sample, its channel counts and every file's header for one dataset entry;
+    ``metrics``: the entry's samples are scored (validation / test metrics), so they need ground truth.
+    Returns the number of samples."""
     from basicsr.utils.registry import DATASET_REGISTRY
+    from ..data.file_check import DataFileError, check_dataset_files
     where = f'datasets.{phase} ({ds_opt.get("name", "?")})'
     _check_type(DATASET_REGISTRY, 'dataset', f'{where}.type', ds_opt.get('type'))
     backend = (ds_opt.get('io_backend') or {}).get('type', 'disk')
@@ -207,10 +213,103 @@ def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1):
             raise OptionError(f'{where}: cannot decode image {bad!r} (corrupt or not an image): replace or '
                               f'remove it (and its partner)') from None
         raise OptionError(f'{where}: cannot read the data ({type(exc).__name__}: {exc})') from None
-    lq = sample.get('lq') if isinstance(sample, dict) else None
+    sample = sample if isinstance(sample, dict) else {}
+    lq, gt = sample.get('lq'), sample.get('gt')
     if in_channels is not None and hasattr(lq, 'shape') and lq.dim() == 3 and lq.shape[0] != in_channels:
         raise OptionError(f'{where}: samples have {lq.shape[0]} channels but network_g expects {in_channels}; '
                           f'set network_g.inp_channels (or in_channels) to {lq.shape[0]}, or convert the data')
+    if out_channels is not None and hasattr(gt, 'shape') and gt.dim() == 3 and gt.shape[0] != out_channels:
+        raise OptionError(f'{where}: targets have {gt.shape[0]} channels but network_g puts out {out_channels}; set '
+                          f'network_g.out_channels (or out_dim) to {gt.shape[0]}, or use data with {out_channels}')
+    if metrics and gt is None:
+        raise OptionError(f'{where}: val.metrics are set but this dataset has no ground truth to score against (its '
+                          f'samples have no "gt"); remove val.metrics to only save the outputs, or give the targets '
+                          f'(e.g. dataroot_gt)')
+    _check_value_range(dataset, gt, where)
+    bands = out_channels if type(dataset).__name__ in ('ARAD1KDataset', 'CASSIDataset') else None
+    try:
+        check_dataset_files(dataset, opt, where, scale, bands)
+    except DataFileError as exc:
+        raise OptionError(str(exc)) from None
+    return len(dataset)
+
+
+def _check_value_range(dataset, gt, where: str):
+    """CASSI cubes divided by ``data_range`` must lie in [0, 1] (the first scene's values; the types of all scenes
+    are checked from their headers)."""
+    if type(dataset).__name__ != 'CASSIDataset' or gt is None:
+        return
+    top = float(gt.max())
+    if top > 1.001:
+        raise OptionError(f'{where}: {osp.basename(dataset.paths[0])} divided by data_range {dataset.data_range:g} '
+                          f'reaches {top:g}, not [0, 1]; set data_range to the full scale of the data (e.g. '
+                          f'{dataset.data_range * 2 ** math.ceil(math.log2(top)):g})')
+
+
+def network_channels(net_opt: dict, keys, net=None) -> Optional[int]:
+    """The first of ``keys`` in a network block, else the network class's default for it, else (MST: the
+    band count is ``dim``) the built network ``net``'s own input / output convolution (None: not known)."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from ..archs.spectral_unet import SpectralUNet
+    for key in keys:
+        if key in net_opt:
+            return net_opt[key]
+    cls = ARCH_REGISTRY._obj_map.get(net_opt.get('type'))
+    params = inspect.signature(cls).parameters if inspect.isclass(cls) else {}
+    for key in keys:
+        if key in params and isinstance(params[key].default, int):
+            return params[key].default
+    if isinstance(net, SpectralUNet):
+        return net.embedding.in_channels if keys is INPUT_CHANNEL_KEYS else net.mapping.out_channels
+    return None
+
+
+def world_size(launcher: str) -> int:
+    """Processes that share the training set: what torchrun / srun set, 1 without a launcher."""
+    var = {'pytorch': 'WORLD_SIZE', 'slurm': 'SLURM_NTASKS'}.get(launcher)
+    try:
+        return max(1, int(os.environ.get(var, '1'))) if var else 1
+    except ValueError:
+        return 1
+
+
+def check_epoch(opt: dict, samples: int, launcher: str = 'none'):
+    """One iteration's batch must fit in an epoch: basicsr's loader drops an incomplete batch, so a batch larger
+    than the epoch gives epochs without iterations and a run that "ends" at iteration 0 with random weights."""
+    import torch
+    train, ds = opt['train'], opt['datasets']['train']
+    ratio = int(ds.get('dataset_enlarge_ratio', 1))
+    world = world_size(launcher)
+    accum = int(train.get('accum_iter', 1) or 1)
+    num_gpu = torch.cuda.device_count() if opt.get('num_gpu') == 'auto' else int(opt.get('num_gpu') or 0)
+    parallel = num_gpu if launcher == 'none' and num_gpu > 1 else 1          # DataParallel: one loader, n GPUs
+    batch = int(ds['batch_size_per_gpu']) * accum * parallel
+    per_rank = math.ceil(samples * ratio / world)
+    if batch <= per_rank:
+        return
+    parts = [f'batch_size_per_gpu {ds["batch_size_per_gpu"]}'] + ([f'train.accum_iter {accum}'] if accum > 1 else []) \
+        + ([f'{parallel} GPUs (DataParallel)'] if parallel > 1 else [])
+    epoch = f'{samples} samples' + (f' x dataset_enlarge_ratio {ratio}' if ratio != 1 else '') \
+        + (f' / {world} processes' if world > 1 else '')
+    raise OptionError(f'datasets.train ({ds.get("name", "?")}): one iteration takes {" x ".join(parts)} = {batch} '
+                      f'samples, but an epoch has only {per_rank} ({epoch}); basicsr drops an incomplete batch, so no '
+                      f'iteration would ever run. Lower batch_size_per_gpu{" or accum_iter" if accum > 1 else ""}, or '
+                      f'set dataset_enlarge_ratio: {math.ceil(batch * world / samples)}')
+
+
+def check_launcher(launcher: str):
+    """``--launcher pytorch`` / ``slurm`` need the environment torchrun / srun set (basicsr: KeyError 'RANK')."""
+    needs = {'pytorch': ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'),
+             'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')}.get(launcher, ())
+    missing = [v for v in needs if v not in os.environ]
+    if not missing:
+        return
+    if launcher == 'pytorch':
+        raise OptionError(f'--launcher pytorch: {", ".join(missing)} not set: start the command with torchrun '
+                          f'(torchrun --nproc_per_node=N -m basicsr.train -opt ... --launcher pytorch), or drop '
+                          f'--launcher for one process')
+    raise OptionError(f'--launcher slurm: {", ".join(missing)} not set: start the command with srun inside a slurm '
+                      f'allocation, or use torchrun ... --launcher pytorch, or drop --launcher for one process')
 
 
 def check_pretrained(opt: dict, net):
@@ -255,23 +354,22 @@ def check_options(opt: dict, is_train: bool = True, launcher: str = 'none', file
     """Raise OptionError for the first problem found (see the module docstring).
 
     ``launcher`` is the command line's ``--launcher`` (``none`` | ``pytorch`` | ``slurm``).  ``files=False``
-    skips the checks that read the data sets and weights the file names (4 and 5), e.g. for a shipped
-    option file whose data the user has yet to download.
+    skips the checks that read the data sets and weights the file names (6 and 7), e.g. for a shipped
+    option file whose data the user has yet to download.  Returns the network ``network_g`` builds.
     """
     with _basicsr_logger_untouched():
-        _check_options(opt, is_train, launcher, files)
+        return _check_options(opt, is_train, launcher, files)
 
 
 def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: bool = True):
     from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
-    for key in ('name', 'model_type', 'num_gpu', 'datasets', 'network_g.type', 'path'):
-        _require(opt, key)
+    from .option_schema.blocks import blocks_of, check_keys, check_values, missing_required
+    missing = missing_required(opt, is_train)
+    if missing:
+        raise OptionError(missing)
     if not isinstance(opt['path'], dict):
         raise OptionError("option 'path' must be a mapping (use 'path: {}' when empty)")
-    if is_train:
-        for key in ('train.total_iter', 'train.optim_g', 'train.scheduler', 'logger.print_freq',
-                    'logger.save_checkpoint_freq'):
-            _require(opt, key)
+    check_launcher(launcher)
     _check_type(MODEL_REGISTRY, 'model', 'model_type', opt['model_type'])
     for key, loss in (opt.get('train') or {}).items():
         if key.endswith('_opt') and isinstance(loss, dict) and 'type' in loss:
@@ -279,7 +377,9 @@ def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: boo
     for key, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
         _check_type(METRIC_REGISTRY, 'metric', f'val.metrics.{key}.type', metric.get('type'))
 
-    check_own_sections(opt)
+    for block, value in blocks_of(opt):
+        check_keys(block, value)
+        check_values(block, value)
     check_val_keys(opt)
     check_gpu_training(opt, is_train)
     check_num_gpu(opt['num_gpu'], launcher)
@@ -289,7 +389,7 @@ def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: boo
     net_opt = opt['network_g']
     if net_opt.get('type') == 'GLMHASwap' and isinstance(net_opt.get('base'), dict):
         net_opt = net_opt['base']   # the swapped network's own options
-    in_channels = next((net_opt[k] for k in INPUT_CHANNEL_KEYS if k in net_opt), None)
+    in_channels = network_channels(net_opt, INPUT_CHANNEL_KEYS, net)
     datasets = opt['datasets']
     if not isinstance(datasets, dict) or not datasets:
         raise OptionError('option datasets is empty: add a train (and val) or test entry')
@@ -300,86 +400,44 @@ def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: boo
     if is_train and 'train' not in datasets:
         raise OptionError('training needs datasets.train')
     if not files:
-        return
+        return net
+    out_channels = network_channels(net_opt, OUTPUT_CHANNEL_KEYS, net)
+    metrics = bool((opt.get('val') or {}).get('metrics'))
     for phase, ds in datasets.items():
-        check_dataset(phase, ds, in_channels, opt.get('scale', 1))
+        samples = check_dataset(phase, ds, in_channels, opt.get('scale', 1), out_channels,
+                                metrics=metrics and phase.split('_')[0] in ('val', 'test'))
+        if is_train and phase == 'train':
+            check_epoch(opt, samples, launcher)
     check_pretrained(opt, net)
+    return net
 
 
 # --------------------------------------------------------------------------
-# 6. GPU-training options, num_gpu, schedule length
-
-# Top-level keys basicsr and the plugin read (parse_options adds the run-time ones).
-TOP_LEVEL_KEYS = frozenset({
-    'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'network_g', 'network_d', 'path', 'train',
-    'val', 'logger', 'dist_params', 'find_unused_parameters', 'is_train', 'dist', 'rank', 'world_size',
-    'auto_resume', 'root_path'})
-# Keys of the train block that basicsr, Restormer's recipe and the plugin read.
-TRAIN_BLOCK_KEYS = frozenset({
-    'ema_decay', 'optim_g', 'optim_d', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'perceptual_opt',
-    'gan_opt', 'net_d_iters', 'net_d_init_iters', 'use_grad_clip', 'grad_clip_norm', 'mixing_augs'})
-# Other projects' names for the same options.
-ECOSYSTEM_ALIASES = {'bfloat16': 'amp_bf16', 'use_bf16': 'amp_bf16', 'amp': 'use_amp',
-                     'channels_last': 'use_channels_last', 'compile': 'use_compile', 'accum_iters': 'accum_iter',
-                     'grad_accum': 'accum_iter', 'gradient_accumulation_steps': 'accum_iter'}
-PLACES = {'use_checkpoint': 'network_g', 'accum_iter': 'train', 'max_nonfinite_steps': 'train'}
-
-
-def _hint(key: str, names, prefix: str = '') -> str:
-    """:func:`did_you_mean` for an option name, knowing other projects' names for ours."""
-    if key in ECOSYSTEM_ALIASES and ECOSYSTEM_ALIASES[key] in names:
-        return f' Did you mean {prefix + ECOSYSTEM_ALIASES[key]!r}?'
-    return did_you_mean(key, sorted(names), 0.8, prefix)
-
-
-def _misplaced(key: str, where: str):
-    """OptionError for a known option in the wrong block (e.g. traiNNer-redux's datasets.train.accum_iter)."""
-    raise OptionError(f'{key} {where} is a {PLACES[key]} option here; move it to {PLACES[key]}.{key}')
-
+# GPU-training options, num_gpu, schedule length
 
 def check_gpu_training(opt: dict, is_train: bool):
-    """Keys and values of the GPU-training options, and a model_type that implements them."""
+    """A ``model_type`` that implements the GPU-training options that are set (not at their defaults); their keys
+    and values are declared in :mod:`glmha_plugin.models.training` and checked with every other block."""
     from basicsr.utils.registry import MODEL_REGISTRY
-    from ..models.training import COMPILE_MODES, OPTION_KEYS, TRAIN_KEYS
-    for key in opt:
-        if key in PLACES:
-            _misplaced(key, 'at the top level')
-        if key not in TOP_LEVEL_KEYS and key not in OPTION_KEYS:
-            hint = _hint(key, OPTION_KEYS)
-            if hint:
-                raise OptionError(f'unknown top-level option {key!r}.{hint} (GPU-training options: '
-                                  f'{", ".join(OPTION_KEYS)}; docs/gpu_training.md)')
-    train = opt.get('train') or {}
-    for key in train:
-        if key not in TRAIN_BLOCK_KEYS and key not in TRAIN_KEYS and not key.endswith('_opt'):
-            if key in PLACES and PLACES[key] != 'train':
-                _misplaced(key, 'in train')
-            hint = _hint(key, TRAIN_BLOCK_KEYS | set(TRAIN_KEYS), prefix='train.')
-            if hint:
-                raise OptionError(f'train.{key}: unknown option.{hint}')
-    train_ds = (opt.get('datasets') or {}).get('train') or {}
-    for key in ('accum_iter', 'use_checkpoint'):
-        if key in train_ds:
-            _misplaced(key, 'in datasets.train')
-    for key in ('use_amp', 'amp_bf16', 'use_channels_last', 'use_compile'):
-        if key in opt and not isinstance(opt[key], bool):
-            raise OptionError(f'{key} must be true or false, got {opt[key]!r}')
-    if opt.get('compile_mode') is not None and opt['compile_mode'] not in COMPILE_MODES:
-        raise OptionError(f'compile_mode {opt["compile_mode"]!r} is not a torch.compile mode.'
-                          f'{_hint(str(opt["compile_mode"]), COMPILE_MODES)} Valid: {", ".join(COMPILE_MODES)}')
-    for key in TRAIN_KEYS:
-        value = train.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise OptionError(f'train.{key} must be a whole number >= 1, got {value!r}')
-    used = [k for k in ('use_amp', 'use_channels_last', 'use_compile') if opt.get(k)]
-    if is_train:
-        used += [f'train.{k}' for k in TRAIN_KEYS if k in train and not (k == 'accum_iter' and train[k] == 1)]
+    from ..models.training import GPUTrainingMixin
+    from .option_schema.blocks import model_blocks
+    from .option_schema.values import declared
+    used = []
+    for path, part in GPUTrainingMixin.declared_options.items():
+        if path == 'train' and not is_train:
+            continue
+        block = opt if path == '' else (opt.get(path) or {})
+        for key, option in declared(part).items():
+            if block.get(key) is not None and block[key] != option.default:
+                used.append(f'{path}.{key}' if path else key)
     model = MODEL_REGISTRY._obj_map.get(opt.get('model_type'))
-    if used and model is not None and not getattr(model, 'training_levers', False):
+    implemented = all(part in model_blocks(model).get(path, ()) for path, part in
+                      GPUTrainingMixin.declared_options.items())
+    if used and model is not None and not implemented:
         them = 'it' if len(used) == 1 else 'them'
         raise OptionError(f'{", ".join(used)}: model_type {opt["model_type"]} does not implement {them} and would '
-                          f'ignore {them}; use model_type ImageCleanModel (image restoration; the same training as SRModel plus '
-                          f'these options), SpectralReconModel or CASSIModel')
+                          f'ignore {them}; use model_type ImageCleanModel (image restoration; the same training as '
+                          f'SRModel plus these options), SpectralReconModel or CASSIModel')
 
 
 def check_num_gpu(num_gpu, launcher: str = 'none'):

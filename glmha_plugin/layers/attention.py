@@ -88,8 +88,8 @@ def resolve_rank(dim: int, num_heads: int, rank: Optional[int] = None, rank_rati
                              f'use a multiple of {num_heads}, e.g. {lo} or {min(dim, lo + num_heads)}')
         return rank
     ratio = DEFAULT_RANK_RATIO if rank_ratio is None else rank_ratio
-    if not 0 < ratio <= 1:
-        raise ValueError(f'rank_ratio must be in (0, 1], got {ratio}')
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+        raise ValueError(f'rank_ratio must be a number in (0, 1], got {ratio!r}')
     per_head = max(1, round(ratio * dim / num_heads))
     return per_head * num_heads
 

@@ -92,6 +92,19 @@ def _lookup(spec: Spec, path: str, option: str, used: set) -> Tuple[Optional[Uni
     return spec[best], len(best) + 1
 
 
+def _check_spec(option: str, spec: Spec) -> None:
+    """SwapError unless ``spec`` is None, a number, or ``{module-path prefix: number}`` (rank: whole numbers)."""
+    what = 'a whole number' if option == 'rank' else 'a number in (0, 1]'
+
+    def ok(v):
+        return not isinstance(v, bool) and (isinstance(v, int) if option == 'rank' else isinstance(v, (int, float)))
+    values = list(spec.values()) if isinstance(spec, dict) else [spec]
+    for v in values:
+        if v is not None and not ok(v):
+            raise SwapError(f'{option} must be {what} or {{module-path prefix: {what.split(" in ")[0]}}}, got {v!r}'
+                            + (f' in {spec!r}' if isinstance(spec, dict) else ''))
+
+
 def _layer_rank(path: str, c: int, heads: int, rank: Spec, rank_ratio: Spec, used: set) -> int:
     r, r_len = _lookup(rank, path, 'rank', used)
     q, q_len = _lookup(rank_ratio, path, 'rank_ratio', used)
@@ -178,6 +191,8 @@ def swap_attention(model: nn.Module, *, rank: Spec = None, rank_ratio: Spec = No
         calibration_hidden(1, gamma)
     except ValueError as exc:
         raise SwapError(str(exc)) from None
+    _check_spec('rank', rank)
+    _check_spec('rank_ratio', rank_ratio)
     report = SwapReport()
     used: set = set()
     plans = []

@@ -1,8 +1,9 @@
-"""Warm start: a GLMHA network initialised from a trained CSA (Restormer) checkpoint.
+"""Warm start: a GLMHA network initialised from a trained CSA checkpoint of its host.
 
-(:func:`init_spectral_from_csa` does the same for one MS-MSA layer of MST,
-MST++ or Retinexformer, and :func:`glmha_plugin.swap_attention` for the
-attention layers of any network.)
+Restormer's MDTA layers below; :func:`init_spectral_from_csa` does the same
+for the MS-MSA layers of MST, MST++ and Retinexformer, so
+:func:`glmha_plugin.swap.convert.convert_checkpoint` converts a checkpoint of any of the four hosts
+(and :func:`glmha_plugin.swap_attention` the attention layers of any network).
 
 Every tensor that the two networks share (same name, same shape) is copied.
 Each GLMHA layer (rank r, h heads, r_h = r / h key/value channels per head)
@@ -161,10 +162,13 @@ def convert_network(parent: nn.Module, child: nn.Module, progress: bool = False)
     """Copy every shared tensor of ``parent`` into ``child`` and SVD-initialise each of its GLMHA layers.
 
     ``parent`` and ``child`` must have the same structure apart from the
-    attention layers (e.g. ``Restormer`` and ``GLMHARestormer`` built with the
-    same ``dim``, ``num_blocks``, ``heads``, ...).
+    attention layers (e.g. ``Restormer`` and ``GLMHARestormer``, or ``MST`` and
+    ``GLMHAMST``, built with the same options): each ``ChannelAttention``
+    (MDTA) of ``child`` is initialised from the parent's layer of the same
+    name by :func:`init_attention_from_csa`, each ``SpectralMSA`` (MS-MSA) by
+    :func:`init_spectral_from_csa`.
     """
-    attn = {n: m for n, m in child.named_modules() if isinstance(m, ChannelAttention)}
+    attn = {n: m for n, m in child.named_modules() if isinstance(m, (ChannelAttention, SpectralMSA))}
     parent_modules = dict(parent.named_modules())
     p_state, c_state = parent.state_dict(), child.state_dict()
     in_attn = tuple(f'{n}.' for n in attn)
@@ -181,7 +185,7 @@ def convert_network(parent: nn.Module, child: nn.Module, progress: bool = False)
     if problems:
         raise ValueError(f'the parent checkpoint does not match the GLMHA network outside the attention layers '
                          f'({len(problems)} tensors, e.g. {"; ".join(problems[:3])}); build the GLMHA network with '
-                         f'the parent\'s dim, num_blocks, heads, ffn_expansion_factor, bias and LayerNorm_type')
+                         f'the parent\'s options (dim, num_blocks, heads, ...)')
     items = attn.items()
     if progress:
         from tqdm import tqdm
@@ -189,7 +193,9 @@ def convert_network(parent: nn.Module, child: nn.Module, progress: bool = False)
     reports = []
     for name, layer in items:
         csa = parent_modules.get(name)
-        if not isinstance(csa, ChannelAttention):
-            raise ValueError(f'the parent has no attention layer {name!r}')
-        reports.append(init_attention_from_csa(csa, layer, name))
+        family = ChannelAttention if isinstance(layer, ChannelAttention) else SpectralMSA
+        if not isinstance(csa, family):
+            raise ValueError(f'the parent has no {family.__name__} attention layer {name!r}')
+        init = init_attention_from_csa if family is ChannelAttention else init_spectral_from_csa
+        reports.append(init(csa, layer, name))
     return reports

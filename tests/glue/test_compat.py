@@ -8,8 +8,9 @@ import torch
 import torch.distributed as dist
 
 import glmha_plugin
+from glmha_plugin.errors import CheckpointError
 from glmha_plugin.glue import compat
-from helpers.common import free_port, needs_no_gpu, run
+from helpers.common import TINY_RESTORMER, free_port, needs_no_gpu, run
 
 NO_GPU = not torch.cuda.is_available()
 # what torch says when upstream asks for a GPU that is not there (CUDA build / CPU-only build)
@@ -17,7 +18,8 @@ NO_CUDA = 'Found no NVIDIA driver|Torch not compiled with CUDA enabled'
 
 
 def test_every_adaptation_applied():
-    assert {'torchvision_alias', 'cpu_safe_resume', 'dist_init_cpu', 'ddp_cpu', 'registry_errors'} <= set(
+    assert {'torchvision_alias', 'cpu_safe_resume', 'dist_init_cpu', 'ddp_cpu', 'registry_errors', 'accum_loader',
+            'full_epochs', 'atomic_checkpoints', 'exponent_numbers.yaml', 'exponent_numbers.force_yml'} <= set(
         compat.APPLIED)
 
 
@@ -64,19 +66,25 @@ def test_alias_guard_prefers_a_real_module(monkeypatch):
 # ---------------------------------------------------------------- cpu_safe_resume
 
 
-def _training_state(tmp_path, it=4):
-    opt_model = torch.nn.Linear(2, 2)
-    optim = torch.optim.Adam(opt_model.parameters())
-    opt_model(torch.randn(3, 2)).sum().backward()
-    optim.step()
+def _training_state(tmp_path, it=4, network=True):
+    """A saved iteration ``it`` of experiment x as basicsr writes it: ``<it>.state`` and ``net_g_<it>.pth`` (a tiny
+    Restormer; ``network=False``: the state only)."""
+    from glmha_plugin.archs import Restormer
     from basicsr.models.lr_scheduler import MultiStepRestartLR
+    net = Restormer(**TINY_RESTORMER)
+    optim = torch.optim.Adam(net.parameters())
+    net(torch.rand(1, 3, 8, 8)).sum().backward()
+    optim.step()
     sched = MultiStepRestartLR(optim, milestones=[2, 4])
     state_dir = tmp_path / 'experiments' / 'x' / 'training_states'
     state_dir.mkdir(parents=True, exist_ok=True)
     torch.save({'epoch': 0, 'iter': it, 'optimizers': [optim.state_dict()], 'schedulers': [sched.state_dict()]},
                state_dir / f'{it}.state')
     models = tmp_path / 'experiments' / 'x' / 'models'
-    opt = {'name': 'x', 'num_gpu': 0, 'auto_resume': False, 'network_g': {},
+    models.mkdir(exist_ok=True)
+    if network:
+        torch.save({'params': net.state_dict()}, models / f'net_g_{it}.pth')
+    opt = {'name': 'x', 'num_gpu': 0, 'auto_resume': False, 'network_g': dict(type='Restormer', **TINY_RESTORMER),
            'path': {'resume_state': str(state_dir / f'{it}.state'), 'models': str(models),
                     'training_states': str(state_dir)}}
     return opt
@@ -144,12 +152,12 @@ def test_auto_resume_without_states_starts_fresh(tmp_path):
 def test_resume_errors_are_clear(tmp_path):
     opt = _training_state(tmp_path)
     opt['path']['resume_state'] = str(tmp_path / 'missing.state')
-    with pytest.raises(FileNotFoundError, match='does not exist'):
+    with pytest.raises(CheckpointError, match='does not exist'):
         compat.load_resume_state(opt)
     bad = tmp_path / 'bad.state'
     bad.write_bytes(b'not a pickle')
     opt['path']['resume_state'] = str(bad)
-    with pytest.raises(RuntimeError, match='cannot read resume state'):
+    with pytest.raises(CheckpointError, match='bad.state is not readable.*cut short'):
         compat.load_resume_state(opt)
 
 

@@ -291,7 +291,8 @@ def test_fp16_scaler_unscales_before_clipping_and_resumes(tmp_path, fp16):
     nan['lq'][:] = float('nan')
     _step(model, 2, nan)                                   # skipped: no scaler step, but the scale backs off
     assert model.grad_scaler.get_scale() == 2.0 ** 15
-    model.save_training_state(epoch=0, current_iter=2)
+    (tmp_path / 'models').mkdir()
+    model.save(epoch=0, current_iter=2)                   # net_g_2.pth and 2.state, as training saves them
     state_file = tmp_path / 'training_states' / '2.state'
     resume_opt = dict(opt, auto_resume=True)
     state = compat.load_resume_state(resume_opt)          # what train_pipeline calls for --auto_resume

@@ -138,6 +138,26 @@ def test_no_import_cycles():
     assert cycles(GRAPH) == []
 
 
+def unresolved_imports(name: str) -> List[str]:
+    """``from X import y`` statements of the package whose module X is not a module of the project (a relative
+    import that points nowhere fails only when its line runs, e.g. inside a function)."""
+    tree = ast.parse(open(MODULES[name], encoding='utf-8').read(), MODULES[name])
+    package = name if MODULES[name].endswith('__init__.py') else name.rpartition('.')[0]
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            anchor = package.split('.')[:len(package.split('.')) - node.level + 1]
+            base = '.'.join(anchor + ([node.module] if node.module else []))
+            if base not in MODULES:
+                bad.append(f'line {node.lineno}: from {"." * node.level}{node.module or ""} ({base})')
+    return bad
+
+
+def test_relative_imports_point_to_modules_of_the_package():
+    wrong = {m: unresolved_imports(m) for m in MODULES if m.startswith('glmha_plugin')}
+    assert {m: b for m, b in wrong.items() if b} == {}
+
+
 def test_every_module_has_a_level():
     assert {m: level(m) for m in MODULES if m.startswith('glmha_plugin.')} and level('glmha_plugin.swap.tool') == 4
     assert level('glmha_plugin.swap.matching') == 1 and level('glmha_plugin.commands.glmha') == 5
