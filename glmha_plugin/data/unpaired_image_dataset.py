@@ -17,7 +17,8 @@ padding).
 """
 import os.path as osp
 import random
-from typing import List
+from dataclasses import dataclass
+from typing import Annotated, List, Optional
 
 import numpy as np
 from basicsr.data.transforms import augment
@@ -25,6 +26,7 @@ from basicsr.utils import FileClient, imfrombytes, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from .paired_image_dataset import IOBackendOptions
 from .pairing import image_files
 from .transforms import random_dihedral
 
@@ -57,12 +59,24 @@ def random_crop(img: np.ndarray, size: int, path: str) -> np.ndarray:
     return img[top:top + size, left:left + size]
 
 
+@dataclass(frozen=True)
+class UnpairedImageOptions:
+    """``datasets.<phase>`` with ``type: UnpairedImageDataset``: degraded images without targets (distillation)."""
+    dataroot_lq: Annotated[str, 'required', 'a folder of degraded images'] = None
+    meta_info_file: Annotated[Optional[str], 'the names of the images to use, one a line (default: all)'] = None
+    io_backend: Annotated[IOBackendOptions, '{type: disk}'] = None
+    gt_size: Annotated[Optional[int], '>= 1', 'train (required there): random crops of this side (an image smaller '
+                       'than that is an error)'] = None
+    geometric_augs: Annotated[bool, "train: one of the 8 flips/rotations (Restormer's)"] = False
+    use_hflip: Annotated[bool, "train: random horizontal flips (basicsr's; instead of geometric_augs)"] = False
+    use_rot: Annotated[bool, "train: random rotations and vertical flips (basicsr's; instead of geometric_augs)"] = False
+
+
 @DATASET_REGISTRY.register()
 class UnpairedImageDataset(data.Dataset):
     """Degraded images alone (no targets); see the module docstring."""
 
-    option_keys = frozenset({'dataroot_lq', 'meta_info_file', 'io_backend', 'gt_size', 'geometric_augs',
-                             'use_hflip', 'use_rot'})
+    declared_options = {'': UnpairedImageOptions}   # its block's keys (glmha_plugin.glue.option_schema)
 
     def __init__(self, opt: dict):
         super().__init__()

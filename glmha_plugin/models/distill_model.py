@@ -37,7 +37,8 @@ dataset, values) for tools that read the log.
 import json
 import os.path as osp
 from collections import OrderedDict
-from typing import Dict, List, Optional
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Dict, List, Literal, Optional
 
 import torch
 from basicsr.losses import build_loss
@@ -71,9 +72,43 @@ def check_teacher_options(opt: dict) -> None:
         raise OptionError(f'path.pretrain_network_teacher {path!r} does not exist{hint}')
 
 
+@dataclass(frozen=True)
+class TeacherNetworkOptions:
+    """``network_teacher``: the trained network; its other keys are the arguments of its constructor."""
+    unknown_keys: ClassVar[str] = 'pass'
+    type: Annotated[str, 'required', 'a registered architecture or module.path:ClassName'] = None
+
+
+@dataclass(frozen=True)
+class DistillTopOptions:
+    """DistillModel's keys at the top level."""
+    network_teacher: Annotated[Optional[TeacherNetworkOptions], 'DistillModel (required there): the trained network '
+                               'the student learns to reproduce'] = None
+
+
+@dataclass(frozen=True)
+class DistillPathOptions:
+    """DistillModel's keys in ``path``."""
+    pretrain_network_teacher: Annotated[Optional[str], "DistillModel (required there): the teacher's weights"] = None
+    param_key_teacher: Annotated[Optional[str], "key of the teacher's weights in that file"] = 'params'
+    strict_load_teacher: Annotated[bool, 'every key and shape must fit network_teacher'] = True
+    ignore_resume_networks: Annotated[Optional[List[str]], "basicsr's: networks whose pretrain path --auto_resume "
+                                      'keeps (DistillModel: [network_teacher], the teacher is never saved)'] = None
+
+
+@dataclass(frozen=True)
+class DistillTrainOptions:
+    """DistillModel's keys in ``train`` (its losses: ``distill_opt``, ``feature_opt`` with ``layers``)."""
+    trainable: Annotated[Literal['all', 'attention'], "DistillModel: what learns: the whole student, or its "
+                         'attention layers alone'] = 'all'
+
+
 @MODEL_REGISTRY.register()
 class DistillModel(ImageCleanModel):
     """A student trained against a frozen teacher's outputs (module docstring)."""
+
+    # the options it reads besides ImageCleanModel's, by block (glmha_plugin.glue.option_schema)
+    declared_options = {'': DistillTopOptions, 'path': DistillPathOptions, 'train': DistillTrainOptions}
 
     cri_feature = None     # set by init_training_settings (training only)
 
@@ -127,7 +162,7 @@ class DistillModel(ImageCleanModel):
         """``train.trainable: attention`` freezes everything but the attention layers, before DDP wraps the
         network (DDP registers the parameters that need gradients when it is built)."""
         train_opt = self.opt.get('train') or {}
-        trainable = train_opt.get('trainable', 'all')
+        trainable = train_opt.get('trainable', DistillTrainOptions.trainable)
         if trainable not in TRAINABLE:
             raise OptionError(f'train.trainable {trainable!r}: use one of {", ".join(TRAINABLE)}')
         if self.opt.get('is_train') and trainable == 'attention' and net is not getattr(self, 'net_teacher', None):
