@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                     'budget, SVD warm start, then distillation from the trained network on the images alone (no '
                     'targets).', epilog=f'example:\n  {EXAMPLE}\n\ndocs/compress.md explains the steps and the report.')
     net = p.add_argument_group('the trained network (the teacher)')
-    net.add_argument('--network', help='registered arch name (basicsr ARCH_REGISTRY) or module.path:ClassName')
+    net.add_argument('--network', help='registered arch name (basicsr ARCH_REGISTRY), module.path:ClassName, or '
+                     '"spandrel": a Restormer / Retinexformer / MST++ checkpoint recognised from its tensors (the '
+                     'default without --network and -opt)')
     net.add_argument('--options', help='constructor keyword arguments as a JSON object')
     net.add_argument('-opt', '--opt', help='option YAML whose network_g is the network (instead of --network)')
     net.add_argument('--weights', required=True, help='its trained checkpoint')

@@ -90,9 +90,33 @@ def load_weights(net: nn.Module, weights: str, param_key: str) -> None:
                             f'(or -opt) and --param-key') from None
 
 
+SPANDREL = 'spandrel'
+
+
+def recognised_block(args) -> dict:
+    """``--network spandrel`` (or neither ``--network`` nor ``-opt``): the block of the plugin's CSA host that the
+    checkpoint is, every option recovered from its tensors (:func:`glmha_plugin.deploy.spandrel.source_block`)."""
+    from ..deploy.spandrel import SpandrelError, source_block
+    if args.opt or args.options:
+        raise CompressError('--network spandrel recovers the network from the checkpoint: leave out --options and '
+                            '-opt')
+    try:
+        block, _ = source_block(args.weights, args.param_key)
+    except SpandrelError as exc:
+        raise CompressError(str(exc)) from None
+    print(f'compress: {args.weights} is a {block["type"]} checkpoint: '
+          + ', '.join(f'{k}={v}' for k, v in block.items() if k != 'type'), flush=True)
+    return block
+
+
 def network_from_args(args) -> NetworkSource:
     """The trained (teacher) network of the command line, weights loaded, in eval mode."""
-    block = network_block(args.network, args.options, args.opt)
+    if not osp.isfile(args.weights):
+        raise CompressError(f'--weights {args.weights!r} does not exist')
+    if args.network == SPANDREL or not (args.network or args.opt):
+        block = recognised_block(args)
+    else:
+        block = network_block(args.network, args.options, args.opt)
     net = build_from_block(block)
     load_weights(net, args.weights, args.param_key)
     return NetworkSource(net.eval(), block, osp.abspath(args.weights), args.param_key)

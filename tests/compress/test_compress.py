@@ -18,7 +18,7 @@ from basicsr.archs import build_network
 
 from helpers.common import TINY_RESTORMER
 from glmha_plugin.analysis.complexity import count
-from glmha_plugin.archs.restormer_arch import Restormer
+from glmha_plugin.archs.restormer_arch import GLMHARestormer, Restormer
 from glmha_plugin.compress import planning
 from glmha_plugin.compress.command import main as compress
 from glmha_plugin.compress.network import CompressError, build_from_block
@@ -377,3 +377,30 @@ def test_bad_input_is_one_line_before_anything_is_written(trained, tmp_path, cap
         assert sorted(os.listdir(out)) == ['notes.txt']
     else:
         assert not out.exists()
+
+
+def test_a_host_checkpoint_is_recognised_from_its_tensors(trained, tmp_path, capsys):
+    """Without --network (or with --network spandrel) a CSA host checkpoint is rebuilt from its tensors alone."""
+    args = _args(trained, tmp_path / 'out', '--energy', '0.9', '--iters', '0', '--holdout', '2')
+    for flag in ('--network', '--options'):
+        del args[args.index(flag):args.index(flag) + 2]
+    assert compress(args) == 0
+    assert 'is a Restormer checkpoint: ' in capsys.readouterr().out
+    block = yaml.safe_load((tmp_path / 'out' / 'network_g.yml').read_text())['network_g']
+    assert block['base'] == dict(json.loads(TINY_JSON), type='Restormer', inp_channels=3, out_channels=3, bias=False,
+                                 LayerNorm_type='WithBias', dual_pixel_task=False,
+                                 **{k: v for k, v in block['base'].items() if k == 'ffn_expansion_factor'})
+    build_network(block).load_state_dict(torch.load(tmp_path / 'out' / 'student.pth', weights_only=True)['params'],
+                                         strict=True)
+    glmha = GLMHARestormer(**json.loads(TINY_JSON), rank_ratio=0.5)
+    torch.save({'params': glmha.state_dict()}, tmp_path / 'glmha.pth')
+    conv = torch.nn.Conv2d(3, 3, 3)
+    torch.save({'params': conv.state_dict()}, tmp_path / 'conv.pth')
+    for weights, want in (('glmha.pth', 'already has GLMHA attention'), ('conv.pth', 'is not a checkpoint of Restormer')):
+        args[args.index('--weights') + 1] = str(tmp_path / weights)
+        args[args.index('--param-key') + 1] = 'params'
+        args[args.index('--out') + 1] = str(tmp_path / f'out_{weights}')
+        assert compress(args + ['--network', 'spandrel']) == 2
+        err = capsys.readouterr().err
+        assert want in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / f'out_{weights}').exists()
