@@ -35,6 +35,8 @@ ACTIONS: Dict[str, Action] = {
                    'MST-style network), with the SVD warm start', 'cheaper networks'),
     'convert': Action('swap.convert', 'main', 'turn a trained CSA checkpoint of a host into a GLMHA starting point '
                       '(truncated SVD)', 'cheaper networks'),
+    'compress': Action('compress.command', 'main', 'a trained CSA network -> a cheaper GLMHA one without its targets: '
+                       'per-layer ranks to a MAC budget, warm start, distillation', 'cheaper networks'),
     'export': Action('deploy.onnx_export', 'main', 'export a network to ONNX, checked with onnxruntime', 'deploy'),
     'complexity': Action('analysis.complexity_report', 'main', 'parameters and MACs of CSA vs GLMHA hosts',
                          'measure'),

@@ -554,6 +554,34 @@ def spandrel_versions() -> str:
     return f'spandrel {spandrel.__version__}, {extra}'
 
 
+CSA_TYPES = {'GLMHARestormer': 'Restormer', 'GLMHARetinexFormer': 'RetinexFormer',
+             'GLMHAMSTPlusPlus': 'MST_Plus_Plus', 'GLMHAMST': 'MST'}
+GLMHA_OPTIONS = ('rank', 'rank_ratio', 'guidance', 'gamma')
+
+
+def source_block(path: str, param_key: Optional[str] = None) -> Tuple[dict, Optional[str]]:
+    """``({'type': <the plugin's CSA host>, **options}, entry)`` of a CSA checkpoint of one of the four hosts, every
+    option recovered from its tensors (what spandrel's loaders do), for tools that rebuild the network from an
+    option block (``glmha compress``). A checkpoint of another architecture, or an already GLMHA one, is refused."""
+    container, entry = read_state_dict(path, param_key)
+    state = container[entry] if entry and isinstance(container.get(entry), Mapping) else container
+    if not any(all(k in state for k in host.keys) for host in HOSTS):
+        raise SpandrelError(f'{path} is not a checkpoint of Restormer, Retinexformer, MST++ or MST (the hosts whose '
+                            f'options can be recovered from the tensors); give the network explicitly (--network '
+                            f'NAME or module.path:ClassName with --options, or -opt FILE)')
+    if is_glmha(state):
+        raise SpandrelError(f'{path} already has GLMHA attention (low-rank or guided layers); give the network it was '
+                            f'made from and its CSA checkpoint')
+    host = next(h for h in HOSTS if all(k in state for k in h.keys))
+    try:
+        options = host.recover(state, attention_layers(state)).options
+    except (ValueError, KeyError, IndexError) as exc:
+        raise SpandrelError(f'{path}: cannot recover the {CSA_TYPES[host.arch_id]} options from the tensors '
+                            f'({type(exc).__name__}: {exc}); give the network explicitly') from None
+    block = {k: v for k, v in options.items() if k not in GLMHA_OPTIONS}
+    return dict(block, type=CSA_TYPES[host.arch_id]), entry
+
+
 def load_network(path: str, param_key: Optional[str] = None, registry=None) -> Tuple[nn.Module, SpandrelNetwork]:
     """The network of any checkpoint spandrel recognises, and what it is: ``(descriptor.model, SpandrelNetwork)``.
 
