@@ -129,7 +129,8 @@ def layer_options(rank: PerLayer, rank_ratio: PerLayer, layers: Iterable[Tuple[s
     except ValueError as exc:
         raise ValueError(f'{owner}{exc}') from None
     for option, spec in specs.items():
-        unused = sorted(key for key in spec or () if not any(matches(key, path) for path in paths))
+        # '' (a number alone) is every layer, also when there is none
+        unused = sorted(key for key in spec or () if key and not any(matches(key, path) for path in paths))
         if unused:
             names = sorted({a for path in paths for a in _ancestors(path)})
             hints = ''.join(f' For {key!r}: did you mean {" or ".join(map(repr, close))}?' for key in unused

@@ -46,6 +46,7 @@ def test_a_number_is_every_layer():
     assert layer_options(8, None, LAYERS) == {path: {'rank': 8} for path, _, _ in LAYERS}
     assert layer_options(None, None, LAYERS) == {path: {} for path, _, _ in LAYERS}
     assert layer_options(None, {'mid': 0.25}, LAYERS)['enc.attn'] == {}      # the layer's default (ratio 0.5)
+    assert layer_options(8, {'': 0.5}, []) == {}                              # every layer of none
 
 
 def test_both_options_equally_long_is_an_error():
