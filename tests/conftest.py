@@ -16,6 +16,13 @@ import pytest  # noqa: E402
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))   # makes ``helpers`` importable from every test folder
 
 
+def pytest_collection_modifyitems(config, items):
+    """With workers (``pytest -n``, tools/run_tests.sh), the slow tests are handed out first: the many short ones
+    then fill both workers to the end instead of one long test running alone at the tail."""
+    if getattr(config.option, 'numprocesses', None):
+        items.sort(key=lambda item: item.get_closest_marker('slow') is None)   # stable: file order otherwise
+
+
 @pytest.fixture(scope='session')
 def mst_official():
     """Upstream MST / MST++ state_dict keys and shapes per toolbox method (fixtures/mst_official_keys.json)."""

@@ -63,7 +63,8 @@ def environment(**env):
 
 
 def run_main(main, argv, cwd, check=True, **env) -> subprocess.CompletedProcess:
-    """``main(argv)`` in ``cwd`` with ``env`` added to the environment, as its process would run it: stdout and
+    """``main(argv)`` in ``cwd`` with ``env`` added to the environment (the ``GLMHA_*`` variables of the shell
+    removed, as :func:`helpers.common.run` does), as its process would run it: stdout and
     stderr captured (basicsr's log lines included), ``returncode`` what the process would exit with
     (``SystemExit`` caught, a returned int, else 0). An exception other than ``SystemExit`` propagates, as a
     traceback would end the process. ``check``: fail the test, with the output, on a non-zero status."""
@@ -71,6 +72,7 @@ def run_main(main, argv, cwd, check=True, **env) -> subprocess.CompletedProcess:
     old_cwd = os.getcwd()
     code = 0
     try:
+        env = {**{k: None for k in os.environ if k.startswith('GLMHA_')}, **env}
         with environment(**env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
                 fresh_basicsr_logger():
             os.chdir(cwd)
