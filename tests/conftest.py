@@ -19,7 +19,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))   # makes ``helpers`` imp
 def pytest_collection_modifyitems(config, items):
     """With workers (``pytest -n``, tools/run_tests.sh), the slow tests are handed out first: the many short ones
     then fill both workers to the end instead of one long test running alone at the tail."""
-    if getattr(config.option, 'numprocesses', None):
+    if hasattr(config, 'workerinput'):   # a worker of pytest -n (each collects; all sort alike)
         items.sort(key=lambda item: item.get_closest_marker('slow') is None)   # stable: file order otherwise
 
 
