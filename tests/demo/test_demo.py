@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers.common import BIN, REPO, load_yaml, run
+from helpers.common import REPO, load_yaml
+from helpers.runs import run_main
 from glmha_plugin.demo import data as demo_data
 from glmha_plugin.demo import run as demo
 from glmha_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
@@ -181,9 +182,10 @@ def test_scores_table_and_picture(tmp_path):
 
 @pytest.mark.slow
 def test_shortened_demo_with_compare_then_resume(tmp_path):
-    """The real command on the real data, a few iterations: both twins, summary, PNG; then --iters more resumes."""
-    cmd = [osp.join(BIN, 'glmha'), 'demo', '--workdir', str(tmp_path / 'run')]
-    out = run(cmd + ['--iters', '4', '--compare'], cwd=tmp_path, timeout=400).stdout
+    """The real command on the real data, a few iterations: both twins, summary, PNG; then --iters more resumes.
+    (``glmha demo``'s main in this process; it trains and tests in processes of their own.)"""
+    argv = ['--workdir', str(tmp_path / 'run')]
+    out = run_main(demo.main, argv + ['--iters', '4', '--compare'], tmp_path).stdout
     assert out.count('[demo] training the tiny') == 2 and 'gain of GLMHA: ' in out
     assert 'gain of CSA: ' in out and 'the trade at the 132x180 test size' in out
     trade = out[out.index('the trade at'):].splitlines()
@@ -191,7 +193,7 @@ def test_shortened_demo_with_compare_then_resume(tmp_path):
     assert trade[4].startswith('GLMHA vs CSA') and '%' in trade[4]
     assert '[demo] 4 iterations; time: ' in out
     assert osp.isfile(tmp_path / 'run' / 'demo_side_by_side.png')
-    again = run(cmd + ['--iters', '6'], cwd=tmp_path, timeout=400).stdout
+    again = run_main(demo.main, argv + ['--iters', '6'], tmp_path).stdout
     assert '[demo] resuming GLMHA-Restormer' in again and 'Restormer (CSA twin)' in again  # counted, not trained
     assert again.count('[demo] training the tiny') == 1 and '[demo] building the rain dataset' not in again
     states = os.listdir(tmp_path / 'run' / 'experiments' / 'Demo_Deraining_GLMHA' / 'training_states')

@@ -1,8 +1,9 @@
 """ONNX export (glmha_plugin/deploy/onnx_export.py, glmha export, glmha export) of every host, checked with onnxruntime.
 
-The slow tests export each host's GLMHA network in its tiny configuration (75 to 180 s each on the shared
-2-core machine under load) and run the file with onnxruntime at two sizes and batches (one needs padding);
-``GLMHA_TEST_ONNX_ALL=1`` adds the CSA twins (the six of the first three hosts matched eager within 1e-6 when run).  The fast
+The slow tests export each host's GLMHA network in its smallest configuration (:data:`SMALLEST`; the time
+of an export grows with the number of modules traced: 12 to 31 s of CPU each) and run the file with
+onnxruntime at two sizes and batches (one needs padding); ``GLMHA_TEST_ONNX_ALL=1`` adds the CSA twins (the
+six of the first three hosts matched eager within 1e-6 when run).  The fast
 tests cover what makes the graph size-generic (batched attention, padding and crop while exporting)
 through ``torch.export`` alone, and the command line's errors.
 """
@@ -12,9 +13,10 @@ import os
 import onnx
 import pytest
 import torch
+import yaml
 from torch.export import Dim
 
-from helpers.common import OPTIONS
+from helpers.common import load_yaml
 from helpers.archs import ARCHS
 from glmha_plugin.deploy import onnx_export as export
 from glmha_plugin.analysis.hosts import HOSTS, get_host
@@ -22,6 +24,9 @@ from glmha_plugin.archs.mst_arch import extend_shifted_back
 from glmha_plugin.layers import GLMHA, SpectralMSA, crop, pad_to_multiple
 
 ALL = os.environ.get('GLMHA_TEST_ONNX_ALL') == '1'
+# The hosts' tiny configurations, MST's with one level instead of two: the same modules (encoder, bottleneck,
+# decoder, the mask input, padding to 2^stage), half the graph to trace.
+SMALLEST = {'mst_l': dict(stage=1, num_blocks=[1, 1])}
 
 
 def test_every_registered_architecture_has_a_host_to_export_it():
@@ -89,9 +94,9 @@ def _archs():
 @pytest.mark.slow
 @pytest.mark.parametrize('arch', _archs())
 def test_onnx_matches_eager_at_two_sizes(arch, tmp_path):
-    """Every host's GLMHA network (tiny), dynamic batch/height/width, onnxruntime within 1e-4 of eager."""
+    """Every host's GLMHA network (smallest), dynamic batch/height/width, onnxruntime within 1e-4 of eager."""
     host = export.host_of(arch)
-    model = export.build_network(arch, dict(host.tiny))
+    model = export.build_network(arch, dict(host.tiny, **SMALLEST.get(host.name, {})))
     path = str(tmp_path / f'{arch}.onnx')
     checks = export.export_and_check(model, host, path)
     assert len(checks) == 2 and {c.shapes[0][0] for c in checks} == {1, 2}
@@ -107,8 +112,13 @@ def test_onnx_matches_eager_at_two_sizes(arch, tmp_path):
 
 @pytest.mark.slow
 def test_cli_exports_an_option_file_with_weights_in_fp16(tmp_path, capsys):
-    """glmha export --opt (network_g of a shipped option file) --weights --fp16: MST's two inputs x, mask."""
-    opt = os.path.join(OPTIONS, 'tiny', 'Tiny_CASSI_MST_GLMHA.yml')
+    """glmha export --opt (network_g of an option file: the shipped tiny CASSI one, one level) --weights --fp16:
+    MST's two inputs x, mask."""
+    shipped = load_yaml(os.path.join('tiny', 'Tiny_CASSI_MST_GLMHA.yml'))
+    shipped['network_g'].update(SMALLEST['mst_l'])
+    opt = tmp_path / 'Tiny_CASSI_MST_GLMHA.yml'
+    opt.write_text(yaml.safe_dump(shipped))
+    opt = str(opt)
     arch, options = export.network_spec(argparse.Namespace(opt=opt, type=None, options=None, tiny=False))
     torch.manual_seed(1)
     weights = tmp_path / 'net.pth'

@@ -1,4 +1,7 @@
-"""Subprocess runs of the real entry points on tiny data: train, test, hook, resume, torchrun/gloo."""
+"""The train/test entry points end to end on tiny data: their ``main(argv)`` in this process (the shared
+``demo_run``), and real processes where the process is the point: ``python -m basicsr.train|test`` through the
+import hook, ``glmha-train`` killed and resumed, ``glmha-test``'s refusal (each launcher's smoke test; the
+DDP launchers: test_cluster.py, test_gpu_training_end_to_end.py, test_recipe_end_to_end.py)."""
 import os
 import os.path as osp
 import signal
@@ -9,9 +12,10 @@ import time
 import pytest
 import torch
 
-from helpers.common import BIN, FAST, REPO, TINY_TEST, TINY_TRAIN, clean_env, run, torchrun_in_sync, train_logs
+from glmha_plugin.commands import test as glmha_test, train as glmha_train
+from helpers.common import BIN, FAST, REPO, TINY_TEST, TINY_TRAIN, clean_env, import_tool, run, train_logs
+from helpers.runs import run_main
 
-pytestmark = pytest.mark.slow
 NAME = 'Demo_Deraining_GLMHA'
 EXP = osp.join('experiments', NAME)
 
@@ -31,18 +35,30 @@ def _no_outputs_in_site_packages():
         assert not osp.exists(osp.join(site, d, 'Demo_Deraining_GLMHA')), f'{d}/ written into site-packages'
 
 
-def test_glmha_train_then_glmha_test(workdir):
-    run([osp.join(BIN, 'glmha-train'), '-opt', TINY_TRAIN, '--force_yml', *FAST], cwd=workdir)
-    _train_outputs_ok(workdir)
-    weights = osp.join(EXP, 'models', 'net_g_latest.pth')
-    proc = run([osp.join(BIN, 'glmha-test'), '-opt', TINY_TEST, '--force_yml', f'path:pretrain_network_g={weights}'],
-               cwd=workdir)
-    out = osp.join(workdir, 'results', 'test_Demo_Deraining_GLMHA', 'visualization', 'DemoRainTest',
+def test_glmha_train_then_glmha_test(demo_run):
+    """glmha-train's and glmha-test's main (the ``demo_run`` fixture): checkpoints, states, log, test image, score."""
+    assert demo_run.train.returncode == 0 and demo_run.test.returncode == 0
+    _train_outputs_ok(demo_run.folder)
+    out = osp.join(demo_run.folder, 'results', 'test_Demo_Deraining_GLMHA', 'visualization', 'DemoRainTest',
                    'chelsea_test_Demo_Deraining_GLMHA.png')
     assert osp.isfile(out)
-    assert '# psnr:' in proc.stderr + proc.stdout
+    assert '# psnr:' in demo_run.test.stderr + demo_run.test.stdout
 
 
+def test_scripts_and_tools_are_the_entry_points_demo_run_ran():
+    """glmha-train / glmha-test (setup.cfg's console scripts) and tools/train.py / tools/test.py run the very
+    ``main`` the shared run trained and tested with; each starts as a process in test_docs.py (``--help``)."""
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(osp.join(REPO, 'setup.cfg'))
+    scripts = dict(line.replace(' ', '').split('=') for line in
+                   cfg.get('options.entry_points', 'console_scripts').strip().splitlines())
+    assert scripts['glmha-train'] == 'glmha_plugin.commands.train:main'
+    assert scripts['glmha-test'] == 'glmha_plugin.commands.test:main'
+    assert import_tool('train').main is glmha_train.main and import_tool('test').main is glmha_test.main
+
+
+@pytest.mark.slow
 def test_python_m_basicsr_train_through_hook(workdir):
     """Unmodified basicsr entry: finds GLMHARestormer and writes under the working directory; runpy does not
     warn about the redirect ('basicsr.train' found in sys.modules ...); a bare option file name that is no
@@ -61,23 +77,21 @@ def test_python_m_basicsr_train_through_hook(workdir):
     assert '# ssim:' in proc.stderr + proc.stdout
 
 
-def test_tools_train_script(workdir):
-    run([sys.executable, osp.join(REPO, 'tools', 'train.py'), '-opt', TINY_TRAIN, '--force_yml', *FAST],
-        cwd=workdir)
-    _train_outputs_ok(workdir)
-
-
-@pytest.mark.parametrize('entry', [['glmha-test'], ['python', '-m', 'basicsr.test']])
+@pytest.mark.parametrize('entry', [pytest.param('glmha-test', marks=pytest.mark.slow), 'python -m basicsr.test'])
 def test_refuses_to_test_without_weights(workdir, entry):
-    cmd = [sys.executable, '-m', 'basicsr.test'] if entry[0] == 'python' else [osp.join(BIN, entry[0])]
-    proc = run(cmd + ['-opt', TINY_TEST, '--force_yml', 'path:pretrain_network_g=~'], cwd=workdir, check=False)
+    """glmha-test in its own process (its smoke test); basicsr.test's redirect target in this one."""
+    argv = ['-opt', TINY_TEST, '--force_yml', 'path:pretrain_network_g=~']
+    if entry == 'glmha-test':
+        proc = run([osp.join(BIN, entry)] + argv, cwd=workdir, check=False)
+    else:
+        proc = run_main(lambda a: glmha_test.main(a, redirected_from='basicsr.test'), argv, workdir, check=False)
     assert proc.returncode == 2
     assert proc.stderr.startswith('error: refusing to test without trained weights'), proc.stderr[-2000:]
     assert not osp.exists(osp.join(workdir, 'results'))
 
 
 def test_missing_option_file_is_explained(workdir):
-    proc = run([osp.join(BIN, 'glmha-train'), '-opt', 'nope.yml'], cwd=workdir, check=False)
+    proc = run_main(glmha_train.main, ['-opt', 'nope.yml'], workdir, check=False)
     assert proc.returncode == 2 and "option file 'nope.yml' does not exist" in proc.stderr
     assert 'is not a shipped option file' in proc.stderr
 
@@ -90,6 +104,7 @@ def _readable(state_path):
     return True
 
 
+@pytest.mark.slow
 def test_resume_after_interruption(workdir):
     """Kill training (SIGKILL) after a checkpoint, then --auto_resume continues from the last state."""
     slow = [o for o in FAST if not o.startswith('train:total_iter')] + ['train:total_iter=100000',
@@ -124,13 +139,3 @@ def test_resume_after_interruption(workdir):
             assert os.path.getsize(osp.join(states, f)) == size
     state = torch.load(osp.join(states, f'{total}.state'), weights_only=True)
     assert state['iter'] == total
-
-
-def test_torchrun_two_processes_gloo_ranks_in_sync(workdir):
-    """torchrun --nproc_per_node=2 ... --launcher pytorch on CPU: gloo, DDP, identical weights on both ranks."""
-    r0 = torchrun_in_sync(workdir, FAST + ['datasets:train:num_worker_per_gpu=1',
-                                           'datasets:train:dataset_enlarge_ratio=4'])
-    log = train_logs(workdir, NAME)[0]
-    assert 'World size (gpu number): 2' in log and 'iter:       4,' in log, 'no DDP training iterations ran'
-    at2 = torch.load(osp.join(workdir, EXP, 'models', 'net_g_2.pth'), weights_only=True)['params']
-    assert any(not torch.equal(at2[k], r0[k]) for k in r0), 'weights did not change after iteration 2'

@@ -1,13 +1,16 @@
-"""GPU-training options through the real entry points (subprocesses): NaN guard and resume, DDP, bf16 vs float32."""
+"""GPU-training options through the real entry points: NaN guard and resume, bf16 vs float32 (glmha-train's
+``main`` in this process), DDP with checkpointing and accumulation (torchrun, two processes)."""
 import os
 import os.path as osp
 import re
-import sys
 
 import pytest
 import torch
 
-from helpers.common import BIN, FAST, REPO, TINY_TRAIN, run, torchrun_in_sync
+from glmha_plugin.commands import train as glmha_train
+from glmha_plugin.models import ImageCleanModel
+from helpers.common import FAST, TINY_TRAIN, torchrun_in_sync
+from helpers.runs import run_main
 
 pytestmark = pytest.mark.slow
 EXP = osp.join('experiments', 'Demo_Deraining_GLMHA')
@@ -23,11 +26,21 @@ def _weights(cwd, it):
     return torch.load(osp.join(cwd, EXP, 'models', f'net_g_{it}.pth'), weights_only=True)['params']
 
 
-def test_nan_batches_stop_training_and_the_last_checkpoint_resumes(workdir):
+def test_nan_batches_stop_training_and_the_last_checkpoint_resumes(workdir, monkeypatch):
+    """Training batches are NaN from iteration 5 on (validation batches are left alone): the guard skips 3
+    steps, then stops with a one-line error; --auto_resume continues from the last good state."""
+    feed = ImageCleanModel.feed_data
+
+    def feed_nan(self, data):
+        if self.is_train and not self._validating and self.current_iter >= 5:
+            data = dict(data, lq=data['lq'] * float('nan'))
+        return feed(self, data)
+
     opts = [o for o in FAST if not o.startswith('train:total_iter')] + CLEAN_MODEL + [
         'train:total_iter=8', 'train:max_nonfinite_steps=3', 'val:val_freq=100']
-    proc = run([sys.executable, osp.join(REPO, 'tests', 'helpers', 'nan_inject.py'), '-opt', TINY_TRAIN,
-                '--force_yml', *opts], cwd=workdir, check=False, NAN_FROM_ITER=5)
+    with monkeypatch.context() as patch:
+        patch.setattr(ImageCleanModel, 'feed_data', feed_nan)
+        proc = run_main(glmha_train.main, ['-opt', TINY_TRAIN, '--force_yml', *opts], workdir, check=False)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert 'error: training stopped at iter 7: 3 consecutive steps had NaN/Inf' in proc.stderr
     assert 'Traceback' not in proc.stderr
@@ -39,8 +52,7 @@ def test_nan_batches_stop_training_and_the_last_checkpoint_resumes(workdir):
     w4, w6 = _weights(workdir, 4), _weights(workdir, 6)
     assert all(torch.equal(w4[k], w6[k]) and torch.isfinite(w6[k]).all() for k in w4)  # skipped steps changed nothing
 
-    resumed = run([osp.join(BIN, 'glmha-train'), '-opt', TINY_TRAIN, '--auto_resume', '--force_yml', *opts],
-                  cwd=workdir)
+    resumed = run_main(glmha_train.main, ['-opt', TINY_TRAIN, '--auto_resume', '--force_yml', *opts], workdir)
     text = resumed.stdout + resumed.stderr
     assert 'Resuming training from epoch' in text and 'iter: 6.' in text and 'non-finite' not in text
     assert osp.isfile(osp.join(workdir, EXP, 'training_states', '8.state'))
@@ -71,11 +83,11 @@ def test_bf16_training_ends_within_0_3_db_of_float32(workdir):
     psnr = {}
     for amp in ('false', 'true'):
         name = f'amp_{amp}'
-        run([osp.join(BIN, 'glmha-train'), '-opt', TINY_TRAIN, '--force_yml', *CLEAN_MODEL, f'name={name}',
-             f'use_amp={amp}', 'amp_bf16=true', f'train:total_iter={iters}', f'train:scheduler:periods=[{iters}]',
-             'datasets:train:num_worker_per_gpu=0', 'datasets:train:batch_size_per_gpu=2',
-             'datasets:train:gt_size=32', f'val:val_freq={iters}', f'logger:print_freq={iters}',
-             f'logger:save_checkpoint_freq={iters}'], cwd=workdir, timeout=900)
+        run_main(glmha_train.main, ['-opt', TINY_TRAIN, '--force_yml', *CLEAN_MODEL, f'name={name}', f'use_amp={amp}',
+                                    'amp_bf16=true', f'train:total_iter={iters}', f'train:scheduler:periods=[{iters}]',
+                                    'datasets:train:num_worker_per_gpu=0', 'datasets:train:batch_size_per_gpu=2',
+                                    'datasets:train:gt_size=32', f'val:val_freq={iters}', f'logger:print_freq={iters}',
+                                    f'logger:save_checkpoint_freq={iters}'], workdir)
         psnr[amp] = _final_psnr(workdir, name)
     assert 'autocast bfloat16 on cpu' in _log(workdir, osp.join('experiments', 'amp_true'))[0]
     print(f'PSNR after {iters} iterations: float32 {psnr["false"]:.3f} dB, bf16 {psnr["true"]:.3f} dB')

@@ -7,7 +7,6 @@ import json
 import os
 import os.path as osp
 import re
-import sys
 
 import cv2
 import numpy as np
@@ -18,7 +17,9 @@ from basicsr.archs import build_network
 from basicsr.metrics import calculate_ssim
 from skimage import img_as_ubyte
 
-from helpers.common import BIN, OPTIONS, REPO, run
+from glmha_plugin.commands import test as glmha_test, train as glmha_train
+from helpers.common import OPTIONS, REPO
+from helpers.runs import run_main
 from glmha_plugin.evaluation import evaluate
 from glmha_plugin.demo.lowlight import darken, make_lowlight_pairs
 from glmha_plugin.commands.glmha import main as glmha
@@ -156,12 +157,12 @@ def log_of(folder, prefix):
 @pytest.mark.parametrize('net', NETS)
 def test_tiny_lol_trains_and_tests(lol_workdir, net, monkeypatch, capsys):
     name = f'Tiny_LowLight_{net}_LOL_v1'
-    run([osp.join(BIN, 'glmha-train'), '-opt', osp.join(TINY, f'{name}.yml')], cwd=lol_workdir)
+    run_main(glmha_train.main, ['-opt', osp.join(TINY, f'{name}.yml')], lol_workdir)
     log = log_of(lol_workdir / 'experiments' / name, 'train_')
     for line in (f'Network [{net}] is created', 'Model [ImageCleanModel] is created', 'iter:       4,',
                  'val.max_minibatch: 8 accepted; it changes nothing', '# psnr:', 'End of training'):
         assert line in log, line
-    run([osp.join(BIN, 'glmha-test'), '-opt', osp.join(TINY, f'test_{name}.yml')], cwd=lol_workdir)
+    run_main(glmha_test.main, ['-opt', osp.join(TINY, f'test_{name}.yml')], lol_workdir)
     test_log = log_of(lol_workdir / 'results' / f'test_{name}', 'test_')
     scores = {m: float(v) for m, v in re.findall(r'# (\w+): ([-0-9.]+)', test_log)}
     assert set(scores) == {'psnr', 'ssim', 'psnr_gt_mean', 'ssim_gt_mean'}
@@ -199,7 +200,8 @@ def test_tiny_lol_trains_and_tests(lol_workdir, net, monkeypatch, capsys):
 @pytest.mark.slow
 def test_retinexformers_own_option_file_runs_under_basicsr_train(lol_workdir):
     """Retinexformer's Options/RetinexFormer_LOL_v1.yml, rebuilt from the recorded values with local data roots,
-    through the unmodified `python -m basicsr.train` (the import hook); on this CPU machine with num_gpu=0 and a
+    through the unmodified `python -m basicsr.train` (what the import hook runs, here in this process; the
+    process itself: test_end_to_end.py); on this CPU machine with num_gpu=0 and a
     seconds-long budget given as basicsr's own --force_yml (the file is otherwise as upstream: its validation
     keys, its wandb project (not installed here), dist_params, the full-size network)."""
     opt = {k: v for k, v in RECIPE.items() if k not in ('file', 'upstream_name', 'upstream_dataroots')}
@@ -213,7 +215,8 @@ def test_retinexformers_own_option_file_runs_under_basicsr_train(lol_workdir):
               'datasets:train:mini_batch_sizes=[2]', 'datasets:train:gt_size=32', 'datasets:train:gt_sizes=[32]',
               'datasets:train:num_worker_per_gpu=0', 'val:val_freq=2', 'logger:print_freq=1',
               'logger:save_checkpoint_freq=2', 'logger:use_tb_logger=false']
-    proc = run([sys.executable, '-m', 'basicsr.train', '-opt', str(path), '--force_yml', *budget], cwd=lol_workdir)
+    proc = run_main(lambda argv: glmha_train.main(argv, redirected_from='basicsr.train'),
+                    ['-opt', str(path), '--force_yml', *budget], lol_workdir)
     assert "logger.wandb.project is 'low_light' but wandb is not installed" in proc.stdout
     log = log_of(lol_workdir / 'experiments' / RECIPE['upstream_name'], 'train_')
     for line in ('Network [RetinexFormer] is created', 'Model [ImageCleanModel] is created',

@@ -1,19 +1,20 @@
 """The full recipe through the real entry points, on a tiny copy of Restormer's deraining layout.
 
 glmha-train -opt options/Deraining_GLMHA.yml (progressive stages, validation,
-checkpoints, resume), both ways of testing, the evaluator, and progressive
-learning under 2-process gloo DDP.
+checkpoints, resume), both ways of testing, the evaluator (the entry points' ``main`` in this process), and
+progressive learning under 2-process gloo DDP (torchrun).
 """
 import os
 import os.path as osp
 import re
-import sys
 
 import pytest
 import torch
 import yaml
 
+from glmha_plugin.commands import test as glmha_test, train as glmha_train
 from helpers.common import BIN, OPTIONS, REPO, TINY_RESTORMER, free_port, run, train_logs
+from helpers.runs import run_main
 from glmha_plugin.evaluation import evaluate
 from glmha_plugin.commands.glmha import main as glmha
 from helpers.recipe import closed_form
@@ -54,7 +55,7 @@ def check_lrs(log, iters):
 
 def test_recipe_trains_resumes_tests_and_evaluates(derain_dir, monkeypatch, capsys):
     cwd = derain_dir
-    run([osp.join(BIN, 'glmha-train'), '-opt', TRAIN_OPT, '--force_yml', *TINY_RECIPE, 'train:total_iter=6'], cwd=cwd)
+    run_main(glmha_train.main, ['-opt', TRAIN_OPT, '--force_yml', *TINY_RECIPE, 'train:total_iter=6'], cwd)
     log = train_logs(cwd, 'Deraining_GLMHA')[0]
     stages = re.findall(r'stage (\d)/3 from iter (\d+): patch (\d+)x\d+, batch (\d) per GPU', log)
     assert stages == [('1', '1', '16', '4'), ('2', '3', '24', '2'), ('3', '5', '32', '1')]
@@ -63,8 +64,8 @@ def test_recipe_trains_resumes_tests_and_evaluates(derain_dir, monkeypatch, caps
     check_lrs(log, range(1, 7))
     assert {'3.state', '6.state'} <= set(os.listdir(osp.join(cwd, EXP, 'training_states')))
 
-    run([osp.join(BIN, 'glmha-train'), '-opt', TRAIN_OPT, '--auto_resume', '--force_yml', *TINY_RECIPE,
-         'train:total_iter=9'], cwd=cwd)
+    run_main(glmha_train.main, ['-opt', TRAIN_OPT, '--auto_resume', '--force_yml', *TINY_RECIPE, 'train:total_iter=9'],
+             cwd)
     resumed = train_logs(cwd, 'Deraining_GLMHA')[-1]
     assert 'Resuming training from epoch' in resumed and 'iter: 6.' in resumed
     assert re.findall(r'stage (\d)/3 from iter (\d+)', resumed) == [('3', '5')]  # derived from the iteration
@@ -72,13 +73,11 @@ def test_recipe_trains_resumes_tests_and_evaluates(derain_dir, monkeypatch, caps
     assert osp.isfile(osp.join(cwd, EXP, 'training_states', '9.state'))
     weights = osp.join(EXP, 'models', 'net_g_latest.pth')
 
-    # basicsr's test pipeline (glmha test -opt), MATLAB-matching metrics
-    proc = run([sys.executable, osp.join(REPO, 'tools', 'test.py'), '-opt',
-                osp.join(OPTIONS, 'test_Deraining_GLMHA.yml'), '--force_yml',
-                *TINY_NET, f'path:pretrain_network_g={weights}'], cwd=cwd)
+    # basicsr's test pipeline (glmha test -opt, tools/test.py), MATLAB-matching metrics
+    proc = run_main(glmha_test.main, ['-opt', osp.join(OPTIONS, 'test_Deraining_GLMHA.yml'), '--force_yml', *TINY_NET,
+                                      f'path:pretrain_network_g={weights}'], cwd)
     assert (proc.stdout + proc.stderr).count('# ssim:') == 5
-    # Restormer's layout (glmha infer --task ...), then the evaluator on it; in-process (the start-up of a
-    # subprocess costs more than the work), through the same function glmha infer calls
+    # Restormer's layout (glmha infer --task ...), then the evaluator on it
     net_opt = cwd / 'tiny_net.yml'
     net_opt.write_text(yaml.safe_dump({'network_g': dict(type='GLMHARestormer', **TINY_RESTORMER)}))
     monkeypatch.chdir(cwd)

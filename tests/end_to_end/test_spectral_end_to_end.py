@@ -1,9 +1,9 @@
 """Both spectral tasks through basicsr's unmodified train_pipeline / test_pipeline on tiny generated data,
-and the files upstream's evaluation consumes, read back with h5py / scipy and recomputed here."""
+and the files upstream's evaluation consumes, read back with h5py / scipy and recomputed here. The entry
+points run in this process (``helpers.runs.run_main``); their processes are tested in test_end_to_end.py."""
 import os
 import os.path as osp
 import re
-import sys
 
 import h5py
 import numpy as np
@@ -13,7 +13,9 @@ import torch
 from basicsr.archs import build_network
 
 from helpers import spectral_data as sd
-from helpers.common import BIN, OPTIONS, load_yaml, run, train_logs
+from glmha_plugin.commands import test as glmha_test, train as glmha_train
+from helpers.common import OPTIONS, load_yaml, train_logs
+from helpers.runs import run_main
 from glmha_plugin.data import ARAD1KDataset
 from glmha_plugin.data.cassi_simulation import simulate
 from glmha_plugin.metrics.spectral_metrics import calculate_bandwise_psnr, calculate_cassi_psnr_matlab, calculate_mrae
@@ -53,12 +55,12 @@ def logged(text, metric):
 def test_mst_plus_plus_train_and_test(spectral_workdir):
     train_opt = osp.join(TINY, 'Tiny_SpectralRecon_MST++_GLMHA.yml')
     test_opt = osp.join(TINY, 'test_Tiny_SpectralRecon_MST++_GLMHA.yml')
-    run([osp.join(BIN, 'glmha-train'), '-opt', train_opt], cwd=spectral_workdir)
+    run_main(glmha_train.main, ['-opt', train_opt], spectral_workdir)
     log = train_logs(spectral_workdir, 'Tiny_SpectralRecon_MST++_GLMHA')[-1]
     for line in ('Network [GLMHAMSTPlusPlus] is created', 'Model [SpectralReconModel] is created',
                  'Loss [MRAELoss] is created', 'iter:       4,', 'End of training', '# mrae:'):
         assert line in log, line
-    proc = run([osp.join(BIN, 'glmha-test'), '-opt', test_opt], cwd=spectral_workdir)
+    proc = run_main(glmha_test.main, ['-opt', test_opt], spectral_workdir)
 
     # what MST++'s evaluation reads: <scene>.mat, MATLAB v7.3, variable cube, H x W x 31 in [0, 1]
     out = osp.join(spectral_workdir, 'results', 'test_Tiny_SpectralRecon_MST++_GLMHA', 'visualization',
@@ -82,12 +84,14 @@ def test_mst_plus_plus_train_and_test(spectral_workdir):
 def test_mst_train_and_test(spectral_workdir):
     train_opt = osp.join(TINY, 'Tiny_CASSI_MST_GLMHA.yml')
     test_opt = osp.join(TINY, 'test_Tiny_CASSI_MST_GLMHA.yml')
-    run([sys.executable, '-m', 'basicsr.train', '-opt', train_opt], cwd=spectral_workdir)   # plain basicsr
+    # plain basicsr: what `python -m basicsr.train` runs through the hook
+    run_main(lambda argv: glmha_train.main(argv, redirected_from='basicsr.train'), ['-opt', train_opt],
+             spectral_workdir)
     log = train_logs(spectral_workdir, 'Tiny_CASSI_MST_GLMHA')[-1]
     for line in ('Network [GLMHAMST] is created', 'Model [CASSIModel] is created', 'Loss [RMSELoss] is created',
                  'iter:       4,', 'End of training', '# psnr:', '# ssim:'):
         assert line in log, line
-    proc = run([osp.join(BIN, 'glmha-test'), '-opt', test_opt], cwd=spectral_workdir)
+    proc = run_main(glmha_test.main, ['-opt', test_opt], spectral_workdir)
 
     # what MST's MATLAB script loads: Test_result.mat with truth and pred, N x H x W x 28
     out = osp.join(spectral_workdir, 'results', 'test_Tiny_CASSI_MST_GLMHA', 'visualization', 'TinyKAIST',

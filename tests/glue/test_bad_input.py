@@ -1,13 +1,13 @@
 """Bad-input matrix: each mistake gives a message naming the problem and the fix, before any file is written."""
 import os
-import os.path as osp
 import pickle
-import sys
 
 import pytest
 import torch
 
-from helpers.common import BIN, TINY_RESTORMER, TINY_TRAIN, expect, run
+from glmha_plugin.commands import train as glmha_train
+from helpers.common import TINY_RESTORMER, TINY_TRAIN, expect
+from helpers.runs import run_main
 from glmha_plugin.glue.checkpoints import load_checkpoint, load_into
 from glmha_plugin.errors import CheckpointError, OptionError
 from glmha_plugin.glue.preflight import apply_overrides, check_options
@@ -229,25 +229,23 @@ def test_nan_input_propagates_without_crashing():
 # ---------------------------------------------------------------- through the command line
 
 
-@pytest.mark.slow
 def test_cli_reports_cleanly_and_leaves_existing_experiment_alone(workdir):
     """Exit code 2, one readable line, no traceback, and the user's earlier experiment is not archived."""
     previous = workdir / 'experiments' / 'Demo_Deraining_GLMHA'
     previous.mkdir(parents=True)
     (previous / 'my_notes.txt').write_text('keep me')
-    proc = run([osp.join(BIN, 'glmha-train'), '-opt', TINY_TRAIN, '--force_yml', 'network_g:type=GLMHARestomer'],
-               cwd=workdir, check=False)
+    proc = run_main(glmha_train.main, ['-opt', TINY_TRAIN, '--force_yml', 'network_g:type=GLMHARestomer'], workdir,
+                    check=False)
     assert proc.returncode == 2
     assert proc.stderr.startswith('error: network_g.type') and 'Traceback' not in proc.stderr
     assert (previous / 'my_notes.txt').read_text() == 'keep me'
     assert sorted(os.listdir(workdir / 'experiments')) == ['Demo_Deraining_GLMHA']
 
 
-@pytest.mark.slow
 def test_cli_invalid_yaml(workdir):
     bad = workdir / 'bad.yml'
     bad.write_text('name: [unclosed\n')
-    proc = run([sys.executable, '-m', 'glmha_plugin.commands.train', '-opt', str(bad)], cwd=workdir, check=False)
+    proc = run_main(glmha_train.main, ['-opt', str(bad)], workdir, check=False)
     assert proc.returncode == 2 and 'is not valid YAML' in proc.stderr
 
 

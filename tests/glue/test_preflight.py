@@ -5,7 +5,9 @@ import os.path as osp
 import pytest
 import torch
 
-from helpers.common import BIN, FAST, TINY_TRAIN, run
+from glmha_plugin.commands import train as glmha_train
+from helpers.common import FAST, TINY_TRAIN
+from helpers.runs import run_main
 from glmha_plugin.errors import OptionError
 from glmha_plugin.glue.preflight import check_options
 from helpers.common import expect
@@ -135,9 +137,8 @@ def test_cyclic_cosine_past_its_periods_is_a_warning(clean_opt, warnings_log):
                for m in warnings_log)
 
 
-@pytest.mark.slow
 def test_glmha_train_prints_the_check_and_exits_2(workdir):
-    proc = run([osp.join(BIN, 'glmha-train'), '-opt', TINY_TRAIN, '--force_yml', *FAST, 'model_type=ImageCleanModel',
-                'use_ampp=true'], cwd=workdir, check=False)
+    proc = run_main(glmha_train.main, ['-opt', TINY_TRAIN, '--force_yml', *FAST, 'model_type=ImageCleanModel',
+                                       'use_ampp=true'], workdir, check=False)
     assert proc.returncode == 2 and "Did you mean 'use_amp'?" in proc.stderr and 'Traceback' not in proc.stderr
     assert not osp.exists(osp.join(workdir, 'experiments'))

@@ -32,6 +32,13 @@ FAST = ['train:total_iter=4', 'logger:print_freq=1', 'logger:save_checkpoint_fre
         'datasets:train:gt_size=32', 'datasets:train:dataset_enlarge_ratio=1']
 
 
+def make_demo_data(root) -> None:
+    """``root/datasets/demo_rain``: the demo's folder layout with two small training photos and one test photo."""
+    from glmha_plugin.demo.data import make_rain_pairs
+    make_rain_pairs(osp.join(root, 'datasets', 'demo_rain'), train_short_side=48, test_size=(20, 27),
+                    train_photos=('astronaut', 'coffee'), test_photos=('chelsea',))
+
+
 def free_port() -> int:
     """A free loopback port (for torchrun's --master_port and process groups)."""
     import socket

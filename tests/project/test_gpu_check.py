@@ -16,26 +16,77 @@ from gpu_check import bench, parity, probe, training  # noqa: E402
 from gpu_check import driver as gpu_check  # noqa: E402
 
 
+HOST_ARCHS = ('Restormer', 'GLMHARestormer', 'MST', 'GLMHAMST', 'MST_Plus_Plus', 'GLMHAMSTPlusPlus')
+
+
 @pytest.mark.slow
-def test_gpu_check_runs_on_cpu_and_reports_every_step(tmp_path):
+def test_gpu_check_runs_steps_as_processes_and_reports_them(tmp_path):
+    """The command on CPU in its quick mode with three of its steps (install in the driver, the other two as
+    processes): the report's summary and sections, the log, the plots copied, the exit status. The other steps
+    run in this process below, each as its process would (gpu_check.step_main)."""
     out, work = tmp_path / 'out', tmp_path / 'work'
-    proc = run(['bash', osp.join(REPO, 'tools', 'gpu_check.sh'), str(out), '--quick', '--work', str(work)],
-               cwd=tmp_path, timeout=900, OMP_NUM_THREADS=1)
+    steps = ['install', 'environment', 'benchmark_amp']
+    proc = run(['bash', osp.join(REPO, 'tools', 'gpu_check.sh'), str(out), '--quick', '--steps', *steps, '--work',
+                str(work)], cwd=tmp_path, timeout=900)
     report = (out / 'report.md').read_text()
-    for i, step in enumerate(gpu_check.STEPS, 1):
+    for i, name in enumerate(steps, 1):
+        step = next(s for s in gpu_check.STEPS if s.name == name)
         assert f'## {i}. {step.name}: ' in report, step.name
         assert re.search(rf'\| {i} \| {step.name} \| .* \| \**(pass|partial)\** \|', report), step.name
-    for arch in ('Restormer', 'GLMHARestormer', 'MST', 'GLMHAMST', 'MST_Plus_Plus', 'GLMHAMSTPlusPlus'):
-        assert f'| {arch} | 2x' in report, arch
-    assert '| first | 1..4 |' in report and '| resumed | 5..6 --auto_resume |' in report
-    assert '| torchrun | 1..4 |' in report and 'backend gloo' in report
-    for table in ('Attention layer alone', 'Whole model', 'Peak memory of a training step', 'Profiles', 'Targets'):
+    for table in ('Whole model', 'Peak memory of a training step', 'Profiles', 'Targets'):
         assert f'#### {table}' in report, table
     assert 'precision: torch.autocast bf16' in report
-    assert 'no CUDA device: CUDA vs CPU not run' in report   # the CPU run says what it could not do
-    assert {'report.md', 'gpu_check.log', 'benchmark_benchmark.png', 'benchmark_amp_benchmark.png'} <= set(
-        os.listdir(out))
+    assert {'report.md', 'gpu_check.log', 'benchmark_amp_benchmark.png'} <= set(os.listdir(out))
     assert 'no step failed' in proc.stdout
+
+
+def run_step(module, tmp_path, *args):
+    """``python -m gpu_check.<module> --out OUT --work WORK --quick ARGS`` in this process: its exit status,
+    its result and its folder."""
+    parser = module.parser() if hasattr(module, 'parser') else gpucheck.step_parser(module.__name__)
+    out = tmp_path / 'out'
+    code = gpucheck.step_main(module.run, parser, ['--out', str(out), '--work', str(tmp_path / 'work'), '--quick',
+                                                   *args])
+    result = gpucheck.read_result(str(out))
+    assert code == 0 and result.status in (gpucheck.PASS, gpucheck.PARTIAL), result
+    return result, out
+
+
+def test_parity_step_on_cpu(tmp_path):
+    result, _ = run_step(parity, tmp_path)
+    assert result.status == gpucheck.PARTIAL and 'no CUDA device: CUDA vs CPU not run' in result.summary
+    for arch in HOST_ARCHS:
+        assert f'| {arch} | 2x' in result.markdown, arch
+
+
+@pytest.mark.slow
+def test_training_step_trains_resumes_and_sees_bf16(tmp_path):
+    """train_bf16 (train_fp32 / train_fp16 differ in PRECISIONS' options only): two glmha-train processes."""
+    result, _ = run_step(training, tmp_path, '--precision', 'bf16')
+    assert '| first | 1..4 |' in result.markdown and '| resumed | 5..6 --auto_resume |' in result.markdown
+    assert 'convolutions in bfloat16' in result.summary
+
+
+def test_training_steps_differ_in_the_precision_options_only(tmp_path):
+    opts = {p: training.write_options(str(tmp_path / f'{p}.yml'), 'x', p, 4, 2, workers=0) for p in training.PRECISIONS}
+    assert {k for k in opts['fp16'] if opts['fp16'][k] != opts['fp32'].get(k)} == {'use_amp', 'amp_bf16'}
+    assert (opts['fp32'].get('use_amp'), opts['bf16']['amp_bf16'], opts['fp16']['amp_bf16']) == (None, True, False)
+    steps = {s.name: s.args for s in gpu_check.STEPS if s.module == 'training'}
+    assert steps == {'train_fp32': ('--precision', 'fp32'), 'train_bf16': ('--precision', 'bf16'),
+                     'train_fp16': ('--precision', 'fp16'), 'torchrun': ('--launcher', 'torchrun')}
+
+
+@pytest.mark.slow
+def test_torchrun_step(tmp_path):
+    result, _ = run_step(training, tmp_path, '--launcher', 'torchrun')
+    assert '| torchrun | 1..4 |' in result.markdown and 'backend gloo' in result.markdown
+
+
+def test_benchmark_step_float32_tables(tmp_path):
+    result, out = run_step(bench, tmp_path, '--precision', 'fp32')
+    for table in ('Attention layer alone', 'Whole model', 'Peak memory of a training step'):
+        assert f'#### {table}' in result.markdown, table
+    assert (out / 'benchmark.png').is_file()
 
 
 # ---------------------------------------------------------------- the driver

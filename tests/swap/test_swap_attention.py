@@ -1,6 +1,5 @@
 """swap_attention, the GLMHASwap builder and glmha swap on stand-in networks written for the tests."""
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -8,7 +7,8 @@ import yaml
 from basicsr.archs import build_network
 
 import glmha_plugin
-from helpers.common import OPTIONS, REPO, run
+from helpers.common import OPTIONS, REPO
+from helpers.runs import run_main
 from glmha_plugin import SwapError, swap_attention
 from glmha_plugin.archs import MST, GLMHAMSTPlusPlus, GLMHARestormer, MST_Plus_Plus, Restormer, RetinexFormer
 from glmha_plugin.data.cassi_simulation import simulate
@@ -17,8 +17,6 @@ from glmha_plugin.swap.attention_swap import SwappedGuidedMSA, SwappedMaskMSA
 from glmha_plugin.swap.tool import main as swap_tool
 
 from helpers import standin_nets as sn  # noqa: E402
-
-HELPERS = osp.join(REPO, 'tests', 'helpers')   # put first on the subprocess's path (the stand-ins register there)
 
 STANDIN = 'helpers.standin_nets'
 
@@ -167,9 +165,12 @@ def test_a_per_layer_plan_is_one_format_for_the_swap_the_swap_builder_and_the_ho
             [(k, v.shape) for k, v in swapped.state_dict().items()]
 
 
-@pytest.mark.slow
-def test_glmha_swap_trains_through_train_pipeline(workdir):
-    """A network registered by another plugin (the stand-in), its GLMHA version trained from YAML by basicsr."""
+def test_glmha_swap_trains_through_train_pipeline(workdir, monkeypatch):
+    """A network registered by another plugin (the stand-in), its GLMHA version trained from YAML by basicsr
+    (glmha-train's main in this process; the stand-in registered for this test only)."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+    from glmha_plugin.commands.train import main as glmha_train
+    monkeypatch.setitem(ARCH_REGISTRY._obj_map, 'StandInUNet', sn.StandInUNet)
     with open(osp.join(OPTIONS, 'tiny', 'Demo_Deraining_GLMHA.yml')) as f:
         opt = yaml.safe_load(f)
     opt.update(name='swap_standin')
@@ -180,9 +181,7 @@ def test_glmha_swap_trains_through_train_pipeline(workdir):
     opt['val']['val_freq'] = 2
     path = workdir / 'swap.yml'
     path.write_text(yaml.safe_dump(opt))
-    stub = ('import sys; sys.path.insert(0, sys.argv.pop(1)); import standin_nets; standin_nets.register(); '
-            'from glmha_plugin.commands.train import main; main(sys.argv[1:])')
-    run([sys.executable, '-c', stub, HELPERS, '-opt', str(path)], cwd=workdir, PYTHONPATH=REPO)
+    run_main(glmha_train, ['-opt', str(path)], workdir)
     log_dir = workdir / 'experiments' / 'swap_standin'
     log = next(log_dir.glob('train_*.log')).read_text()
     assert 'GLMHASwap on StandInUNet' in log and '4 attention layer(s) swapped' in log and 'End of training' in log
