@@ -12,12 +12,12 @@ front of ``sys.meta_path``, each acting only when it is needed:
   hook is off.
 * ``basicsr``: once the package has finished importing, ``glmha_plugin`` is
   imported, which registers the plugin's names in basicsr's registries and
-  applies the runtime adaptations of :mod:`glmha_plugin.compat`.  Hooking the
+  applies the runtime adaptations of :mod:`glmha_plugin.glue.compat`.  Hooking the
   package itself (not ``basicsr.utils.registry``) avoids a circular import.
   If the plugin fails to import, ``import basicsr`` still succeeds and a
   warning says why.
 * ``python -m basicsr.train`` / ``python -m basicsr.test``: these are
-  redirected to ``glmha_plugin.train`` / ``glmha_plugin.test``, which call
+  redirected to ``glmha_plugin.commands.train`` / ``glmha_plugin.commands.test``, which call
   basicsr's own, unmodified ``train_pipeline`` / ``test_pipeline`` (with the
   output root and resume adaptations that cannot be applied to a ``__main__``
   module from outside); see :func:`_redirect_main`.
@@ -25,7 +25,7 @@ front of ``sys.meta_path``, each acting only when it is needed:
   architecture import *`` and ``model_generator(opt.method, ...)`` from their
   local package.  When a top-level package of that name defines
   ``model_generator``, it is wrapped right after import: methods named
-  ``glmha_*`` are built by :func:`glmha_plugin.registry.model_generator`
+  ``glmha_*`` are built by :func:`glmha_plugin.glue.mst_toolbox.model_generator`
   (imported only then), every other name goes to the package's own function
   unchanged.  Packages without ``model_generator`` are not touched.
 
@@ -44,7 +44,7 @@ import os
 import sys
 import warnings
 
-from glmha_plugin_common import TOOLBOX_PREFIX, TV_ALIAS, TV_TARGET, alias_needed  # noqa: F401  (old import paths)
+from glmha_plugin_common import TOOLBOX_PREFIX
 from glmha_plugin_common import install_torchvision_alias
 
 ENV_VAR = 'GLMHA_PLUGIN_AUTOLOAD'
@@ -55,7 +55,7 @@ PTH_LINE = ('import sys; exec("try:\\n import glmha_plugin_autoload as _g\\n'
             'except ImportError:\\n _g = None\\nif _g is not None:\\n _g.install()")\n')
 
 # `python -m <key>` is served by `<value>.main`.
-MAIN_REDIRECTS = {'basicsr.train': 'glmha_plugin.train', 'basicsr.test': 'glmha_plugin.test'}
+MAIN_REDIRECTS = {'basicsr.train': 'glmha_plugin.commands.train', 'basicsr.test': 'glmha_plugin.commands.test'}
 # The spectral toolboxes' model package (TOOLBOX_PREFIX: the prefix of the method names the plugin adds to it).
 TOOLBOX_PACKAGE = 'architecture'
 # `python -m` modules taken out of sys.modules until runpy asks the finders for them (_redirect_main).
@@ -171,7 +171,7 @@ def extend_model_generator(original):
     @functools.wraps(original)
     def model_generator(method, pretrained_model_path=None, *args, **kwargs):
         if isinstance(method, str) and method.startswith(TOOLBOX_PREFIX):
-            from glmha_plugin.registry import model_generator as plugin_generator
+            from glmha_plugin.glue.mst_toolbox import model_generator as plugin_generator
             return plugin_generator(method, pretrained_model_path)
         return original(method, pretrained_model_path, *args, **kwargs)
 

@@ -1,7 +1,7 @@
 """What the import hook and the package both need, so that neither has to import the other for it.
 
 :mod:`glmha_plugin_autoload` (the import hook, run at interpreter start-up by a ``.pth`` line) imports the
-package once basicsr is imported; the package (:mod:`glmha_plugin.compat`, :mod:`glmha_plugin.registry`)
+package once basicsr is imported; the package (:mod:`glmha_plugin.glue.compat`, :mod:`glmha_plugin.glue.mst_toolbox`)
 needs the torchvision alias and the toolbox method prefix also when the hook is switched off or not
 installed.  Both take them from here.  This module imports neither of them: the standard library only
 (it costs well under a millisecond at start-up).

@@ -8,8 +8,8 @@ Editable installs do not carry it (setuptools builds no wheel root for them):
 
 The repository's option files (``options/**/*.yml``) travel as package data
 under ``glmha_plugin/option_files/`` with the same layout, so a wheel user
-has them (:mod:`glmha_plugin.options`: ``glmha-train -opt NAME``,
-``python -m glmha_plugin.options list|copy``).  A checkout or an editable
+has them (:mod:`glmha_plugin.glue.option_files`: ``glmha-train -opt NAME``,
+``glmha options list|copy``).  A checkout or an editable
 install reads ``options/`` itself.
 """
 import glob
@@ -25,7 +25,7 @@ sys.path.insert(0, HERE)
 import glmha_plugin_autoload  # noqa: E402  (stdlib only; defines the .pth name and line)
 
 OPTIONS_SRC = 'options'
-OPTION_FILES_DIR = os.path.join('glmha_plugin', 'option_files')  # glmha_plugin.options.PACKAGED_DIR reads it
+OPTION_FILES_DIR = os.path.join('glmha_plugin', 'option_files')  # glmha_plugin.glue.option_files.PACKAGED_DIR reads it
 
 
 def option_files():

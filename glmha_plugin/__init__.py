@@ -2,18 +2,21 @@
 
 Importing this package installs the torchvision compatibility alias (before
 basicsr is imported), applies the runtime adaptations in
-:mod:`glmha_plugin.compat`, and registers every architecture, dataset, model,
+:mod:`glmha_plugin.glue.compat`, and registers every architecture, dataset, model,
 loss and metric of the plugin in basicsr's registries.  :func:`swap_attention`
-puts GLMHA into any network with Restormer-style or MST-style attention.
+puts GLMHA into any network with Restormer-style or MST-style attention;
+:func:`register_spandrel` lets spandrel (chaiNNer, ComfyUI-style applications)
+load GLMHA checkpoints (spandrel is optional and imported only by that call).
 """
-from . import compat
+from .glue import compat
 
 compat.apply()
 
 from . import archs  # noqa: E402,F401  (registers in ARCH_REGISTRY)
 from . import data, losses, metrics, models  # noqa: E402,F401  (DATASET/LOSS/METRIC/MODEL_REGISTRY)
+from .deploy.spandrel import register_spandrel  # noqa: E402  (imports spandrel only when called)
 from .swap import SwapError, SwapReport, swap_attention  # noqa: E402
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__', 'compat', 'archs', 'data', 'losses', 'metrics', 'models', 'swap_attention', 'SwapReport',
-           'SwapError']
+           'SwapError', 'register_spandrel']

@@ -3,10 +3,10 @@
 # build rain/clean pairs from scikit-image's photos, train a tiny GLMHA-Restormer
 # through basicsr's train_pipeline, test it, print PSNR/SSIM and the trade against
 # its CSA twin (parameters, MACs, time per iteration), write a PNG.
-# Extra arguments go to `python -m glmha_plugin.demo` (--workdir DIR, --fresh,
+# Extra arguments go to `glmha demo` (--workdir DIR, --fresh,
 # --iters N, --compare: also train the CSA twin).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/tools/install.sh"
 cd "$ROOT"
-exec "$ROOT/.venv/bin/python" -m glmha_plugin.demo "$@"
+exec "$ROOT/.venv/bin/glmha" demo "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Download, on a machine that reaches PyPI, what the GPU check needs and the GPU machine lacks (basicsr 1.4.2
 # as its sdist, mmengine, lmdb built for the GPU machine's Python, addict, yapf, hdf5storage, termcolor,
-# platformdirs; the list and versions: python tools/gpu_check.py --list-wheels) into .gpu_wheels/, which git
+# platformdirs; the list and versions: bash tools/gpu_check.sh --list-wheels) into .gpu_wheels/, which git
 # ignores: name it in the device run's carry list. tools/gpu_check.sh installs them there offline.
 #   bash tools/gpu_wheels.sh [PYTHON_VERSION]     # default 3.12, the GPU machine's
 set -euo pipefail
@@ -17,7 +17,7 @@ if [ -z "$PY" ]; then
     if [ -x "$ROOT/.venv/bin/python" ]; then PY="$ROOT/.venv/bin/python"; else PY=python3; fi
 fi
 mkdir -p "$DEST"
-"$PY" "$ROOT/tools/gpu_check.py" --list-wheels | while read -r dist version kind; do
+PYTHONPATH="$ROOT/tools" "$PY" -m gpu_check.driver --list-wheels | while read -r dist version kind; do
     if [ "$kind" = sdist ]; then
         "$PY" -m pip download -q --no-deps --no-binary=:all: -d "$DEST" "$dist==$version"
     else

@@ -1,16 +1,8 @@
-"""Testing, two ways (glmha_plugin.test.tools_test_main).
-
-* ``python tools/test.py -opt options/test_Deraining_GLMHA.yml``: basicsr's
-  ``test_pipeline`` (same as ``glmha-test``): metrics in the log, images under
-  ``results/<name>/visualization/``.
-* ``python tools/test.py --task Deraining --weights W.pth [--tile 720]``:
-  Restormer's test scripts: ``results/<dataset>/<stem>.png`` where Restormer's
-  MATLAB evaluation and ``tools/evaluate.py`` look for them (``--help`` lists
-  the options).
+"""``python tools/test.py -opt options/test_Deraining_GLMHA.yml`` for users of BasicSR's ``python basicsr/test.py -opt X``
+habit: the same as ``glmha test`` (basicsr's test_pipeline with the plugin loaded, the working directory as root).
+Restormer's per-task test scripts (``--input_dir``, ``--weights``, ...) are ``glmha infer``.
 """
-import sys
-
-from glmha_plugin.test import tools_test_main as main
+from glmha_plugin.commands.test import main
 
 if __name__ == '__main__':
-    sys.exit(main())
+    main()

@@ -3,7 +3,7 @@
 Same as ``glmha-train``: basicsr's train_pipeline with the plugin loaded and
 the working directory as root.
 """
-from glmha_plugin.train import main
+from glmha_plugin.commands.train import main
 
 if __name__ == '__main__':
     main()

@@ -384,7 +384,7 @@ def _onnx_session(model: nn.Module, host: HostSpec, inputs: tuple, path: str):
     """``model`` exported to ``path`` by the package's exporter and opened with onnxruntime (CPU, torch's threads)."""
     import onnxruntime as ort
 
-    from ..export import EXPORT_SIZE, example_inputs, export_onnx
+    from ..deploy.onnx_export import EXPORT_SIZE, example_inputs, export_onnx
     names = export_onnx(model.cpu(), example_inputs(host, model, *EXPORT_SIZE), path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
@@ -402,7 +402,7 @@ def benchmark_runtimes(host: HostSpec, size: Size, variants: Dict[str, Dict], ru
     Runtimes (:data:`RUNTIMES`): eager forward (no grad), eager training step
     (forward, L1 loss, backward, Adam step), the same two through
     ``torch.compile`` (compiled once before timing), and the network exported
-    to ONNX (:mod:`glmha_plugin.export`) run with onnxruntime's CPU provider
+    to ONNX (:mod:`glmha_plugin.deploy.onnx_export`) run with onnxruntime's CPU provider
     (CPU only).  Every variant has the same weights' seed and input; ratios
     are to the first variant in the same runtime.
     """

@@ -10,7 +10,7 @@ in eager forward and onnxruntime forward at 3 x 128 x 128, or, where the
 bytes-moved ratio (:mod:`.traffic`) is above 0.92, within 0.02 of it.
 Rows outside a target's scope say ``-``.
 
-:func:`main` is ``tools/benchmark.py``.
+:func:`main` is ``glmha benchmark``.
 """
 import argparse
 import contextlib
@@ -336,7 +336,7 @@ def main(argv=None):
               f'- load average (1/5/15 min) at start: {load_start}; at end: {_load()}',
               f'- allocator: {"glibc keeping freed memory (--malloc keep)" if args.malloc == "keep" else "system default"}'
               f'; {bench.minor_page_faults() - faults:,} minor page faults during the run',
-              f'- command: `{" ".join([osp.relpath(sys.argv[0]) if argv is None else "tools/benchmark.py"] + (sys.argv[1:] if argv is None else list(argv)))}`',
+              f'- command: `{" ".join([osp.relpath(sys.argv[0]) if argv is None else "glmha benchmark"] + (sys.argv[1:] if argv is None else list(argv)))}`',
               '']
     sections = []
     if layers:

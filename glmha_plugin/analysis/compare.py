@@ -3,8 +3,8 @@ data, iterations and seeds.
 
 Each (variant, seed) run goes through the real pipelines: an option file
 derived from the demo's (``options/tiny/``) is trained by
-``python -m glmha_plugin.train`` (basicsr's ``train_pipeline``) and tested by
-``python -m glmha_plugin.test`` (``test_pipeline``, saving the restored
+``python -m glmha_plugin.commands.train`` (basicsr's ``train_pipeline``) and tested by
+``python -m glmha_plugin.commands.test`` (``test_pipeline``, saving the restored
 images), then PSNR/SSIM of the saved images against the targets are computed
 with basicsr's metrics (RGB, no border crop).  The variants differ only in
 ``network_g``; everything else, seeds included, is shared, so per seed the
@@ -12,11 +12,11 @@ runs are paired.
 
 Warm start (``warm_start=True``): each GLMHA variant is also run a second
 time ("... warm start"), initialised from the same seed's trained CSA run
-converted by truncated SVD (:func:`glmha_plugin.convert.convert_checkpoint`,
-what ``tools/convert_checkpoint.py`` does) and then trained for the same
+converted by truncated SVD (:func:`glmha_plugin.swap.convert.convert_checkpoint`,
+what ``glmha convert`` does) and then trained for the same
 number of iterations, so it has seen the CSA run's iterations as well.
 
-:func:`main` is ``tools/compare.py``.
+:func:`main` is ``glmha compare``.
 """
 import argparse
 import copy
@@ -34,9 +34,9 @@ import cv2
 import torch
 import yaml
 
-from ..demo_data import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, make_rain_pairs, result_images
-from ..demo_data import score as demo_score
-from ..options import load_options, shipped_file
+from ..demo.data import DATA_DIR, DEMO_TEST_OPT, DEMO_TRAIN_OPT, make_rain_pairs, result_images
+from ..demo.data import score as demo_score
+from ..glue.option_files import load_options, shipped_file
 from .complexity import count
 from .tables import write_csv
 
@@ -161,10 +161,10 @@ def _weights(workdir: str, name: str) -> str:
 def warm_start_weights(workdir: str, seed: int, network_g: Dict, dst: str) -> str:
     """The same seed's trained CSA run, converted for ``network_g`` by truncated SVD, written to ``dst``.
 
-    Restormer through :func:`glmha_plugin.convert.convert_checkpoint` (what ``tools/convert_checkpoint.py``
-    does), other hosts through :func:`glmha_plugin.swap_attention` on the CSA network (``tools/swap_attention.py``).
+    Restormer through :func:`glmha_plugin.swap.convert.convert_checkpoint` (what ``glmha convert``
+    does), other hosts through :func:`glmha_plugin.swap_attention` on the CSA network (``glmha swap``).
     """
-    from ..convert import convert_checkpoint
+    from ..swap.convert import convert_checkpoint
     from .hosts import host_for_arch
     src = _weights(workdir, _tag(CSA, seed))
     if not osp.isfile(src):
@@ -175,8 +175,8 @@ def warm_start_weights(workdir: str, seed: int, network_g: Dict, dst: str) -> st
         return dst
     from basicsr.archs import build_network
 
-    from ..checkpoint import load_into
-    from ..swap import swap_attention
+    from ..glue.checkpoints import load_into
+    from ..swap.attention_swap import swap_attention
     parent = build_network(dict({k: v for k, v in network_g.items() if k not in GLMHA_OPTIONS}, type=host.arch))
     load_into(parent, src, 'params', strict=True)
     swap_attention(parent, **{k: network_g[k] for k in ('rank', 'rank_ratio', 'guidance', 'gamma') if k in network_g})
@@ -221,12 +221,12 @@ def run_comparison(workdir: str, variant_opts: Dict[str, Dict], seeds: Sequence[
         progress(f'[{i}/{len(jobs)}] {label}, seed {seed}: training {iters} iterations')
         log = osp.join(opt_dir, f'{name}.train.log')
         opt = train_options(train_template, name, network_g, seed, iters, batch, gt_size, workers, pretrain)
-        _run([sys.executable, '-m', 'glmha_plugin.train', '-opt', _write(opt, osp.join(opt_dir, f'{name}.yml'))],
+        _run([sys.executable, '-m', 'glmha_plugin.commands.train', '-opt', _write(opt, osp.join(opt_dir, f'{name}.yml'))],
              workdir, log, threads)
         progress(f'[{i}/{len(jobs)}] {label}, seed {seed}: testing')
         test_name = f'test_{name}'
         topt = test_options(test_template, test_name, network_g, _weights(workdir, name), seed)
-        _run([sys.executable, '-m', 'glmha_plugin.test', '-opt', _write(topt, osp.join(opt_dir, f'{test_name}.yml'))],
+        _run([sys.executable, '-m', 'glmha_plugin.commands.test', '-opt', _write(topt, osp.join(opt_dir, f'{test_name}.yml'))],
              workdir, osp.join(opt_dir, f'{test_name}.log'), threads)
         psnr, ssim = score(workdir, test_name)
         runs.append(Run(label, seed, psnr, ssim, sizes[variant][0], sizes[variant][1], log))
@@ -302,7 +302,7 @@ def main(argv=None):
                              'little from more, and one thread does not stall when other processes share the cores')
     parser.add_argument('--warm-start', action='store_true',
                         help='also run every GLMHA variant started from the same seed\'s trained CSA run, converted '
-                             'by truncated SVD (glmha_plugin.convert, as tools/convert_checkpoint.py), then trained '
+                             'by truncated SVD (glmha_plugin.swap.warm_start, as glmha convert), then trained '
                              '--iters more iterations')
     parser.add_argument('--fresh', action='store_true', help='delete the work directory first')
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """The complexity report: parameters and MACs of each host, CSA vs GLMHA variants, as Markdown, CSV and PNG.
 
-:func:`main` is ``tools/complexity.py``.
+:func:`main` is ``glmha complexity``.
 """
 import argparse
 import os

@@ -4,7 +4,8 @@ A host is everything the complexity report, the benchmark and the spectrum
 tool need to know about a network that carries CSA or GLMHA: how to build it
 with a given attention, what its inputs look like (extra inputs such as a
 mask included), the input sizes its paper reports, the names of its stages
-(the keys of per-stage ``rank`` options) and the figures upstream reports.
+(the groups of attention layers the spectrum tool gives one rank) and the
+figures upstream reports.
 Adding a host is adding one entry to :data:`HOSTS`.
 """
 from dataclasses import dataclass, field
@@ -71,7 +72,8 @@ class HostSpec:
         make_inputs: ``make_inputs(size, batch, device) -> tuple`` of the
             tensors the forward takes, for a ``size`` = C x H x W image.
         paper_sizes: input sizes the host's papers report complexity at.
-        stages: names of the transformer stages (keys of per-stage ranks).
+        stages: names of the transformer stages (Restormer's: module-path
+            prefixes of its attention layers; U-Net levels for the spectral hosts).
         upstream: figures reported upstream, for the report.
         tiny: constructor overrides for a seconds-long model (tests, demos).
         default_options: constructor options of the paper's model (written
@@ -81,9 +83,9 @@ class HostSpec:
         from_images: ``from_images(B x 3 x H x W RGB in [0, 1]) -> tuple`` of
             forward inputs, for tools that feed real photos; None when the
             photo itself is the input.
-        rank_per_level: the ``rank`` option takes one value per U-Net level
-            (a list; stages are then named ``level0``, ``level1``, ... after
-            the attention layers' ``level``) instead of ``{stage: rank}``.
+        stages_are_levels: the stages are the U-Net levels, named ``level0``,
+            ``level1``, ... after the attention layers' ``level`` (a level's
+            rank is written onto the module paths of its blocks).
         in_channels: ``in_channels(model) -> C`` of a built model's input
             image (for :attr:`make_inputs`); None: the first paper size's C.
     """
@@ -98,7 +100,7 @@ class HostSpec:
     default_options: Dict = field(default_factory=dict)
     other_archs: Tuple[str, ...] = ()
     from_images: Optional[Callable[[torch.Tensor], tuple]] = None
-    rank_per_level: bool = False
+    stages_are_levels: bool = False
     in_channels: Optional[Callable[[nn.Module], int]] = None
 
     def input_channels(self, model: nn.Module) -> int:
@@ -112,19 +114,26 @@ class HostSpec:
 
     def stage_namer(self, model: nn.Module) -> Callable[[str], Optional[str]]:
         """``name -> stage`` for the submodules of a built ``model`` (``levelL`` for per-level hosts)."""
-        if not self.rank_per_level:
+        if not self.stages_are_levels:
             return self.stage_of
         levels = {name: m.level for name, m in model.named_modules() if isinstance(getattr(m, 'level', None), int)}
         return lambda name: f'level{levels[name]}' if name in levels else None
 
-    def rank_option(self, ranks: Dict[str, int]):
-        """The ``rank`` option for per-stage ranks ``{stage: rank}`` (from :meth:`stage_namer`'s names)."""
-        if not self.rank_per_level:
+    def rank_option(self, ranks: Dict[str, int], model: nn.Module) -> Dict[str, int]:
+        """The ``rank`` option of ``model`` (this host's) in the per-layer format ``{module-path prefix: rank}``
+        (:mod:`glmha_plugin.layers.ranks`), for per-stage ranks ``{stage: rank}`` (:meth:`stage_namer`'s names).
+
+        Restormer's stages are module-path prefixes already; a spectral host's per-level ranks go onto every
+        U-Net's blocks of that level (:func:`glmha_plugin.archs.spectral_unet.per_level`).
+        """
+        if not self.stages_are_levels:
             return dict(ranks)
+        from ..archs.spectral_unet import SpectralUNet, per_level
         levels = sorted(int(name[len('level'):]) for name in ranks)
         if levels != list(range(len(levels))):
             raise ValueError(f'ranks for levels {levels}: every level from 0 up needs one')
-        return [ranks[f'level{level}'] for level in levels]
+        unets = {name: m.stage for name, m in model.named_modules() if isinstance(m, SpectralUNet)}
+        return per_level([ranks[f'level{level}'] for level in levels], 'rank', unets)
 
 
 def _image_inputs(size: Size, batch: int, device) -> tuple:
@@ -157,8 +166,10 @@ def _restormer() -> HostSpec:
 
 
 def _toolbox_host(method: str, **fields) -> HostSpec:
-    """A host built like the MST / MST++ toolboxes' ``method`` (``glmha_plugin.registry.METHODS``), rank per level."""
-    from ..registry import GLMHA_PREFIX, METHODS, SPECTRAL_MODELS
+    """A host built like the MST / MST++ toolboxes' ``method`` (``glmha_plugin.glue.mst_toolbox.METHODS``),
+    its stages the U-Net levels."""
+    from ..glue.mst_toolbox import GLMHA_PREFIX, METHODS
+    from ..registry import SPECTRAL_MODELS
     type_name, options = METHODS[method]
 
     def build(**overrides) -> nn.Module:
@@ -166,7 +177,7 @@ def _toolbox_host(method: str, **fields) -> HostSpec:
 
     return HostSpec(name=method, arch=type_name, build=build, upstream=UPSTREAM[method], default_options=dict(options),
                     other_archs=(METHODS[GLMHA_PREFIX + method][0],), stages=('level0', 'level1', 'level2'),
-                    rank_per_level=True, **fields)
+                    stages_are_levels=True, **fields)
 
 
 def _cassi_inputs(size: Size, batch: int, device) -> tuple:
@@ -219,8 +230,8 @@ def _build_retinexformer(**options) -> nn.Module:
 
 
 def _low_light_from_images(rgb: torch.Tensor) -> tuple:
-    """Photos darkened like under-exposed shots (:func:`glmha_plugin.data.lowlight.darken`), Retinexformer's input."""
-    from ..data.lowlight import darken
+    """Photos darkened like under-exposed shots (:func:`glmha_plugin.demo.lowlight.darken`), Retinexformer's input."""
+    from ..demo.lowlight import darken
     return (darken(rgb),)
 
 
@@ -238,7 +249,7 @@ def _retinexformer() -> HostSpec:
         default_options=dict(PUBLISHED),
         other_archs=('GLMHARetinexFormer',),
         from_images=_low_light_from_images,
-        rank_per_level=True,
+        stages_are_levels=True,
         in_channels=lambda model: model.in_channels,
     )
 

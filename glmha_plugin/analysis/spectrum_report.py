@@ -1,4 +1,4 @@
-"""``tools/attention_spectrum.py``: attention spectra of a model on real images, and GLMHA ranks from them.
+"""``glmha spectrum``: attention spectra of a model on real images, and GLMHA ranks from them.
 
 :func:`main` loads the model (an option file's ``network_g`` or a host's
 paper configuration, random or trained weights) and the images (a folder, or
@@ -6,7 +6,7 @@ the bundled demo photos), collects the spectra with
 :class:`~glmha_plugin.analysis.spectrum.SpectrumCollector` and writes
 spectrum.png, spectrum.md and spectrum_ranks.csv, and with
 ``--write-options`` a ``network_g`` block with the measured ranks (usage:
-``tools/attention_spectrum.py``'s docstring).
+``glmha spectrum``'s docstring).
 """
 import argparse
 import copy
@@ -22,9 +22,9 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from ..checkpoint import extract_state_dict, key_mismatch, load_checkpoint
+from ..glue.checkpoints import extract_state_dict, key_mismatch, load_checkpoint
 from ..errors import UsageError
-from ..options import load_options
+from ..glue.option_files import load_options
 from . import spectrum
 from .hosts import HOSTS, get_host, host_for_arch
 
@@ -54,8 +54,8 @@ def load_images(folder: str, size: int, limit: int):
 
 
 def demo_images(size: int, limit: int):
-    """The bundled demo's rainy photos (glmha_plugin.demo_data.make_rain_pairs), built in a temporary folder."""
-    from ..demo_data import make_rain_pairs
+    """The bundled demo's rainy photos (glmha_plugin.demo.data.make_rain_pairs), built in a temporary folder."""
+    from ..demo.data import make_rain_pairs
     with tempfile.TemporaryDirectory() as tmp:
         folders = make_rain_pairs(tmp, train_short_side=max(size, 64))
         names, images = [], []
@@ -87,7 +87,7 @@ def build_model(args):
 
 
 def load_weights(model, path: str, key: str):
-    """Weights ``ckpt[key]`` (or a plain state_dict) into ``model``, strict, through glmha_plugin.checkpoint
+    """Weights ``ckpt[key]`` (or a plain state_dict) into ``model``, strict, through glmha_plugin.glue.checkpoints
     (weights_only; its errors are UsageErrors that name the file and the mismatching keys)."""
     if not osp.isfile(path):
         raise UsageError(f'weights file {path!r} does not exist')
@@ -102,12 +102,14 @@ def load_weights(model, path: str, key: str):
 
 
 def ranks_yaml(net_opt: dict, rank, energy: float, source: str) -> str:
-    """``network_g`` with GLMHA and the ``rank`` option (per stage or per level; rank_ratio removed)."""
+    """``network_g`` with GLMHA and the per-layer ``rank`` option ``{module-path prefix: rank}`` (rank_ratio
+    removed)."""
     net = {k: v for k, v in net_opt.items() if k not in ('rank_ratio', 'rank')}
     net['attention'] = 'glmha'
     net['rank'] = rank
     header = (f'# GLMHA ranks per stage (or U-Net level) keeping {energy:.0%} of the attention maps\'\n'
-              f'# singular-value energy, measured by tools/attention_spectrum.py on {source}.\n'
+              f'# singular-value energy, measured by glmha spectrum on {source};\n'
+              f'# rank: {{module-path prefix: rank}}, the longest prefix of a layer\'s module path wins.\n'
               f'# Paste network_g into your option file (other sections are yours to keep).\n')
     return header + yaml.safe_dump({'network_g': net}, sort_keys=False)
 
@@ -174,7 +176,7 @@ def main(argv=None):
     print(md)
     print(f'written: {osp.join(args.out_dir, "spectrum.md")}, spectrum_ranks.csv, spectrum.png')
     if args.write_options:
-        rank = host.rank_option(spectrum.stage_ranks(layers, args.energy))
+        rank = host.rank_option(spectrum.stage_ranks(layers, args.energy), model)
         os.makedirs(osp.dirname(osp.abspath(args.write_options)), exist_ok=True)
         with open(args.write_options, 'w', encoding='utf-8') as f:
             f.write(ranks_yaml(net_opt, rank, args.energy, source))

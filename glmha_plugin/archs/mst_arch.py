@@ -6,7 +6,7 @@ One implementation serves both registered names:
   the official ``simulation/train_code/architecture/MST.py`` (MST-S/M/L:
   ``dim=28, stage=2, num_blocks=[2,2,2] / [2,4,4] / [4,7,5]``), so official
   checkpoints (a plain state_dict, possibly with ``module.`` prefixes; see
-  :func:`glmha_plugin.registry.model_generator`) load with ``strict=True``.
+  :func:`glmha_plugin.glue.mst_toolbox.model_generator`) load with ``strict=True``.
 * ``GLMHAMST``: the same network with GLMHA in every MS-MSA; the wiring of
   the mask-guided and positional branches is documented in
   :mod:`glmha_plugin.layers.spectral_attention`.
@@ -36,7 +36,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from ..layers import crop
 from ..layers.padding import needs_padding
-from .spectral_unet import PerLevel, SpectralUNet, host_attention
+from .arch_util import host_attention
+from .spectral_unet import PerLevel, SpectralUNet
 
 
 def extend_shifted_back(x: torch.Tensor, extra: int, step: int) -> torch.Tensor:
@@ -69,7 +70,9 @@ class MST(SpectralUNet):
     MST-L: stage=2, num_blocks=[4,7,5]).
 
     Args (attention): attention (``'csa'`` | ``'glmha'``), rank / rank_ratio
-    (one value or one per level, ``stage + 1`` values), guidance, gamma; see
+    (a number, or ``{module-path prefix: number}`` for the layers under
+    prefixes such as ``bottleneck``, longest prefix wins; or one value per
+    level, ``stage + 1`` values), guidance, gamma; see
     :class:`~glmha_plugin.archs.spectral_unet.SpectralUNet`.
 
     Args (optics): dispersion_step: columns per band of the dispersion (2).

@@ -4,7 +4,7 @@
   shapes equal the official ``train_code/architecture/MST_Plus_Plus.py``
   (``MST_Plus_Plus(3, 31, 31, stage=3)``, 1,619,625 parameters), so official
   checkpoints (``{'state_dict': ...}`` with ``module.`` prefixes; see
-  :func:`glmha_plugin.registry.model_generator`) load with ``strict=True``.
+  :func:`glmha_plugin.glue.mst_toolbox.model_generator`) load with ``strict=True``.
 * ``GLMHAMSTPlusPlus``: GLMHA in every MS-MSA (no mask branch in MST++).
 
 ``conv_in`` (3x3) -> ``stage`` U-shaped spectral transformers (each
@@ -21,7 +21,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ..layers import crop, pad_to_multiple
-from .spectral_unet import PerLevel, SpectralUNet, check_image_input, host_attention
+from .arch_util import check_image_input, host_attention
+from .spectral_unet import PerLevel, SpectralUNet, unet_options
 
 SIZE_MULTIPLE = 8
 
@@ -43,8 +44,10 @@ class MST_Plus_Plus(nn.Module):  # noqa: N801 (upstream's name)
     Args (MST++'s own): in_channels (3), out_channels (31), n_feat (31; must
     equal out_channels), stage (3 cascaded U-Nets).
 
-    Args (attention): attention, rank / rank_ratio (one value or three, one
-    per level of every U-Net: 31, 62, 124 channels), guidance, gamma.
+    Args (attention): attention, rank / rank_ratio (a number, or
+    ``{module-path prefix: number}`` for the layers under prefixes such as
+    ``body.2``, longest prefix wins; or three values, one per level of every
+    U-Net: 31, 62, 124 channels), guidance, gamma.
 
     Args (memory): use_checkpoint: activation checkpointing per block while training.
 
@@ -70,11 +73,13 @@ class MST_Plus_Plus(nn.Module):  # noqa: N801 (upstream's name)
                              f'features to its output')
         attention = host_attention(type(self).__name__, self.default_attention, attention, 'MST_Plus_Plus')
         self.attention, self.in_channels, self.stage = attention, in_channels, stage
+        unets = {f'body.{s}': (n_feat, 2, (1, 1, 1)) for s in range(stage)}
+        options = unet_options(type(self).__name__, attention, unets, rank, rank_ratio, guidance, gamma)
         self.conv_in = nn.Conv2d(in_channels, n_feat, kernel_size=3, padding=1, bias=False)
         self.body = nn.Sequential(*[
-            SpectralUNet(n_feat, n_feat, n_feat, stage=2, num_blocks=(1, 1, 1), attention=attention, rank=rank,
-                         rank_ratio=rank_ratio, guidance=guidance, gamma=gamma, use_checkpoint=use_checkpoint)
-            for _ in range(stage)
+            SpectralUNet(n_feat, n_feat, dim, stage=level, num_blocks=blocks, attention=attention,
+                         use_checkpoint=use_checkpoint, path=path, layer_options=options)
+            for path, (dim, level, blocks) in unets.items()
         ])
         self.conv_out = nn.Conv2d(n_feat, out_channels, kernel_size=3, padding=1, bias=False)
         self.apply(_init_weights)

@@ -13,7 +13,7 @@ block works unchanged, plus the attention options.  Inputs of any H, W >= 1
 are accepted: they are padded to a multiple of 8 (three 2x downsamplings) and
 the output is cropped back.
 """
-from typing import Dict, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -21,13 +21,14 @@ from torch import nn
 
 from ..layers import GatedDconvFFN, LayerNorm2d, build_attention, crop, pad_to_multiple
 from ..layers.checkpointing import CheckpointedSequential
+from ..layers.ranks import PerLayer
+from .arch_util import attention_options, check_image_input, host_attention
 
-# Names of the transformer stages, in forward order (also the keys of per-stage rank options).
+# Names of the transformer stages, in forward order: the network's modules, so also module-path prefixes of
+# per-layer rank options ({stage: rank} is {module-path prefix: rank}).
 STAGES = ('encoder_level1', 'encoder_level2', 'encoder_level3', 'latent', 'decoder_level3', 'decoder_level2',
           'decoder_level1', 'refinement')
 SIZE_MULTIPLE = 8
-
-PerStage = Union[None, int, float, Dict[str, Union[int, float]]]
 
 
 class TransformerBlock(nn.Module):
@@ -79,15 +80,6 @@ class Upsample(nn.Module):
         return self.body(x)
 
 
-def _per_stage(value: PerStage, stage: str, option: str):
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - set(STAGES))
-        if unknown:
-            raise ValueError(f'{option}: unknown stage(s) {unknown}; valid stages are {list(STAGES)}')
-        return value.get(stage)
-    return value
-
-
 class Restormer(nn.Module):
     """Restormer with ``attention: csa | glmha``.
 
@@ -102,10 +94,13 @@ class Restormer(nn.Module):
 
     Args (attention):
         attention: ``'csa'`` (Restormer's MDTA) or ``'glmha'``.
-        rank: GLMHA K/V rank, an int for every stage or a dict
-            ``{stage: int}`` (stages: :data:`STAGES`).
-        rank_ratio: fraction of the stage's channels, a float or ``{stage: float}``
-            (default 0.5 where no rank is given).
+        rank: GLMHA K/V rank per layer: an int for every layer or
+            ``{module-path prefix: int}``, longest prefix wins, e.g.
+            ``{encoder_level1: 8, latent.0: 96}`` (the stage names are
+            prefixes).
+        rank_ratio: fraction of the layer's channels, the same way, e.g. a
+            float or ``{'': 0.5, decoder_level1: 0.25}`` (default 0.5 where
+            no rank is given).
         guidance: ``'calibration'`` (default) or ``'none'``.
         gamma: calibration reduction (default 8).
 
@@ -126,8 +121,8 @@ class Restormer(nn.Module):
                  LayerNorm_type: str = 'WithBias',  # noqa: N803 (upstream's name)
                  dual_pixel_task: bool = False,
                  attention: Optional[str] = None,
-                 rank: PerStage = None,
-                 rank_ratio: PerStage = None,
+                 rank: PerLayer = None,
+                 rank_ratio: PerLayer = None,
                  guidance: Optional[str] = None,
                  gamma: Optional[int] = None,
                  use_checkpoint: bool = False):
@@ -135,58 +130,55 @@ class Restormer(nn.Module):
         if len(num_blocks) != 4 or len(heads) != 4:
             raise ValueError(f'num_blocks and heads need one entry per level (4), got {list(num_blocks)} and '
                              f'{list(heads)}')
-        attention = attention or self.default_attention
-        if self.default_attention == 'glmha' and attention != 'glmha':
-            raise ValueError(f'{type(self).__name__} always uses attention: glmha (got {attention!r}); '
-                             f'use type: Restormer for attention: {attention}')
+        attention = host_attention(type(self).__name__, self.default_attention, attention, 'Restormer')
         self.inp_channels = inp_channels
         self.attention = attention
-        glmha_common = {k: v for k, v in (('guidance', guidance), ('gamma', gamma)) if v is not None}
+        d1, d2, d3, d4 = dim, dim * 2, dim * 4, dim * 8
+        # (channels, heads, blocks) of each stage
+        shapes = dict(zip(STAGES, ((d1, heads[0], num_blocks[0]), (d2, heads[1], num_blocks[1]),
+                                   (d3, heads[2], num_blocks[2]), (d4, heads[3], num_blocks[3]),
+                                   (d3, heads[2], num_blocks[2]), (d2, heads[1], num_blocks[1]),
+                                   (d2, heads[0], num_blocks[0]), (d2, heads[0], num_refinement_blocks))))
+        layers = [(f'{name}.{i}.attn', c, h) for name, (c, h, n) in shapes.items() for i in range(n)]
+        options = attention_options(type(self).__name__, attention, layers, rank, rank_ratio, guidance, gamma)
 
-        def stage(name: str, level_dim: int, num_heads: int, depth: int) -> CheckpointedSequential:
-            kwargs = dict(glmha_common)
-            for option, value in (('rank', rank), ('rank_ratio', rank_ratio)):
-                v = _per_stage(value, name, option)
-                if v is not None:
-                    kwargs[option] = v
+        def stage(name: str) -> CheckpointedSequential:
+            level_dim, num_heads, depth = shapes[name]
             try:
                 blocks = [
-                    TransformerBlock(level_dim, num_heads, ffn_expansion_factor, bias, LayerNorm_type, attention, kwargs)
-                    for _ in range(depth)
+                    TransformerBlock(level_dim, num_heads, ffn_expansion_factor, bias, LayerNorm_type, attention,
+                                     options[f'{name}.{i}.attn'])
+                    for i in range(depth)
                 ]
             except ValueError as exc:
                 raise ValueError(f'{type(self).__name__} stage {name} ({level_dim} channels, {num_heads} heads): '
                                  f'{exc}') from None
             return CheckpointedSequential(*blocks, use_checkpoint=use_checkpoint)
 
-        d1, d2, d3, d4 = dim, dim * 2, dim * 4, dim * 8
         self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
-        self.encoder_level1 = stage('encoder_level1', d1, heads[0], num_blocks[0])
+        self.encoder_level1 = stage('encoder_level1')
         self.down1_2 = Downsample(d1)
-        self.encoder_level2 = stage('encoder_level2', d2, heads[1], num_blocks[1])
+        self.encoder_level2 = stage('encoder_level2')
         self.down2_3 = Downsample(d2)
-        self.encoder_level3 = stage('encoder_level3', d3, heads[2], num_blocks[2])
+        self.encoder_level3 = stage('encoder_level3')
         self.down3_4 = Downsample(d3)
-        self.latent = stage('latent', d4, heads[3], num_blocks[3])
+        self.latent = stage('latent')
         self.up4_3 = Upsample(d4)
         self.reduce_chan_level3 = nn.Conv2d(d4, d3, kernel_size=1, bias=bias)
-        self.decoder_level3 = stage('decoder_level3', d3, heads[2], num_blocks[2])
+        self.decoder_level3 = stage('decoder_level3')
         self.up3_2 = Upsample(d3)
         self.reduce_chan_level2 = nn.Conv2d(d3, d2, kernel_size=1, bias=bias)
-        self.decoder_level2 = stage('decoder_level2', d2, heads[1], num_blocks[1])
+        self.decoder_level2 = stage('decoder_level2')
         self.up2_1 = Upsample(d2)  # level 1 keeps 2*dim channels after the concat (no 1x1 reduction)
-        self.decoder_level1 = stage('decoder_level1', d2, heads[0], num_blocks[0])
-        self.refinement = stage('refinement', d2, heads[0], num_refinement_blocks)
+        self.decoder_level1 = stage('decoder_level1')
+        self.refinement = stage('refinement')
         self.dual_pixel_task = dual_pixel_task
         if dual_pixel_task:
             self.skip_conv = nn.Conv2d(d1, d2, kernel_size=1, bias=bias)
         self.output = nn.Conv2d(d2, out_channels, kernel_size=3, padding=1, bias=bias)
 
     def forward(self, inp_img: torch.Tensor) -> torch.Tensor:
-        if inp_img.dim() != 4 or inp_img.shape[1] != self.inp_channels:
-            raise ValueError(f'{type(self).__name__} expects B x {self.inp_channels} x H x W input '
-                             f'(inp_channels={self.inp_channels}), got {tuple(inp_img.shape)}; set '
-                             f'network_g.inp_channels to the number of channels of your images')
+        check_image_input(self, inp_img, self.inp_channels, 'inp_channels')
         h, w = inp_img.shape[-2:]
         # Channels-last features throughout: PyTorch's CPU convolutions and the blocks' layer norms are faster
         # on them (glmha_plugin/layers/pointwise.py); the output is returned in the input's usual layout.

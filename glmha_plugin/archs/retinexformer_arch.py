@@ -39,8 +39,9 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from ..layers import crop, pad_to_multiple
+from .arch_util import check_image_input, host_attention
 from .mst_plus_plus_arch import _init_weights
-from .spectral_unet import PerLevel, SpectralUNet, check_image_input, host_attention
+from .spectral_unet import PerLevel, SpectralUNet, unet_options
 
 LEVELS = 2                      # downsamplings of the denoiser U-Net (upstream's fixed ``level=2``)
 SIZE_MULTIPLE = 2 ** LEVELS
@@ -94,7 +95,9 @@ class RetinexFormer(nn.Module):
     in_channels + 1), stage (cascaded stages), num_blocks (blocks at level 0,
     level 1 and the bottleneck).
 
-    Args (attention): attention, rank / rank_ratio (one value or three, one
+    Args (attention): attention, rank / rank_ratio (a number, or
+    ``{module-path prefix: number}`` for the layers under prefixes such as
+    ``body.0.denoiser.bottleneck``, longest prefix wins; or three values, one
     per level: n_feat, 2 n_feat, 4 n_feat channels), guidance, gamma.
 
     Args (memory): use_checkpoint: activation checkpointing per block while training.
@@ -127,9 +130,12 @@ class RetinexFormer(nn.Module):
                              f'{list(num_blocks)}')
         attention = host_attention(type(self).__name__, self.default_attention, attention, 'RetinexFormer')
         self.attention, self.in_channels, self.stage = attention, in_channels, stage
-        unet_kwargs = dict(attention=attention, rank=rank, rank_ratio=rank_ratio, guidance=guidance, gamma=gamma,
-                           use_checkpoint=use_checkpoint)
-        self.body = nn.Sequential(*[RetinexStage(in_channels, n_feat, num_blocks, unet_kwargs) for _ in range(stage)])
+        unets = {f'body.{s}.denoiser': (n_feat, LEVELS, num_blocks) for s in range(stage)}
+        options = unet_options(type(self).__name__, attention, unets, rank, rank_ratio, guidance, gamma)
+        self.body = nn.Sequential(*[
+            RetinexStage(in_channels, n_feat, num_blocks, dict(attention=attention, use_checkpoint=use_checkpoint,
+                                                              path=path, layer_options=options))
+            for path in unets])
         self.apply(_init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,40 +15,63 @@ Level l (0 = full resolution) has C_l = dim * 2^l channels and 2^l heads of
 blocks and the bottleneck (level ``stage``) ``num_blocks[-1]``, as upstream.
 H and W must be multiples of 2^stage (the hosts pad).
 """
-from typing import Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
 
 from ..layers import Float32LayerNorm, SpectralMSA
 from ..layers.checkpointing import run_checkpointed
+from ..layers.ranks import PerLayer
+from .arch_util import attention_options
 
-PerLevel = Union[None, int, float, Sequence[Union[int, float]]]
-
-
-def host_attention(host: str, default: str, attention: Optional[str], baseline: str) -> str:
-    """The attention a host class uses: its default unless given; ``GLMHA*`` classes insist on glmha."""
-    attention = attention or default
-    if default == 'glmha' and attention != 'glmha':
-        raise ValueError(f'{host} always uses attention: glmha (got {attention!r}); use type: {baseline} for '
-                         f'attention: {attention}')
-    return attention
+# A spectral host's rank / rank_ratio: the per-layer format of glmha_plugin.layers.ranks, or (the form the
+# spectral hosts took first, kept) one value per U-Net level, converted by :func:`per_level`.
+PerLevel = Union[PerLayer, Sequence[Union[int, float]]]
 
 
-def check_image_input(host: nn.Module, x: torch.Tensor, channels: int) -> None:
-    """A host's input is B x ``channels`` x H x W (the error names the host class and its in_channels)."""
-    if x.dim() != 4 or x.shape[1] != channels:
-        raise ValueError(f'{type(host).__name__} expects B x {channels} x H x W input (in_channels={channels}), got '
-                         f'{tuple(x.shape)}')
+def level_prefixes(stage: int, unet: str = '') -> List[List[str]]:
+    """The module paths of the blocks of each level 0 .. ``stage`` (``stage``: the bottleneck) of the
+    :class:`SpectralUNet` at module path ``unet`` (``''``: the network itself)."""
+    at = f'{unet}.' if unet else ''
+    return [[f'{at}encoder_layers.{level}.0', f'{at}decoder_layers.{stage - 1 - level}.2'] for level in range(stage)] \
+        + [[f'{at}bottleneck']]
 
 
-def _per_level(value: PerLevel, level: int, levels: int, option: str):
-    if isinstance(value, (list, tuple)):
-        if len(value) != levels:
-            raise ValueError(f'{option}: give one value for every level or one per level ({levels} levels: '
-                             f'0 .. {levels - 1}, the last is the bottleneck), got {list(value)}')
-        return value[level]
-    return value
+def unet_layers(dim: int, stage: int, num_blocks: Sequence[int], unet: str = '') -> List[Tuple[str, int, int]]:
+    """``(module path, channels, heads)`` of every attention layer of the :class:`SpectralUNet` at ``unet``."""
+    depth = [num_blocks[level] for level in range(stage)] + [num_blocks[-1]]
+    return [(f'{blocks}.blocks.{j}.0', dim * 2**level, 2**level)
+            for level, prefixes in enumerate(level_prefixes(stage, unet)) for blocks in prefixes
+            for j in range(depth[level])]
+
+
+def per_level(value: PerLevel, option: str, unets: Mapping[str, int]) -> PerLayer:
+    """A per-level list (one value per U-Net level) as the per-layer form ``{module-path prefix: value}``.
+
+    ``unets``: ``{module path: stage}`` of the host's U-Nets, each of which takes the list.  Any other value
+    is returned as it is.
+    """
+    if not isinstance(value, (list, tuple)):
+        return value
+    out = {}
+    for unet, stage in unets.items():
+        if len(value) != stage + 1:
+            raise ValueError(f'{option}: give one value for every level or one per level ({stage + 1} levels: '
+                             f'0 .. {stage}, the last is the bottleneck), got {list(value)}; or a mapping '
+                             f'{{module-path prefix: value}}')
+        out.update({prefix: v for prefixes, v in zip(level_prefixes(stage, unet), value) for prefix in prefixes})
+    return out
+
+
+def unet_options(host: str, attention: str, unets: Mapping[str, Tuple[int, int, Sequence[int]]], rank: PerLevel,
+                 rank_ratio: PerLevel, guidance: Optional[str], gamma: Optional[int]) -> Dict[str, dict]:
+    """``{path: attention options}`` of every attention layer of a host's U-Nets ``{path: (dim, stage,
+    num_blocks)}`` (:func:`~glmha_plugin.archs.arch_util.attention_options`; per-level lists converted)."""
+    stages = {unet: stage for unet, (_, stage, _) in unets.items()}
+    layers = [layer for unet, (dim, stage, blocks) in unets.items() for layer in unet_layers(dim, stage, blocks, unet)]
+    return attention_options(host, attention, layers, per_level(rank, 'rank', stages),
+                             per_level(rank_ratio, 'rank_ratio', stages), guidance, gamma)
 
 
 class FeedForward(nn.Module):
@@ -87,17 +110,18 @@ def _spectral_block(attn: nn.Module, ff: nn.Module, x: torch.Tensor, guide: Opti
 
 
 class SpectralBlocks(nn.Module):
-    """Upstream's MSAB / IGAB: ``num_blocks`` x (x + MS-MSA(x, guide), then + FFN(LN(x))). B x C x H x W -> same.
+    """Upstream's MSAB / IGAB: per block x + MS-MSA(x, guide), then + FFN(LN(x)). B x C x H x W -> same.
 
-    With ``use_checkpoint`` each block is checkpointed while training
+    One block per entry of ``attn_kwargs`` (its MS-MSA's options).  With
+    ``use_checkpoint`` each block is checkpointed while training
     (:mod:`glmha_plugin.layers.checkpointing`).
     """
 
-    def __init__(self, dim: int, num_heads: int, num_blocks: int, attn_kwargs: dict, use_checkpoint: bool = False):
+    def __init__(self, dim: int, num_heads: int, attn_kwargs: Sequence[dict], use_checkpoint: bool = False):
         super().__init__()
         self.blocks = nn.ModuleList([
-            nn.ModuleList([SpectralMSA(dim, num_heads, **attn_kwargs), PreNorm(dim, FeedForward(dim))])
-            for _ in range(num_blocks)
+            nn.ModuleList([SpectralMSA(dim, num_heads, **kwargs), PreNorm(dim, FeedForward(dim))])
+            for kwargs in attn_kwargs
         ])
         self.use_checkpoint = bool(use_checkpoint)
 
@@ -118,14 +142,19 @@ class SpectralUNet(nn.Module):
         num_blocks: blocks per level (at least ``stage`` entries; the last one
             is the bottleneck's).
         attention: ``'csa'`` or ``'glmha'``.
-        rank, rank_ratio: GLMHA key/value rank, one value or one per level
-            (``stage + 1`` values, level ``stage`` = bottleneck).
+        rank, rank_ratio: GLMHA key/value rank, per layer
+            (:mod:`glmha_plugin.layers.ranks`: a number or ``{module-path
+            prefix: number}``, longest prefix wins), or one value per level
+            (``stage + 1`` values, level ``stage`` = bottleneck; see :func:`per_level`).
         guidance, gamma: GLMHA guidance options.
         mask_step: ``None`` (MST++: no mask) or the dispersion step of MST's mask-guided branch.
         illumination_guided: every MS-MSA multiplies its values by the
             illumination features (Retinexformer); excludes ``mask_step``.
         embedding_activation: LeakyReLU(0.1) after the embedding (MST) or not (MST++, Retinexformer).
         use_checkpoint: activation checkpointing per block while training.
+        path, layer_options: for a host holding U-Nets (MST++, Retinexformer):
+            the U-Net's module path in the host and the host's
+            :func:`unet_options` (then ``rank`` ... ``gamma`` are not read).
 
     Shapes: ``forward(x, guide=None)``: B x in_dim x H x W (H, W multiples of
     2^stage) -> B x out_dim x H x W; guide: MST's B x dim x H x W' dispersed
@@ -136,7 +165,8 @@ class SpectralUNet(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, dim: int, stage: int, num_blocks: Sequence[int],
                  attention: str = 'csa', rank: PerLevel = None, rank_ratio: PerLevel = None,
                  guidance: Optional[str] = None, gamma: Optional[int] = None, mask_step: Optional[int] = None,
-                 illumination_guided: bool = False, embedding_activation: bool = False, use_checkpoint: bool = False):
+                 illumination_guided: bool = False, embedding_activation: bool = False, use_checkpoint: bool = False,
+                 path: str = '', layer_options: Optional[Mapping[str, dict]] = None):
         super().__init__()
         if in_dim != out_dim:
             raise ValueError(f'in_dim ({in_dim}) must equal out_dim ({out_dim}): the output adds the input')
@@ -146,36 +176,37 @@ class SpectralUNet(nn.Module):
         self.dim, self.stage = dim, stage
         self.guided = mask_step is not None or illumination_guided
 
-        def blocks(level: int, depth: int) -> SpectralBlocks:
+        if layer_options is None:
+            layer_options = unet_options(type(self).__name__, attention, {path: (dim, stage, num_blocks)}, rank,
+                                         rank_ratio, guidance, gamma)
+        at = f'{path}.' if path else ''
+
+        def blocks(level: int, depth: int, name: str) -> SpectralBlocks:
             channels, heads = dim * 2**level, 2**level
-            kwargs = dict(attention=attention, mask_step=mask_step, level=level,
-                          illumination_guided=illumination_guided)
-            for option, value in (('rank', rank), ('rank_ratio', rank_ratio)):
-                v = _per_level(value, level, stage + 1, option)
-                if v is not None:
-                    kwargs[option] = v
-            kwargs.update({k: v for k, v in (('guidance', guidance), ('gamma', gamma)) if v is not None})
+            kwargs = [dict(layer_options[f'{at}{name}.blocks.{j}.0'], attention=attention, mask_step=mask_step,
+                           level=level, illumination_guided=illumination_guided) for j in range(depth)]
             try:
-                return SpectralBlocks(channels, heads, depth, kwargs, use_checkpoint)
+                return SpectralBlocks(channels, heads, kwargs, use_checkpoint)
             except ValueError as exc:
-                raise ValueError(f'level {level} ({channels} channels, {heads} heads): {exc}') from None
+                raise ValueError(f'{at}{name} (level {level}, {channels} channels, {heads} heads): {exc}') from None
 
         self.embedding = nn.Conv2d(in_dim, dim, 3, 1, 1, bias=False)
         self.encoder_layers = nn.ModuleList()
         for level in range(stage):
             c = dim * 2**level
-            layer = [blocks(level, num_blocks[level]), nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False)]
+            layer = [blocks(level, num_blocks[level], f'encoder_layers.{level}.0'),
+                     nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False)]
             if self.guided:
                 layer.append(nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False))
             self.encoder_layers.append(nn.ModuleList(layer))
-        self.bottleneck = blocks(stage, num_blocks[-1])
+        self.bottleneck = blocks(stage, num_blocks[-1], 'bottleneck')
         self.decoder_layers = nn.ModuleList()
         for level in reversed(range(stage)):
             c = dim * 2**level
             self.decoder_layers.append(nn.ModuleList([
                 nn.ConvTranspose2d(2 * c, c, stride=2, kernel_size=2, padding=0, output_padding=0),
                 nn.Conv2d(2 * c, c, 1, 1, bias=False),
-                blocks(level, num_blocks[level]),
+                blocks(level, num_blocks[level], f'decoder_layers.{stage - 1 - level}.2'),
             ]))
         self.mapping = nn.Conv2d(dim, out_dim, 3, 1, 1, bias=False)
         self.embed_act = nn.LeakyReLU(negative_slope=0.1, inplace=True) if embedding_activation else nn.Identity()

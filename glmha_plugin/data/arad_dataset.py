@@ -1,7 +1,8 @@
 """NTIRE 2022 ARAD-1K (RGB -> 31-band hyperspectral), as MST++'s ``hsi_dataset.py`` reads it."""
 import bisect
 import os.path as osp
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import Annotated, List, Optional
 
 import cv2
 import numpy as np
@@ -46,6 +47,23 @@ def read_rgb(path: str, bgr2rgb: bool = True) -> np.ndarray:
     return img.transpose(2, 0, 1)
 
 
+@dataclass(frozen=True)
+class ARAD1KOptions:
+    """``datasets.<phase>`` with ``type: ARAD1KDataset``: NTIRE 2022 ARAD-1K, RGB -> 31 bands (MST++'s layout)."""
+    dataroot: Annotated[str, 'required', 'the folder with Train_Spec/, Train_RGB/ and split_txt/ (upstream\'s '
+                        'dataset/)'] = None
+    split_file: Annotated[Optional[str], 'scene list, relative to dataroot (~: split_txt/train_list.txt in the train '
+                          'phase, split_txt/valid_list.txt otherwise)'] = None
+    rgb_folder: Annotated[str, 'sub-folder of the RGB .jpg images'] = 'Train_RGB'
+    spec_folder: Annotated[Optional[str], 'sub-folder of the .mat cubes; ~: RGB only (prediction without '
+                           'ground truth)'] = 'Train_Spec'
+    bgr2rgb: Annotated[bool, 'feed RGB (upstream) rather than OpenCV\'s BGR order'] = True
+    gt_size: Annotated[int, '>= 1', 'train: patch side'] = 128
+    stride: Annotated[int, '>= 1', 'train: step of the patch grid (every patch of every scene is a sample)'] = 8
+    use_rot: Annotated[bool, 'train: random 90-degree rotations, the same for RGB and cube'] = True
+    use_flip: Annotated[bool, 'train: random flips, the same for RGB and cube'] = True
+
+
 @DATASET_REGISTRY.register()
 class ARAD1KDataset(data.Dataset):
     """RGB jpg + 31-band cube pairs of ARAD-1K (MST++'s layout and preprocessing).
@@ -56,26 +74,15 @@ class ARAD1KDataset(data.Dataset):
         Train_RGB/ARAD_1K_0001.jpg
         split_txt/train_list.txt      scene names, one a line (valid_list.txt for val)
 
-    Options:
-        dataroot: the folder above.
-        split_file: scene list, relative to dataroot (default
-            ``split_txt/train_list.txt`` for the train phase,
-            ``split_txt/valid_list.txt`` otherwise).
-        spec_folder / rgb_folder: sub-folders (``Train_Spec`` / ``Train_RGB``);
-            ``spec_folder: ~`` for RGB-only prediction (no ``gt``).
-        bgr2rgb: feed RGB (true, upstream) or OpenCV's BGR order.
-        Train phase: gt_size (patch side, 128), stride (8): every patch of
-            the grid ``(H - p) // stride + 1`` x ``(W - p) // stride + 1`` of
-            every scene is one sample, as upstream; use_rot / use_flip (true):
-            random rot90 and flips, the same for RGB and cube.
+    Options: :class:`ARAD1KOptions`.  In the train phase every patch of the grid
+    ``(H - p) // stride + 1`` x ``(W - p) // stride + 1`` of every scene is one
+    sample, as upstream; validation/test samples are whole scenes.
 
     Returns ``lq`` (3 x h x w, min-max scaled RGB), ``gt`` (31 x h x w),
     ``lq_path``, ``gt_path``; validation/test samples are whole scenes.
     """
 
-    # Keys of this dataset's option block (checked by glmha_plugin.validate).
-    option_keys = frozenset({'dataroot', 'split_file', 'rgb_folder', 'spec_folder', 'bgr2rgb', 'gt_size', 'stride',
-                             'use_rot', 'use_flip'})
+    declared_options = {'': ARAD1KOptions}   # the keys of its block (glmha_plugin.glue.option_schema)
 
     def __init__(self, opt: dict):
         super().__init__()
@@ -86,8 +93,8 @@ class ARAD1KDataset(data.Dataset):
         self.train = opt['phase'] == 'train'
         split = opt.get('split_file') or DEFAULT_SPLITS['train' if self.train else 'val']
         names = read_split(osp.join(root, split))
-        rgb_dir = osp.join(root, opt.get('rgb_folder', 'Train_RGB'))
-        spec = opt.get('spec_folder', 'Train_Spec')
+        rgb_dir = osp.join(root, opt.get('rgb_folder', ARAD1KOptions.rgb_folder))
+        spec = opt.get('spec_folder', ARAD1KOptions.spec_folder)
         spec_dir = None if spec is None else osp.join(root, spec)
         for folder in (rgb_dir, spec_dir):
             if folder is not None and not osp.isdir(folder):
@@ -98,12 +105,13 @@ class ARAD1KDataset(data.Dataset):
         missing = [p for p in self.rgb_paths + (self.spec_paths or []) if not osp.isfile(p)]
         if missing:
             raise FileNotFoundError(f'{len(missing)} file(s) of split {split!r} are missing, e.g. {missing[:3]}')
-        self.bgr2rgb = opt.get('bgr2rgb', True)
+        self.bgr2rgb = opt.get('bgr2rgb', ARAD1KOptions.bgr2rgb)
         self.starts = [0]
         if self.train:
             if self.spec_paths is None:
                 raise ValueError('the train phase needs spec_folder (the ground-truth cubes)')
-            self.patch, self.stride = int(opt.get('gt_size', 128)), int(opt.get('stride', 8))
+            self.patch = int(opt.get('gt_size', ARAD1KOptions.gt_size))
+            self.stride = int(opt.get('stride', ARAD1KOptions.stride))
             self.grids = []
             for path in self.spec_paths:
                 (h, w, _), _ = mat_shape(path, CUBE_KEY)
@@ -130,7 +138,8 @@ class ARAD1KDataset(data.Dataset):
             cols = slice(c * self.stride, c * self.stride + self.patch)
             cube = read_mat(self.spec_paths[scene], CUBE_KEY, rows, cols)
             rgb, cube = random_rot_flip(rgb[:, rows, cols], cube.transpose(2, 0, 1),
-                                        rot=self.opt.get('use_rot', True), flip=self.opt.get('use_flip', True))
+                                        rot=self.opt.get('use_rot', ARAD1KOptions.use_rot),
+                                        flip=self.opt.get('use_flip', ARAD1KOptions.use_flip))
         elif self.spec_paths is not None:
             cube = read_mat(self.spec_paths[scene], CUBE_KEY).transpose(2, 0, 1)
             if cube.shape[1:] != rgb.shape[1:]:

@@ -9,7 +9,8 @@ its training loop too).
 import glob
 import os.path as osp
 import random
-from typing import Dict, List, Tuple
+from dataclasses import dataclass
+from typing import Annotated, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -20,7 +21,21 @@ from torch.utils import data
 from .matfile import mat_shape, read_mat
 from .spectral_transforms import random_rot_flip
 
-DEFAULT_KEYS = ('img_expand', 'img')
+
+@dataclass(frozen=True)
+class CASSIOptions:
+    """``datasets.<phase>`` with ``type: CASSIDataset``: 28-band scenes and a coded-aperture mask (MST's data)."""
+    dataroot_gt: Annotated[str, 'required', 'folder of scene .mat files (all of them, sorted by name)'] = None
+    mask_path: Annotated[str, 'required', 'the mask .mat file (variable mask, H x W)'] = None
+    mat_keys: Annotated[List[str], 'scene variable names, the first found wins'] = ('img_expand', 'img')
+    data_range: Annotated[float, '> 0', 'the cubes are divided by it (65536 for cave_1024_28, 1 for Truth)'] = 1.0
+    gt_size: Annotated[int, '>= 1', 'train: patch side'] = 256
+    use_rot: Annotated[bool, "train: upstream's random 90-degree rotations"] = True
+    use_flip: Annotated[bool, "train: upstream's random flips"] = True
+    mosaic_prob: Annotated[float, '>= 0', '<= 1', 'train: probability that a sample is a 2 x 2 mosaic of gt_size/2 '
+                           'crops of four random scenes (upstream: half of every batch)'] = 0.5
+    cache_scenes: Annotated[bool, 'train: keep scenes in memory once read (each DataLoader worker holds its own '
+                            'copy: combine with num_worker_per_gpu: 0)'] = False
 
 
 @DATASET_REGISTRY.register()
@@ -32,29 +47,15 @@ class CASSIDataset(data.Dataset):
     ``datasets/TSA_simu_data/Truth/scene01..10.mat`` (``img``, 256 x 256 x 28,
     already in [0, 1]) and ``datasets/TSA_simu_data/mask.mat`` (256 x 256).
 
-    Options:
-        dataroot_gt: folder of scene ``.mat`` files (all of them, sorted by name).
-        mask_path: the mask file.
-        mat_keys: scene variable names, first found wins (``[img_expand, img]``).
-        data_range: the cubes are divided by it (65536 for cave_1024_28, 1 for Truth).
-        Train phase: gt_size (patch side, 256); use_rot / use_flip (true):
-            upstream's rot90 / flips; mosaic_prob (0.5): probability that a
-            sample is instead a 2 x 2 mosaic of gt_size/2 crops of four random
-            scenes, without augmentation (upstream makes half of every batch
-            so); cache_scenes (false): keep scenes in memory once read
-            (upstream holds all training scenes, about 24 GB for
-            cave_1024_28; each DataLoader worker holds its own copy, so
-            combine with num_worker_per_gpu: 0).  Without the cache, v7.3
-            (HDF5) scenes are read patch by patch, older ones whole.
+    Options: :class:`CASSIOptions`.  Without ``cache_scenes``, v7.3 (HDF5)
+    scenes are read patch by patch, older ones whole.
         A mask larger than the patch/scene is cropped (at random in training,
         top-left otherwise), as a larger coded aperture would be.
 
     Returns ``gt`` (bands x h x w float32), ``mask`` (1 x h x w), ``gt_path``.
     """
 
-    # Keys of this dataset's option block (checked by glmha_plugin.validate).
-    option_keys = frozenset({'dataroot_gt', 'mask_path', 'mat_keys', 'data_range', 'cache_scenes', 'gt_size',
-                             'mosaic_prob', 'use_rot', 'use_flip'})
+    declared_options = {'': CASSIOptions}   # the keys of its block (glmha_plugin.glue.option_schema)
 
     def __init__(self, opt: dict):
         super().__init__()
@@ -65,18 +66,18 @@ class CASSIDataset(data.Dataset):
         self.paths = sorted(glob.glob(osp.join(root, '*.mat')))
         if not self.paths:
             raise FileNotFoundError(f'no .mat scenes in {root!r}')
-        self.keys = tuple(opt.get('mat_keys') or DEFAULT_KEYS)
-        self.data_range = float(opt.get('data_range', 1.0))
+        self.keys = tuple(opt.get('mat_keys') or CASSIOptions.mat_keys)
+        self.data_range = float(opt.get('data_range', CASSIOptions.data_range))
         self.train = opt['phase'] == 'train'
         self.mask = read_mat(opt['mask_path'], 'mask').astype(np.float32)
         if self.mask.ndim != 2:
             raise ValueError(f'mask in {opt["mask_path"]!r} must be H x W, got {self.mask.shape}')
         self.shapes = [mat_shape(p, self.keys)[0] for p in self.paths]
         self.cache: Dict[str, np.ndarray] = {}
-        self.use_cache = bool(opt.get('cache_scenes', False))
+        self.use_cache = bool(opt.get('cache_scenes', CASSIOptions.cache_scenes))
         if self.train:
-            self.patch = int(opt.get('gt_size', 256))
-            self.mosaic_prob = float(opt.get('mosaic_prob', 0.5))
+            self.patch = int(opt.get('gt_size', CASSIOptions.gt_size))
+            self.mosaic_prob = float(opt.get('mosaic_prob', CASSIOptions.mosaic_prob))
             if self.mosaic_prob > 0 and self.patch % 2:
                 raise ValueError(f'mosaics need an even gt_size, got {self.patch}')
             small = [p for p, s in zip(self.paths, self.shapes) if min(s[:2]) < self.patch]
@@ -127,8 +128,9 @@ class CASSIDataset(data.Dataset):
         elif random.random() < self.mosaic_prob:
             gt = self._mosaic()
         else:
-            gt, = random_rot_flip(self._random_crop(index, self.patch), rot=self.opt.get('use_rot', True),
-                                  flip=self.opt.get('use_flip', True))
+            gt, = random_rot_flip(self._random_crop(index, self.patch),
+                                  rot=self.opt.get('use_rot', CASSIOptions.use_rot),
+                                  flip=self.opt.get('use_flip', CASSIOptions.use_flip))
         mask = self._mask_crop(gt.shape[1:])
         return {'gt': torch.from_numpy(np.ascontiguousarray(gt)), 'mask': torch.from_numpy(np.ascontiguousarray(mask)),
                 'gt_path': self.paths[index]}

@@ -1,19 +1,16 @@
 """``Dataset_PairedImage``: Restormer's paired dataset for basicsr 1.4.2's ``DATASET_REGISTRY``.
 
 Registered under Restormer's own name, so ``type: Dataset_PairedImage`` in an
-upstream Restormer YAML keeps working.  Options::
-
-    dataroot_gt: datasets/Deraining/train/Rain13K/target   # folder, or an .lmdb made by tools/create_lmdb.py
-    dataroot_lq: datasets/Deraining/train/Rain13K/input
-    io_backend: {type: disk}        # or {type: lmdb}
-    filename_tmpl: '{}'             # input stem from the target stem (disk)
-    gt_size: 384                    # train: reflect-pad to at least this, then paired random crop
-    geometric_augs: true            # train: one of the 8 flip/rot90 variants, same for both images
+upstream Restormer YAML keeps working.  Its options: :class:`PairedImageOptions`
+(every key, type and default; ``docs/options.md`` lists them).
 
 Items: ``{'lq': C x h x w, 'gt': C x H x W}`` float32 RGB in [0, 1] (basicsr's
 ``img2tensor``), plus ``lq_path``/``gt_path``.  Train items are ``gt_size``
 crops; val/test items are whole images (checked to have matching sizes).
 """
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal, Optional
+
 import numpy as np
 from basicsr.data.transforms import paired_random_crop
 from basicsr.utils import FileClient, imfrombytes, img2tensor
@@ -24,16 +21,36 @@ from .pairing import paired_paths
 from .transforms import pad_to_size, random_dihedral
 
 
+@dataclass(frozen=True)
+class IOBackendOptions:
+    """``io_backend``: how the images are read (basicsr's ``FileClient``); its other keys go to the backend."""
+    unknown_keys: ClassVar[str] = 'pass'
+    type: Annotated[Literal['disk', 'lmdb', 'memcached'], 'disk: image files in folders; lmdb: databases (glmha '
+                    'prepare-lmdb makes them); memcached: basicsr\'s datasets only'] = 'disk'
+
+
+@dataclass(frozen=True)
+class PairedImageOptions:
+    """``datasets.<phase>`` with ``type: Dataset_PairedImage``: Restormer's paired images, on disk or in LMDB."""
+    dataroot_gt: Annotated[str, 'required', 'target images: a folder, or an .lmdb made by glmha prepare-lmdb'] = None
+    dataroot_lq: Annotated[str, 'required', 'input images: a folder or an .lmdb, paired with the targets by '
+                           'stem'] = None
+    io_backend: Annotated[IOBackendOptions, 'required', '{type: disk} or {type: lmdb}'] = None
+    filename_tmpl: Annotated[str, 'disk: the input stem from the target stem'] = '{}'
+    gt_size: Annotated[Optional[int], '>= 1', 'train (required there): reflect-pad to at least this size, then a '
+                       'random crop of this side'] = None
+    geometric_augs: Annotated[bool, 'train: one of the 8 flips/rotations, the same for both images'] = False
+
+
 @DATASET_REGISTRY.register()
 class Dataset_PairedImage(data.Dataset):  # noqa: N801 (Restormer's name)
     """Paired (input, target) images in Restormer's layout; see the module docstring."""
 
-    # Keys of this dataset's option block (checked by glmha_plugin.validate); the progressive-learning
-    # keys are read by ImageCleanModel from the train dataset's block, as in Restormer.
-    option_keys = frozenset({'dataroot_gt', 'dataroot_lq', 'filename_tmpl', 'io_backend', 'gt_size', 'geometric_augs',
-                             'mini_batch_sizes', 'iters', 'gt_sizes'})
+    # The keys of this dataset's block (glmha_plugin.glue.option_schema); the progressive-learning keys are
+    # ImageCleanModel's, read from the train dataset's block as in Restormer (models/progressive.py).
+    declared_options = {'': PairedImageOptions}
     # Pairs input and target by stem (extensions may differ) and names unpaired files itself, so
-    # glmha_plugin.validate skips its check of basicsr's same-name pairing rule for this dataset.
+    # glmha_plugin.glue.preflight skips its check of basicsr's same-name pairing rule for this dataset.
     own_pairing = True
 
     def __init__(self, opt: dict):
@@ -44,14 +61,15 @@ class Dataset_PairedImage(data.Dataset):  # noqa: N801 (Restormer's name)
         self.file_client = None
         self.scale = int(opt.get('scale', 1))
         self.is_train = opt['phase'] == 'train'
-        self.paths = paired_paths(opt['dataroot_lq'], opt['dataroot_gt'], self.backend, opt.get('filename_tmpl', '{}'))
+        self.paths = paired_paths(opt['dataroot_lq'], opt['dataroot_gt'], self.backend,
+                                  opt.get('filename_tmpl', PairedImageOptions.filename_tmpl))
         if self.backend == 'lmdb':
             self.io_backend_opt.update(db_paths=[opt['dataroot_lq'], opt['dataroot_gt']], client_keys=['lq', 'gt'])
         if self.is_train:
             if opt.get('gt_size') is None:
                 raise ValueError(f'train dataset {opt.get("name")!r}: set gt_size (the training patch size)')
             self.gt_size = int(opt['gt_size'])
-            self.geometric_augs = bool(opt.get('geometric_augs', False))
+            self.geometric_augs = bool(opt.get('geometric_augs', PairedImageOptions.geometric_augs))
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -65,7 +83,7 @@ class Dataset_PairedImage(data.Dataset):  # noqa: N801 (Restormer's name)
                                     f'after the dataset was listed') from None
         if content is None:
             raise KeyError(f'key {path!r} is listed in {where}/meta_info.txt but not stored in the database; '
-                           f're-run tools/create_lmdb.py (it verifies and completes databases)')
+                           f're-run glmha prepare-lmdb (it verifies and completes databases)')
         try:
             img = imfrombytes(content, float32=True)
         except AttributeError:  # cv2.imdecode returned None

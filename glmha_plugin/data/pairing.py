@@ -2,7 +2,7 @@
 
 Disk: two folders (``input/`` and ``target/``), pairs matched by file stem
 (``filename_tmpl.format(target_stem)`` names the input stem; extensions may
-differ).  LMDB: two databases made by ``tools/create_lmdb.py`` (or basicsr's
+differ).  LMDB: two databases made by ``glmha prepare-lmdb`` (or basicsr's
 ``make_lmdb_from_imgs``), pairs matched by key through each database's
 ``meta_info.txt``.
 """
@@ -37,10 +37,10 @@ def lmdb_keys(db_path: str, what: str = 'lmdb') -> List[str]:
     """Keys listed in ``<db_path>/meta_info.txt`` (first field, extension removed)."""
     meta = osp.join(db_path, 'meta_info.txt')
     if not osp.isdir(db_path):
-        raise FileNotFoundError(f'{what} database {db_path!r} does not exist (make it with tools/create_lmdb.py)')
+        raise FileNotFoundError(f'{what} database {db_path!r} does not exist (make it with glmha prepare-lmdb)')
     if not osp.isfile(meta):
         raise FileNotFoundError(f'{what} database {db_path!r} has no meta_info.txt: it is incomplete; re-run '
-                                f'tools/create_lmdb.py (it resumes)')
+                                f'glmha prepare-lmdb (it resumes)')
     with open(meta, encoding='utf-8') as f:
         keys = [osp.splitext(line.split(' ')[0])[0] for line in f if line.strip()]
     if not keys:

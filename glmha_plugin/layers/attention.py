@@ -39,7 +39,7 @@ copies), its output written channels-last as ``v^T A^T``.  On the CUDA path
 (and in exported graphs) attention is one batched product ``A v`` over B x
 heads and its output is returned in the input's layout.  Under mixed
 precision the norms, the score normalisation and the softmax compute in
-float32 (:mod:`.precision`).
+float32 (:mod:`.float32_islands`).
 """
 from typing import Optional
 
@@ -48,8 +48,8 @@ from torch import nn
 
 from .calibration import Calibration
 from .paths import LayerPath, layer_path
+from .float32_islands import back, island, island_dtype
 from .pointwise import GuidedConv2d, guided_call, memory_format_of
-from .precision import back, island, island_dtype
 
 ATTENTIONS = ('csa', 'glmha')
 GUIDANCE = ('calibration', 'none')
@@ -95,8 +95,8 @@ def resolve_rank(dim: int, num_heads: int, rank: Optional[int] = None, rank_rati
                              f'use a multiple of {num_heads}, e.g. {lo} or {min(dim, lo + num_heads)}')
         return rank
     ratio = DEFAULT_RANK_RATIO if rank_ratio is None else rank_ratio
-    if not 0 < ratio <= 1:
-        raise ValueError(f'rank_ratio must be in (0, 1], got {ratio}')
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+        raise ValueError(f'rank_ratio must be a number in (0, 1], got {ratio!r}')
     per_head = max(1, round(ratio * dim / num_heads))
     return per_head * num_heads
 
@@ -104,7 +104,7 @@ def resolve_rank(dim: int, num_heads: int, rank: Optional[int] = None, rank_rati
 def pixel_norms(t: torch.Tensor, chunk: int = NORM_CHUNK) -> torch.Tensor:
     """L2 norms over the last dimension (pixels), clamped at 1e-12 like ``F.normalize``: ... x N -> ....
 
-    Computed in float32 (float64 for float64 input; :mod:`.precision`),
+    Computed in float32 (float64 for float64 input; :mod:`.float32_islands`),
     whatever the input's dtype.  CPU path (:mod:`.paths`): sums squares
     ``chunk`` pixels at a time; on channels-last tensors PyTorch's CPU norm
     kernel reduces over the strided pixel axis about 10x slower than a sum
@@ -136,7 +136,7 @@ def attention_maps(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor) 
     (C x N and r x N numbers) is written or kept for the backward pass.  The
     product ``q k^T`` runs in the input's precision (bf16/fp16 under
     autocast); the norms, the normalisation and the softmax in float32
-    (float64 for float64 input), see :mod:`.precision`.
+    (float64 for float64 input), see :mod:`.float32_islands`.
 
     In float16 (fp16 autocast, or a model in half precision) q and k are
     normalised *before* the product, as ``F.normalize`` does: an unnormalised

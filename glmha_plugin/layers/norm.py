@@ -1,13 +1,13 @@
 """Layer norms: Restormer's channel LayerNorm for B x C x H x W tensors, and ``nn.LayerNorm`` over the last dim.
 
-Both compute in float32 under mixed precision (:mod:`.precision`) and hand
+Both compute in float32 under mixed precision (:mod:`.float32_islands`) and hand
 their result back in the input's dtype.
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .precision import back, island
+from .float32_islands import back, island
 
 LAYERNORM_TYPES = ('WithBias', 'BiasFree')
 EPS = 1e-5
@@ -63,7 +63,7 @@ class Float32LayerNorm(nn.LayerNorm):
     """``nn.LayerNorm`` (same arguments, parameters and state_dict keys) computing in float32 under autocast.
 
     CPU autocast runs ``layer_norm`` in bf16 (CUDA's keeps it in float32);
-    this one computes in float32 on every device (:mod:`.precision`).
+    this one computes in float32 on every device (:mod:`.float32_islands`).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

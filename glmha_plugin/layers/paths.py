@@ -37,7 +37,7 @@ Tests (and anyone comparing the paths) force one with :func:`force_path`::
 
 The CUDA path's choices follow what the kernels are known to do (cuBLAS
 strided-batched products, one reduction instead of many small launches,
-cuDNN for convolutions); ``tools/benchmark.py --device cuda`` times them on a
+cuDNN for convolutions); ``glmha benchmark --device cuda`` times them on a
 GPU (docs/layer_paths.md).
 """
 from contextlib import contextmanager

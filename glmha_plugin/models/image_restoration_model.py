@@ -26,6 +26,8 @@ Restormer's fork of BasicSR had:
   and the non-finite-loss guard (:mod:`.training`, ``docs/gpu_training.md``).
 """
 import os.path as osp
+from dataclasses import dataclass
+from typing import Annotated, Optional
 
 import numpy as np
 import torch
@@ -37,12 +39,30 @@ from tqdm import tqdm
 
 from ..layers import pad_to_multiple
 from .lr_scheduler import CosineAnnealingRestartCyclicLR
-from .mixing_augment import MixingAugment
-from .progressive import ProgressiveSchedule
+from .mixing_augment import MixingAugment, MixingAugsOptions
+from .progressive import ProgressiveOptions, ProgressiveSchedule
 from .training import GPUTrainingMixin
 
 BASICSR_SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
-RESTORMER_GRAD_CLIP_NORM = 0.01
+
+
+@dataclass(frozen=True)
+class RecipeTrainOptions:
+    """Restormer's recipe in the ``train`` block."""
+    use_grad_clip: Annotated[bool, 'clip the gradient norm before every optimizer step'] = False
+    grad_clip_norm: Annotated[float, '> 0', 'the largest gradient norm (Restormer\'s value)'] = 0.01
+    mixing_augs: Annotated[Optional[MixingAugsOptions], 'mixup of training pairs'] = None
+
+
+@dataclass(frozen=True)
+class ForkValOptions:
+    """The ``val`` keys of Restormer's and Retinexformer's forks of BasicSR."""
+    window_size: Annotated[int, '>= 0', 'pad inputs (reflect) to a multiple of it and crop the output back; 0: '
+                           'none'] = 0
+    rgb2bgr: Annotated[bool, 'channel order of the saved images and of the images the metrics get'] = True
+    use_image: Annotated[bool, 'metrics on the 8-bit images (true) or on the float output in [0, 255] '
+                         '(false)'] = True
+    max_minibatch: Annotated[int, '>= 1', 'accepted and ignored (the forks define it but never read it)'] = None
 
 
 def _optimizer_names():
@@ -54,8 +74,8 @@ def _optimizer_names():
 class ImageCleanModel(GPUTrainingMixin, SRModel):
     """Restormer's image-restoration model (see the module docstring for the options)."""
 
-    # Keys of ``train.mixing_augs`` (checked by glmha_plugin.validate).
-    mixing_augs_keys = frozenset({'mixup', 'mixup_beta', 'use_identity'})
+    # the options it reads besides GPUTrainingMixin's, by block (glmha_plugin.glue.option_schema)
+    declared_options = {'train': RecipeTrainOptions, 'val': ForkValOptions, 'datasets.train': ProgressiveOptions}
 
     def __init__(self, opt):
         self.current_iter = None   # set by update_learning_rate, i.e. by the training loop each iteration
@@ -70,8 +90,9 @@ class ImageCleanModel(GPUTrainingMixin, SRModel):
         super().__init__(opt)
         if self.progressive is not None:
             self._check_stage_lengths(int(train_opt.get('total_iter', 0)))
-        if opt['is_train'] and mixing.get('mixup', False):
-            self.mixing_augmentation = MixingAugment(mixing.get('mixup_beta', 1.2), mixing.get('use_identity', False),
+        if opt['is_train'] and mixing.get('mixup', MixingAugsOptions.mixup):
+            self.mixing_augmentation = MixingAugment(mixing.get('mixup_beta', MixingAugsOptions.mixup_beta),
+                                                     mixing.get('use_identity', MixingAugsOptions.use_identity),
                                                      self.device)
 
     def _check_stage_lengths(self, total_iter: int):
@@ -96,8 +117,8 @@ class ImageCleanModel(GPUTrainingMixin, SRModel):
     def setup_optimizers(self):
         super().setup_optimizers()
         train_opt = self.opt['train']
-        if train_opt.get('use_grad_clip', False):
-            max_norm = float(train_opt.get('grad_clip_norm', RESTORMER_GRAD_CLIP_NORM))
+        if train_opt.get('use_grad_clip', RecipeTrainOptions.use_grad_clip):
+            max_norm = float(train_opt.get('grad_clip_norm', RecipeTrainOptions.grad_clip_norm))
             params = [p for p in self.net_g.parameters() if p.requires_grad]
 
             def clip(optimizer, args, kwargs):
@@ -158,7 +179,7 @@ class ImageCleanModel(GPUTrainingMixin, SRModel):
 
     def test(self):
         """Inference on ``self.lq``, padded (reflect) to a multiple of ``val.window_size`` and cropped back."""
-        window = int((self.opt.get('val') or {}).get('window_size', 0) or 0)
+        window = int((self.opt.get('val') or {}).get('window_size', ForkValOptions.window_size) or 0)
         lq = self.lq
         h, w = lq.shape[-2:]
         if window > 1:
@@ -189,7 +210,8 @@ class ImageCleanModel(GPUTrainingMixin, SRModel):
         """basicsr's validation, with ``val.rgb2bgr`` and ``val.use_image`` (module docstring) honoured."""
         self._note_fork_keys()
         val = self.opt['val']
-        rgb2bgr, use_image = bool(val.get('rgb2bgr', True)), bool(val.get('use_image', True))
+        rgb2bgr = bool(val.get('rgb2bgr', ForkValOptions.rgb2bgr))
+        use_image = bool(val.get('use_image', ForkValOptions.use_image))
         if rgb2bgr and use_image:
             return super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
         dataset_name = dataloader.dataset.opt['name']

@@ -1,7 +1,17 @@
 """Restormer's ``mixing_augs``: mixup of (target, input) pairs within a batch."""
 import random
+from dataclasses import dataclass
+from typing import Annotated
 
 import torch
+
+
+@dataclass(frozen=True)
+class MixingAugsOptions:
+    """``train.mixing_augs``: Restormer's mixup of training pairs."""
+    mixup: Annotated[bool, 'mix the pairs of each batch (lam ~ Beta(mixup_beta, mixup_beta))'] = False
+    mixup_beta: Annotated[float, '> 0', 'parameter of the Beta distribution'] = 1.2
+    use_identity: Annotated[bool, 'leave half of the batches unmixed (drawn as Restormer does)'] = False
 
 
 class MixingAugment:

@@ -20,13 +20,25 @@ Dataset options (Restormer's names)::
     gt_sizes: [128, 160, 192, 256, 320, 384]
 """
 import bisect
+import dataclasses
 import random
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Annotated, List, Optional, Sequence, Tuple
 
 import torch
 
-KEYS = ('mini_batch_sizes', 'iters', 'gt_sizes')
+
+@dataclass(frozen=True)
+class ProgressiveOptions:
+    """Progressive learning (Restormer's): patch and batch size grow in stages; all three keys or none."""
+    mini_batch_sizes: Annotated[Optional[List[int]], '>= 1', 'batch size per GPU of each stage (at most '
+                                'batch_size_per_gpu, which the loader delivers)'] = None
+    iters: Annotated[Optional[List[int]], '>= 1', 'iterations of each stage'] = None
+    gt_sizes: Annotated[Optional[List[int]], '>= 1', 'patch side of each stage (at most gt_size, which the dataset '
+                        'crops)'] = None
+
+
+KEYS = tuple(f.name for f in dataclasses.fields(ProgressiveOptions))
 
 
 @dataclass(frozen=True)

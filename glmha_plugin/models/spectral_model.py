@@ -21,7 +21,9 @@ replaces:
   and a PNG preview beside it (bands, error map, mean spectra).
 
 Metric options may carry ``better: lower`` (MRAE, RMSE, SAM) so the best
-value is tracked the right way round.
+value is tracked the right way round.  After the metric lines the log names
+the evaluation each metric follows (``metrics.spectral_metrics.PROTOCOLS``):
+for CASSI, MST's Python metrics and its MATLAB script give different figures.
 """
 import os.path as osp
 from typing import Dict, List, Optional
@@ -30,10 +32,12 @@ import numpy as np
 import torch
 from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
 from ..data.matfile import write_mat_v73
+from ..metrics.spectral_metrics import PROTOCOLS
 from .spectral_preview import save_spectral_preview
 from .training import GPUTrainingMixin
 
@@ -87,6 +91,18 @@ class SpectralReconModel(GPUTrainingMixin, SRModel):
                 self.metric_results[name] = float(np.mean(values)) if values else float('nan')
                 self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
             self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+
+    def _log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
+        """basicsr's lines, then the evaluation protocol each metric follows (MST's Python metrics and its MATLAB
+        script's give different figures for the same cubes)."""
+        super()._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        by_protocol: Dict[str, List[str]] = {}
+        for name, metric_opt in (self.opt['val'].get('metrics') or {}).items():
+            if metric_opt.get('type') in PROTOCOLS:
+                by_protocol.setdefault(PROTOCOLS[metric_opt['type']], []).append(name)
+        if by_protocol:
+            get_root_logger().info(f'Protocols of the {dataset_name} metrics:\n' + '\n'.join(
+                f'\t {", ".join(names)}: {protocol}' for protocol, names in by_protocol.items()))
 
     def _release_batch(self):
         for attr in ('lq', 'gt', 'output'):

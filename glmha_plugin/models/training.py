@@ -15,7 +15,7 @@ state with versions that read these options (``docs/gpu_training.md``):
 * ``train.accum_iter`` N: one iteration is one optimizer step on N
   micro-batches of ``batch_size_per_gpu`` each (traiNNer-redux's meaning).
   basicsr's loader delivers N x ``batch_size_per_gpu`` samples per iteration
-  (:mod:`glmha_plugin.compat`, ``accum_loader``); the step splits the batch
+  (:mod:`glmha_plugin.glue.compat`, ``accum_loader``); the step splits the batch
   in N equal parts, scales each loss by 1/N and, under DDP, all-reduces the
   gradients once (``no_sync`` for the first N - 1).  Everything that counts
   iterations (``total_iter``, schedulers, warm-up, EMA, progressive stages,
@@ -28,7 +28,8 @@ state with versions that read these options (``docs/gpu_training.md``):
 import os
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
-from typing import Dict, List
+from dataclasses import dataclass
+from typing import Annotated, Dict, List, Literal, Optional
 
 import torch
 import torch.distributed as dist
@@ -36,15 +37,42 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from torch.nn.parallel import DistributedDataParallel
 
-from ..compat import accum_iter
 from ..errors import UsageError
-from .precision import Precision, resolve_precision
+from .amp import Precision, resolve_precision
+from .saving import atomic_save
 
-# Top-level option keys (their ecosystem names: Retinexformer / traiNNer-redux) and the train-block keys.
-OPTION_KEYS = ('use_amp', 'amp_bf16', 'use_channels_last', 'use_compile', 'compile_mode')
-TRAIN_KEYS = ('accum_iter', 'max_nonfinite_steps')
-COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
-DEFAULT_MAX_NONFINITE_STEPS = 10
+
+@dataclass(frozen=True)
+class GPUTrainingOptions:
+    """GPU-training options (top level; ``docs/gpu_training.md``)."""
+    use_amp: Annotated[bool, 'also: amp', 'torch.amp.autocast in training, validation and testing (Retinexformer\'s '
+                       'and traiNNer-redux\'s name)'] = False
+    amp_bf16: Annotated[bool, 'also: bfloat16, use_bf16', 'bfloat16 instead of float16 (traiNNer-redux\'s '
+                        'name)'] = False
+    use_channels_last: Annotated[bool, 'also: channels_last', 'network weights and inputs in channels-last memory '
+                                 'layout (traiNNer-redux\'s name)'] = False
+    use_compile: Annotated[bool, 'also: compile', 'torch.compile of the network (training and validation); a '
+                           'failure stops the run (traiNNer-redux\'s name)'] = False
+    compile_mode: Annotated[Optional[Literal['default', 'reduce-overhead', 'max-autotune',
+                                             'max-autotune-no-cudagraphs']],
+                            'the mode of torch.compile (traiNNer-redux\'s name)'] = 'default'
+
+
+@dataclass(frozen=True)
+class TrainLeverOptions:
+    """GPU-training options of the ``train`` block."""
+    accum_iter: Annotated[Optional[int], '>= 1', 'also: grad_accum, gradient_accumulation_steps',
+                          'gradient accumulation: micro-batches of batch_size_per_gpu per optimizer step '
+                          '(traiNNer-redux\'s meaning; iterations count optimizer steps)'] = 1
+    max_nonfinite_steps: Annotated[Optional[int], '>= 1', 'consecutive steps with NaN/Inf loss or gradients, each '
+                                   'skipped, before training stops (neosr stops at the first)'] = 10
+
+
+def accum_iter(opt) -> int:
+    """``train.accum_iter`` of an option dict (1 when absent): micro-batches per optimizer step; the train
+    loader delivers that many batches' samples per iteration (:mod:`glmha_plugin.glue.compat`)."""
+    default = TrainLeverOptions.accum_iter
+    return int((opt.get('train') or {}).get('accum_iter', default) or default)
 
 
 class NonFiniteLossError(UsageError, RuntimeError):
@@ -74,22 +102,25 @@ class GPUTrainingMixin:
     into micro-batches), and may override :meth:`net_forward`.
     """
 
-    training_levers = True          # glmha_plugin.validate: this model reads OPTION_KEYS and TRAIN_KEYS
+    # the options this mixin reads, by block (glmha_plugin.glue.option_schema; the pre-flight check refuses them
+    # with a model_type that lacks this mixin)
+    declared_options = {'': GPUTrainingOptions, 'train': TrainLeverOptions}
     input_attrs = ('lq', )
     micro_batch_attrs = ('lq', 'gt')
 
     def __init__(self, opt: dict):
         train_opt = opt.get('train') or {}
-        self.use_channels_last = bool(opt.get('use_channels_last', False))
-        self.use_compile = bool(opt.get('use_compile', False))
-        self.compile_mode = opt.get('compile_mode') or 'default'
+        self.use_channels_last = bool(opt.get('use_channels_last', GPUTrainingOptions.use_channels_last))
+        self.use_compile = bool(opt.get('use_compile', GPUTrainingOptions.use_compile))
+        self.compile_mode = opt.get('compile_mode') or GPUTrainingOptions.compile_mode
         self.accum_iter = accum_iter(opt)   # the number compat's loader patch delivers batches for
-        self.max_nonfinite_steps = int(train_opt.get('max_nonfinite_steps') or DEFAULT_MAX_NONFINITE_STEPS)
+        self.max_nonfinite_steps = int(train_opt.get('max_nonfinite_steps') or TrainLeverOptions.max_nonfinite_steps)
         self.nonfinite_streak = 0
         self.grad_scaler = None
         super().__init__(opt)  # SRModel: network (model_to_device below), weights, training settings
         logger = get_root_logger()
-        self.precision: Precision = resolve_precision(opt.get('use_amp', False), opt.get('amp_bf16', False),
+        self.precision: Precision = resolve_precision(opt.get('use_amp', GPUTrainingOptions.use_amp),
+                                                      opt.get('amp_bf16', GPUTrainingOptions.amp_bf16),
                                                       self.device, logger.warning)
         if self.is_train:
             self.grad_scaler = self.precision.grad_scaler()
@@ -286,10 +317,8 @@ class GPUTrainingMixin:
                  'schedulers': [s.state_dict() for s in self.schedulers]}
         if self.grad_scaler is not None:
             state['grad_scaler'] = self.grad_scaler.state_dict()
-        path = os.path.join(self.opt['path']['training_states'], f'{current_iter}.state')
-        tmp = f'{path}.tmp'
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # a crash mid-write leaves the previous states readable
+        # whole or not at all: a crash mid-write leaves the previous states readable; a full disk stops the run
+        atomic_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state):
         super().resume_training(resume_state)

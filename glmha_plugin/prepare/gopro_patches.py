@@ -65,11 +65,11 @@ def _pairs_in(src: str):
 
 
 def main(argv=None) -> int:
-    """``tools/generate_patches_gopro.py``: Restormer's GoPro preparation (training crops and validation crops)."""
+    """``glmha prepare-gopro``: Restormer's GoPro preparation (training crops and validation crops)."""
     import argparse
     from concurrent.futures import ProcessPoolExecutor
     from tqdm import tqdm
-    p = argparse.ArgumentParser(prog='tools/generate_patches_gopro.py', description=__doc__.split('\n\n')[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--src', default='datasets/Motion_Deblurring/Downloads/GoPro',
                    help='training pairs: SRC/input, SRC/target (default: %(default)s)')
     p.add_argument('--tar', default='datasets/Motion_Deblurring/train/GoPro',

@@ -170,9 +170,9 @@ def verify_paired_lmdb(input_lmdb: str, target_lmdb: str, input_dir: Optional[st
 
 
 def main(argv=None) -> int:
-    """``tools/create_lmdb.py``: paired LMDBs (resumable), then verification."""
+    """``glmha prepare-lmdb``: paired LMDBs (resumable), then verification."""
     import argparse
-    p = argparse.ArgumentParser(prog='tools/create_lmdb.py', description=(
+    p = argparse.ArgumentParser(description=(
         'Write INPUT.lmdb and TARGET.lmdb (basicsr format) from paired folders; re-running resumes; '
         'the result is verified. Use with io_backend: {type: lmdb} and dataroot_lq/gt pointing to them.'))
     p.add_argument('--input', required=True,

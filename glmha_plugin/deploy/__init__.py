@@ -1,0 +1,1 @@
+"""Taking a trained network to where it runs: spandrel-based applications (:mod:`.spandrel`)."""
