@@ -7,7 +7,7 @@ each from C to r channels with a learned r x C matrix (``proj_k``,
 ``proj_v``) at every pixel, before the per-head attention.  Compared with
 CSA it saves ``2 d (C - r) N`` MACs in the two attention products but spends
 ``2 r C N`` on the projections, which is more than it saves unless
-``d (C - r) > r C`` (GLMHA.md, "Beyond the paper"); GLMHA instead makes K and
+``d (C - r) > r C`` (docs/method.md, "Beyond the paper"); GLMHA instead makes K and
 V low-rank where they are generated.
 """
 from typing import Dict

@@ -1,4 +1,4 @@
-"""The MAC counter (mmengine FlopAnalyzer + our op rules) against GLMHA.md's per-layer formulas, and the report tool."""
+"""The MAC counter (mmengine FlopAnalyzer + our op rules) against docs/method.md's per-layer formulas, and the report tool."""
 import csv
 
 import pytest

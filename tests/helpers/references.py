@@ -15,7 +15,7 @@ Params = Dict[str, torch.Tensor]
 
 def mdta(x: torch.Tensor, p: Params, heads: int, rank: Optional[int] = None,
          g: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Restormer's MDTA, and GLMHA as GLMHA.md writes it: B x C x H x W -> same.
+    """Restormer's MDTA, and GLMHA as docs/method.md writes it: B x C x H x W -> same.
 
     q = DW3x3(PW_q(X)); k, v = DW3x3(PW_kv(g * X)) with ``rank`` r channels each (MDTA: r = C, no g);
     per head softmax(t * l2norm(q) l2norm(k)^T) v; then PW_out. ``p``: ``temperature``, ``qkv.weight``,

@@ -57,7 +57,7 @@ def test_glmha_parameter_formula(dim, heads, ratio, gamma, guidance, bias):
 
 
 def test_parameter_formulas_match_design_table():
-    """GLMHA.md's table, written out by hand for C=96, h=2, r=48, gamma=8 (C/gamma = 12)."""
+    """docs/method.md's cost table, written out by hand for C=96, h=2, r=48, gamma=8 (C/gamma = 12)."""
     c, h, r, gamma = 96, 2, 48, 8
     assert csa_params(c, h) == 4 * c**2 + 27 * c + h
     assert glmha_params(c, h, r, 'calibration', gamma) == 2 * c**2 + 9 * c + 2 * r * c + 18 * r + 2 * c**2 // gamma + h
@@ -119,7 +119,7 @@ def test_full_rank_unguided_glmha_is_mdta(bias):
 
 @pytest.mark.parametrize('bias', [False, True])
 def test_folded_guidance_equals_scaling_the_input(bias):
-    """(W diag(g)) X, as implemented, equals PW(g * X) of GLMHA.md."""
+    """(W diag(g)) X, as implemented, equals PW(g * X) of docs/method.md."""
     torch.manual_seed(0)
     m = GLMHA(32, 4, bias=bias, rank=16)
     x = torch.randn(3, 32, 5, 6)

@@ -64,7 +64,7 @@ def test_full_rank_unguided_glmha_is_upstream_ms_msa(mask_step):
 
 
 def test_folded_guidance_equals_scaling_the_input():
-    """key/value = Linear(g * x) as GLMHA.md writes it (the module folds g into the weights); query = Linear(x)."""
+    """key/value = Linear(g * x) as docs/method.md writes it (the module folds g into the weights); query = Linear(x)."""
     m = randomise(SpectralMSA(32, 2, 'glmha', rank=16)).eval()
     x = torch.randn(3, 4, 5, 32)
     g = m.calib(x.permute(0, 3, 1, 2))

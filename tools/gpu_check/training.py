@@ -32,7 +32,7 @@ from . import FAIL, PASS, StepResult, fenced, step_main, step_parser
 
 PACKAGE = osp.dirname(osp.dirname(osp.abspath(__file__)))
 BASE_OPTIONS = osp.join(osp.dirname(PACKAGE), 'options', 'tiny', 'GPU_Check_GLMHA.yml')
-# precision -> (top-level options of issue 10, the dtype the convolutions must then run in)
+# precision -> (top-level AMP options of docs/gpu_training.md, the dtype the convolutions must then run in)
 PRECISIONS = {'fp32': ({}, 'torch.float32'),
               'bf16': ({'use_amp': True, 'amp_bf16': True}, 'torch.bfloat16'),
               'fp16': ({'use_amp': True, 'amp_bf16': False}, 'torch.float16')}
