@@ -5,7 +5,7 @@ C >= 48 and N >= 64^2; whole-model forward ratio of GLMHA-Restormer <= its MAC
 ratio + 0.05; training-step peak memory of GLMHA-Restormer <= 0.95 of
 Restormer's.  Activation checkpointing (issue 10): peak training-step memory
 with ``use_checkpoint`` <= 0.6 of without for GLMHA-Restormer and GLMHA-MST++.
-Whole networks in every runtime (issue 21): GLMHA-Restormer / Restormer <= 0.92
+Whole networks in every runtime: GLMHA-Restormer / Restormer <= 0.92
 in eager forward and onnxruntime forward at 3 x 128 x 128, or, where the
 bytes-moved ratio (:mod:`.traffic`) is above 0.92, within 0.02 of it.
 Rows outside a target's scope say ``-``.

@@ -111,7 +111,7 @@ def spectral_glmha_macs(dim: int, num_heads: int, rank: int, n_pixels: int, guid
                         gamma: int = 8, n_mask_pixels: int = 0) -> Dict[str, int]:
     """MACs of the GLMHA MS-MSA by term (same conventions as :func:`spectral_csa_macs`).
 
-    The guidance term is GLMHA.md's: pooling (C*N), the calibration MLP and
+    The guidance term is docs/method.md's: pooling (C*N), the calibration MLP and
     scaling the tokens by g (C*N), which ``to_q`` and ``to_v`` are called on.
     """
     c, r, n, d = dim, rank, n_pixels, dim // num_heads

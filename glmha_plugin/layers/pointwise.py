@@ -2,7 +2,7 @@
 
 GLMHA's instance guidance multiplies the input of the key/value projection
 channel by channel with an image's gates g (B x C): ``k, v = PW(g * X)``,
-while the queries read X itself (GLMHA.md).  Restormer's attention holds Q,
+while the queries read X itself (docs/method.md).  Restormer's attention holds Q,
 K and V in one ``qkv`` convolution, so with guidance its leading rows read X
 and its trailing ``guided`` rows read g * X.  :class:`GuidedConv2d` is that
 convolution: an ``nn.Conv2d`` (1x1, same parameters, ``state_dict`` keys and

@@ -7,7 +7,7 @@ projection's place that adds a low-rank delta in its forward) must each
 change what a layer computes exactly as they change a plain ``nn.Conv2d`` /
 ``nn.Linear``: the layer's output equals a reference that *calls* the
 (modified) projection modules as plain functions on the inputs the layer's
-equations give them (GLMHA.md: with guidance, the K/V rows of Restormer's
+equations give them (docs/method.md: with guidance, the K/V rows of Restormer's
 ``qkv`` read g * X, and MS-MSA's ``to_q`` / ``to_v`` read g * x).
 """
 import pytest
