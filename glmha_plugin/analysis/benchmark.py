@@ -436,10 +436,11 @@ def benchmark_runtimes(host: HostSpec, size: Size, variants: Dict[str, Dict], ru
             elif runtime == 'eager_train':
                 fns[v] = _adam_step(m, inputs)
             elif runtime == 'compile':
-                compiled = torch.compile(m)
+                # static shapes: a second size recompiles (Inductor failed on the symbolic sizes of a dynamic one)
+                compiled = torch.compile(m, dynamic=False)
                 fns[v] = lambda c=compiled: _no_grad_call(c, inputs)
             elif runtime == 'compile_train':
-                fns[v] = _adam_step(torch.compile(m), inputs)
+                fns[v] = _adam_step(torch.compile(m, dynamic=False), inputs)
             else:
                 name = f'{host.name}_{tag}_{v}'.replace(' ', '_').replace('=', '')
                 fns[v] = _onnx_session(m, host, inputs, osp.join(work_dir, f'{name}.onnx'))

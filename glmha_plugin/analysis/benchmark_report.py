@@ -350,10 +350,10 @@ def main(argv=None):
         sections += ['## Whole networks in every runtime', '',
                      'Eager forward (no grad); eager train step (forward, L1 loss, backward, Adam step); the same '
                      'through torch.compile (compiled before timing); the network exported to ONNX '
-                     '(glmha_plugin.export) and run by onnxruntime (CPU provider, torch\'s thread count). Every '
-                     'ratio is to CSA in the same runtime, interleaved. MB moved: bytes read and written by the '
-                     'operators of one eager forward (glmha_plugin.analysis.traffic; the floor of a memory-bound '
-                     f'machine). Target (GLMHA-Restormer, 3x128x128, eager and onnxruntime forward): <= '
+                     '(glmha_plugin.deploy.onnx_export) and run by onnxruntime (CPU provider, torch\'s thread '
+                     'count). Every ratio is to CSA in the same runtime, interleaved. MB moved: bytes read and '
+                     'written by the operators of one eager forward (glmha_plugin.analysis.traffic; the floor '
+                     f'of a memory-bound machine). Target (GLMHA-Restormer, 3x128x128, eager and onnxruntime forward): <= '
                      f'{RUNTIME_TARGET}, or within {BOUND_SLACK} of the bytes ratio where that is above '
                      f'{RUNTIME_TARGET}.', '', runtimes_markdown(runtime_rows)]
     if path_rows:
