@@ -228,6 +228,17 @@ def test_atomic_save_replaces_whole(tmp_path):
     assert torch.equal(torch.load(path, weights_only=True)['x'], torch.ones(3))
     assert os.listdir(tmp_path) == ['a.pth']
 
+def test_atomic_save_retries_other_write_errors_then_stops(tmp_path):
+    """An error that is not disk full / read-only (here: the temporary name is a folder, EISDIR) is tried
+    ``retries`` times, then stops the save with the count; it never returns as if the file were written."""
+    path = str(tmp_path / 'a.pth')
+    atomic_save({'x': torch.zeros(3)}, path)
+    (tmp_path / 'a.pth.tmp').mkdir()
+    with pytest.raises(OutputWriteError, match=r"cannot write .*a\.pth.* after 3 tries; the previous checkpoints "
+                                               r"are intact"):
+        atomic_save({'x': torch.ones(3)}, path, retries=3, delay=0)
+    assert torch.equal(torch.load(path, weights_only=True)['x'], torch.zeros(3))
+
 def test_a_second_run_with_the_same_name_refuses_while_the_first_runs(workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     first = workdir / 'experiments' / NAME
@@ -260,6 +271,27 @@ def test_a_crashed_run_leaves_no_stale_lock(tmp_path):
         holder.wait()
     with run_lock(str(tmp_path), NAME):
         pass
+
+def test_only_rank_zero_takes_the_run_lock(tmp_path, monkeypatch):
+    """Under torchrun / slurm rank 0 holds the name; the other ranks of the same run take no lock (with the lock
+    on every rank, ranks 1, 2, ... would refuse each other)."""
+    from glmha_plugin.glue.outputs import rank_zero
+    for var in ('RANK', 'SLURM_PROCID'):
+        monkeypatch.delenv(var, raising=False)
+    assert rank_zero()                                            # not launched
+    for var in ('RANK', 'SLURM_PROCID'):
+        monkeypatch.setenv(var, '1')
+        assert not rank_zero()
+        with run_lock(str(tmp_path / 'experiments'), NAME) as held, run_lock(str(tmp_path / 'experiments'), NAME):
+            assert held is None
+        assert not (tmp_path / 'experiments').exists()
+        monkeypatch.setenv(var, '0')
+        assert rank_zero()
+        with run_lock(str(tmp_path / 'experiments'), NAME) as held:
+            assert held == str(tmp_path / 'experiments' / f'.{NAME}.lock')
+        monkeypatch.delenv(var)
+        (tmp_path / 'experiments' / f'.{NAME}.lock').unlink()
+        (tmp_path / 'experiments').rmdir()
 
 def test_an_output_folder_that_takes_no_files_is_named(tmp_path):
     with pytest.raises(OutputWriteError) as info:
