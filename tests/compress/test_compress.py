@@ -149,10 +149,10 @@ def test_unpaired_dataset_crops_and_refuses_small_images(tmp_path):
         big[0]
 
 
-def _distill_opt(tmp_path, **train):
+def _distill_opt(tmp_path, progressive=False, **train):
     net = tiny(1)
     torch.save({'params': net.state_dict()}, tmp_path / 'teacher.pth')
-    opt = model_opt(tmp_path, grad_clip=False, progressive=False)
+    opt = model_opt(tmp_path, grad_clip=False, progressive=progressive)
     opt.update(model_type='DistillModel', network_teacher=dict(type='Restormer', **TINY_RESTORMER),
                network_g=dict(type='GLMHASwap', base=dict(type='Restormer', **TINY_RESTORMER), rank_ratio=0.25))
     opt['path'].update(pretrain_network_teacher=str(tmp_path / 'teacher.pth'))
@@ -203,6 +203,20 @@ def test_distill_model_with_autocast_and_ema_validates_against_the_teacher(tmp_p
     model.nondist_validation(images, 1, None, False)
     assert set(model.metric_results) == {'psnr_teacher', 'psnr'}
     assert 10 < model.metric_results['psnr_teacher'] < 100 and model.metric_results['psnr'] < 20
+
+
+def test_distill_model_progressive_stages_count_per_micro_batch(tmp_path):
+    """Batches without targets: mini_batch_sizes are per micro-batch, as for ImageCleanModel (the fed batch of
+    accum_iter x batch_size_per_gpu keeps accum_iter x them)."""
+    opt = _distill_opt(tmp_path, progressive=True, accum_iter=2)   # batch 4, mini [4, 2], iters [2, 2], gt [16, 32]
+    model = DistillModel(opt)
+    shapes = []
+    for it in range(1, 5):
+        model.update_learning_rate(it)
+        model.feed_data({'lq': torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(it))})
+        shapes.append(tuple(model.lq.shape))
+        model.optimize_parameters(it)
+    assert shapes == [(8, 3, 16, 16), (8, 3, 16, 16), (4, 3, 32, 32), (4, 3, 32, 32)]
 
 
 def test_distill_model_can_train_the_attention_layers_alone(tmp_path):
