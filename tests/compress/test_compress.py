@@ -230,6 +230,17 @@ def test_distill_model_can_train_the_attention_layers_alone(tmp_path):
     assert any(k.startswith('patch_embed') for k in before) and not any('ffn' in k for k in changed)
 
 
+def test_resumed_distillation_keeps_the_teachers_params_ema(tmp_path):
+    """On resume basicsr's check_resume turns every param_key* params_ema into params; a teacher checkpoint that
+    holds params_ema alone is still loaded from params_ema."""
+    opt = _distill_opt(tmp_path)
+    weights = torch.load(tmp_path / 'teacher.pth', weights_only=True)['params']
+    torch.save({'params_ema': weights}, tmp_path / 'teacher.pth')
+    opt['path'].update(param_key_teacher='params', resume_state=str(tmp_path / 'training_states' / '4.state'))
+    model = DistillModel(opt)
+    assert all(torch.equal(weights[k], v) for k, v in model.net_teacher.state_dict().items())
+
+
 def test_distill_model_needs_its_teacher_and_its_loss(tmp_path):
     opt = _distill_opt(tmp_path)
     other = Restormer(**dict(TINY_RESTORMER, dim=16))

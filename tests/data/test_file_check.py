@@ -23,6 +23,19 @@ def test_image_headers_and_cut_files(tmp_path, ext):
     with pytest.raises(BadFile, match='cut short'):
         image_header(path)
 
+def test_top_down_bmp_has_a_positive_height(tmp_path):
+    """A BMP stored top-down declares a negative height; the image is as tall as its absolute value."""
+    import struct
+
+    from glmha_plugin.data.file_check import image_header
+    path = tmp_path / 'a.bmp'
+    cv2.imwrite(str(path), np.zeros((30, 40, 3), np.uint8))
+    content = bytearray(path.read_bytes())
+    content[22:26] = struct.pack('<i', -30)
+    path.write_bytes(bytes(content))
+    header = image_header(str(path))
+    assert (header.width, header.height, header.channels) == (40, 30, 3)
+
 def test_mat_headers_and_cut_files(tmp_path):
     from glmha_plugin.data.file_check import BadFile, mat_header
     cube = np.random.default_rng(0).random((6, 7, 5)).astype(np.float32)
