@@ -49,3 +49,21 @@ def test_mat_headers_and_cut_files(tmp_path):
         open(path, 'wb').write(content[:-3])
         with pytest.raises(BadFile, match='cut short'):
             mat_header(path, ['img'])
+
+
+def test_basicsr_paired_dataset_needs_targets_of_gt_size_or_more(tmp_path):
+    """basicsr's PairedImageDataset crops gt_size without padding: a target of exactly gt_size is fine, a smaller
+    one is named (Dataset_PairedImage pads small images instead)."""
+    from basicsr.data.paired_image_dataset import PairedImageDataset
+
+    from glmha_plugin.data.file_check import DataFileError, check_dataset_files
+    for folder in ('gt', 'lq'):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / 'a.png'), np.zeros((16, 20, 3), np.uint8))
+    opt = dict(name='t', phase='train', dataroot_gt=str(tmp_path / 'gt'), dataroot_lq=str(tmp_path / 'lq'),
+               io_backend=dict(type='disk'), filename_tmpl='{}', gt_size=16, scale=1)
+    assert check_dataset_files(PairedImageDataset(opt), opt, 'datasets.train') == 2
+    for folder in ('gt', 'lq'):
+        cv2.imwrite(str(tmp_path / folder / 'b.png'), np.zeros((12, 20, 3), np.uint8))
+    with pytest.raises(DataFileError, match=r'b\.png \(20x12\) is smaller than gt_size 16'):
+        check_dataset_files(PairedImageDataset(opt), opt, 'datasets.train')
