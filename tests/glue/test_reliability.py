@@ -309,6 +309,8 @@ def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
         read_option_file(path)
     assert "key 'lr' appears twice in one block (lines 3 and 5)" in one_line(str(info.value))
     read_option_file(_write(tmp_path / 'ok.yml', b'a: &b {lr: 1}\nc:\n  <<: *b\n  lr: 2\n'))   # a merge override
+    with pytest.raises(UsageError, match=r"key 'lr' appears twice in one block \(line 2, columns 9 and 16\)"):
+        read_option_file(_write(tmp_path / 'flow.yml', b'name: x\ntrain: {lr: 1, lr: 2}\n'))   # one line, flow style
 
 def test_non_utf8_bytes_are_named_with_their_offset(tmp_path):
     from glmha_plugin.glue.option_files import read_option_file
