@@ -196,7 +196,7 @@ def read_option_file(path) -> Tuple[dict, List[str]]:
         raise UsageError(f'option file {path!r} must hold a mapping of options, got {type(opt).__name__}')
     notes = []
     if loader.exponent_numbers:
-        shown = ', '.join(f'{t} (line {n})' for n, t in loader.exponent_numbers[:6])
+        shown = ', '.join(f'{t} (line {n})' for n, t in sorted(loader.exponent_numbers)[:6])   # in file order
         more = f' and {len(loader.exponent_numbers) - 6} more' if len(loader.exponent_numbers) > 6 else ''
         notes.append(f'{path}: {shown}{more} read as numbers (YAML 1.2; PyYAML and plain basicsr read a number with '
                      f'an exponent but no dot or no exponent sign as text; write 2.0e-3 or !!float 2e-3 for them)')

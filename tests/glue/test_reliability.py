@@ -332,16 +332,18 @@ def test_exponent_numbers_are_numbers_for_the_check_and_for_basicsr(tmp_path):
 
     from glmha_plugin.commands.cli import argv_as
     from glmha_plugin.glue.option_files import read_option_file
-    text = b'name: x\nnum_gpu: 0\ndatasets: {}\npath: {}\ntrain:\n  lr: 2e-3\n  eta_mins: [1e-5]\n  tag: "2e-3"\n'
+    text = (b'name: x\nnum_gpu: 0\ndatasets: {}\npath: {}\ntrain:\n  lr: 2e-3\n  eta_mins: [1e-5]\n  tag: "2e-3"\n'
+            b'  total_iter: 3.0e5\n')
     path = _write(tmp_path / 'o.yml', text)
     assert yaml.safe_load(text)['train']['lr'] == '2e-3'                       # the symptom
     assert yaml.load(text, Loader=compat.ORIGINALS['exponent_numbers.ordered_yaml']()[0])['train']['lr'] == '2e-3'
     options, notes = read_option_file(path)
-    assert options['train'] == {'lr': 0.002, 'eta_mins': [1e-5], 'tag': '2e-3'}
-    assert '2e-3 (line 6), 1e-5 (line 7) read as numbers' in notes[0]
+    assert yaml.safe_load(text)['train']['total_iter'] == '3.0e5'              # no exponent sign: text too
+    assert options['train'] == {'lr': 0.002, 'eta_mins': [1e-5], 'tag': '2e-3', 'total_iter': 300000.0}
+    assert '2e-3 (line 6), 1e-5 (line 7), 3.0e5 (line 9) read as numbers' in notes[0]
     with argv_as(['-opt', path, '--force_yml', 'train:eta_mins=[0]', 'train:tag=3e-4']):
         parsed, _ = bo.parse_options(str(tmp_path), is_train=False)
-    assert parsed['train']['lr'] == 0.002 and parsed['train']['tag'] == 3e-4
+    assert parsed['train']['lr'] == 0.002 and parsed['train']['tag'] == 3e-4 and parsed['train']['total_iter'] == 3e5
     assert compat.ORIGINALS['exponent_numbers.postprocess']('3e-4') == '3e-4'   # upstream --force_yml: text
 
 def test_a_bad_file_later_in_the_folder_is_found_before_training(opt, data):  # noqa: F811
