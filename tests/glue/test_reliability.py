@@ -155,6 +155,22 @@ def test_auto_resume_refuses_when_no_state_can_be_resumed(tmp_path):
     assert 'none of the 2 training states' in msg and 'nothing was changed' in msg
     assert _listing(tmp_path) == before
 
+def test_auto_resume_refuses_network_files_without_a_state(tmp_path):
+    """Network files but no training state: not a fresh start (upstream would move the run aside)."""
+    options = _saved_run(tmp_path, (2,))
+    (tmp_path / 'experiments' / 'x' / 'training_states' / '2.state').unlink()
+    before = _listing(tmp_path)
+    with pytest.raises(CheckpointError, match=r"experiment 'x' has network files in .* but no training state"):
+        compat.load_resume_state(options)
+    assert _listing(tmp_path) == before
+
+def test_auto_resume_leaves_out_the_networks_basicsr_does_not_reload(tmp_path):
+    """path.ignore_resume_networks (a distillation's teacher, never saved): no net_teacher_<iter>.pth is needed."""
+    options = _saved_run(tmp_path, (2,))
+    options['network_teacher'] = dict(type='Restormer', **TINY_RESTORMER)
+    options['path']['ignore_resume_networks'] = ['network_teacher']
+    assert compat.load_resume_state(options)['iter'] == 2
+
 def test_auto_resume_without_any_saved_state_starts_fresh(tmp_path):
     options = _saved_run(tmp_path, ())
     assert compat.load_resume_state(options) is None
