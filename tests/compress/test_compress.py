@@ -84,6 +84,16 @@ def test_the_budget_is_met_by_the_counter_and_spent_where_the_output_suffers():
     assert by_energy.ranks != plan.ranks and by_energy.predicted_macs <= budget * teacher_macs
 
 
+def test_the_uniform_plan_is_the_largest_ratio_within_the_budget():
+    """Two layers of 16 channels and 2 heads, 10 MACs per unit of rank over a fixed 1000: the comparison's uniform
+    plan takes the largest ratio of the 64-step grid whose network fits, not the first that fits."""
+    layers = [planning.AttentionLayer(p, 'MDTA', 16, 2, csa_macs=160, macs_min=20, macs_slope=10.0) for p in 'ab']
+    teacher = 1000 + 2 * 160
+    plan = planning.uniform_plan_for_budget(teacher, layers, (1000 + 2 * 100) / teacher)   # room for rank 10 each
+    assert plan.ranks == {'a': 10, 'b': 10} and plan.predicted_macs == 1200
+    assert planning.uniform_plan_for_budget(teacher, layers, 1.0).ranks == {'a': 16, 'b': 16}
+
+
 def test_a_network_no_registry_knows_is_planned_and_rebuilt_from_its_block():
     block = {'type': 'helpers.standin_nets:StandInUNet', 'dim': 8}
     net = build_from_block(block).eval()
