@@ -414,6 +414,26 @@ def test_bad_input_is_one_line_before_anything_is_written(trained, tmp_path, cap
         assert not out.exists()
 
 
+def test_overwrite_replaces_only_a_run_of_its_own(tmp_path):
+    """--overwrite takes a folder that holds only what compress writes; a file of the user's in it stops the
+    command (nothing a user made is removed), as does --overwrite with --resume."""
+    from glmha_plugin.compress.pipeline import MARKER, out_state
+    out = tmp_path / 'out'
+    assert out_state(str(out), resume=False, overwrite=False) == 'new'
+    out.mkdir()
+    for name in (MARKER, 'plan.json', 'report.md'):
+        (out / name).write_text('{}')
+    assert out_state(str(out), resume=False, overwrite=True) == 'overwrite'
+    assert out_state(str(out), resume=True, overwrite=False) == 'resume'
+    with pytest.raises(CompressError, match='pass --resume to continue it or --overwrite'):
+        out_state(str(out), resume=False, overwrite=False)
+    with pytest.raises(CompressError, match='not both'):
+        out_state(str(out), resume=True, overwrite=True)
+    (out / 'notes.txt').write_text('mine')
+    with pytest.raises(CompressError, match=r'--overwrite: .* also holds files compress did not write \(notes.txt\)'):
+        out_state(str(out), resume=False, overwrite=True)
+
+
 def test_a_host_checkpoint_is_recognised_from_its_tensors(trained, tmp_path, capsys):
     """Without --network (or with --network spandrel) a CSA host checkpoint is rebuilt from its tensors alone."""
     args = _args(trained, tmp_path / 'out', '--energy', '0.9', '--iters', '0', '--holdout', '2')
