@@ -85,6 +85,19 @@ def test_a_batch_larger_than_the_epoch_is_refused_with_the_numbers(opt):  # noqa
     opt['datasets']['train']['dataset_enlarge_ratio'] = 2
     check_options(opt)
 
+def test_under_a_launcher_each_process_gets_its_share_of_the_epoch(monkeypatch):
+    """torchrun / srun split the training set between the processes: 10 samples over 2 processes are 5 per
+    process, too few for a batch of 6 (basicsr's DistributedSampler, then the dropped incomplete batch)."""
+    from glmha_plugin.glue.preflight import check_epoch
+    opt = {'num_gpu': 0, 'train': {}, 'datasets': {'train': {'name': 'd', 'batch_size_per_gpu': 6}}}
+    check_epoch(opt, 10, 'none')
+    for launcher, var in (('pytorch', 'WORLD_SIZE'), ('slurm', 'SLURM_NTASKS')):
+        monkeypatch.setenv(var, '2')
+        with pytest.raises(OptionError, match=r'= 6 samples, but an epoch has only 5 \(10 samples / 2 processes\).*'
+                                              r'set dataset_enlarge_ratio: 2'):
+            check_epoch(opt, 10, launcher)
+        monkeypatch.delenv(var)
+
 def test_epochs_reach_total_iter_when_the_batch_does_not_divide_the_set(demo_data):
     """Upstream counts ceil(10 / 3) = 4 iterations per epoch but its loader drops the incomplete batch: 3 per
     epoch, and train_pipeline's range(total_epochs + 1) stops at 33 of 40 iterations (the symptom)."""
