@@ -174,7 +174,7 @@ def make_plan(inp: Inputs, out: str) -> dict:
     net = inp.source.module
     crops = imgs.random_crops(inp.train_paths, args.plan_crops, args.crop, args.seed)
     layers = inp.layers
-    total = sum(len(planning.candidate_ranks(l.channels, l.heads, args.candidates)) for l in layers)
+    total = sum(len(planning.candidate_ranks(layer.channels, layer.heads, args.candidates)) for layer in layers)
     started = time.time()
     say(f'measuring {len(layers)} attention layer(s) x their candidate ranks ({total} forward passes) on '
         f'{len(crops)} crops of {args.crop}x{args.crop}')
@@ -199,7 +199,7 @@ def make_plan(inp: Inputs, out: str) -> dict:
     result = {
         'input_shape': list(inp.shape), 'teacher_macs': inp.teacher_macs, 'teacher_params': inp.teacher_params,
         'student_macs': plan.macs, 'student_params': params, 'plan': plan.to_dict(),
-        'layers': [dict(vars(l), errors={str(k): v for k, v in l.errors.items()}) for l in layers],
+        'layers': [dict(vars(layer), errors={str(k): v for k, v in layer.errors.items()}) for layer in layers],
         'compared': compared, 'crops': [len(crops), args.crop], 'seconds': time.time() - started,
     }
     _write_json(osp.join(out, 'plan.json'), result)
@@ -207,17 +207,17 @@ def make_plan(inp: Inputs, out: str) -> dict:
 
 
 def print_plan(result: dict) -> None:
-    layers = {l['path']: l for l in result['layers']}
+    layers = {layer['path']: layer for layer in result['layers']}
     width = max(len(p) for p in layers)
     say(f'{"layer":{width}s} {"C":>4s} {"heads":>5s} {"rank":>4s} {"energy":>7s} {"alone dB":>8s}')
     for path, rank in result['plan']['ranks'].items():
-        l = layers[path]
-        energy = planning.AttentionLayer(**{k: l[k] for k in ('path', 'kind', 'channels', 'heads')},
-                                         energy=l['energy']).energy_at(rank)
-        err = l['errors'].get(str(rank))   # not measured: a rank the energy target chose outside the candidates
+        layer = layers[path]
+        energy = planning.AttentionLayer(**{k: layer[k] for k in ('path', 'kind', 'channels', 'heads')},
+                                         energy=layer['energy']).energy_at(rank)
+        err = layer['errors'].get(str(rank))   # not measured: a rank the energy target chose outside the candidates
         alone = f'{planning.psnr_of_mse(err):8.2f}' if err is not None else f'{"-":>8s}'
         shown = f'{energy:7.4f}' if energy is not None else f'{"-":>7s}'
-        say(f'{path:{width}s} {l["channels"]:4d} {l["heads"]:5d} {rank:4d} {shown} {alone}')
+        say(f'{path:{width}s} {layer["channels"]:4d} {layer["heads"]:5d} {rank:4d} {shown} {alone}')
     say(f'MACs {result["student_macs"] / 1e9:.3f} G of {result["teacher_macs"] / 1e9:.3f} G '
         f'({result["student_macs"] / result["teacher_macs"]:.4f}) at {"x".join(map(str, result["input_shape"][1:]))}'
         f' (counter: mmengine FlopAnalyzer, as the complexity report)')

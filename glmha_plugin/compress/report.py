@@ -99,10 +99,10 @@ def markdown(r: dict) -> str:
               '| layer | kind | C | heads | rank | ratio | attention energy kept | this layer alone: PSNR vs teacher '
               '(dB, crops) | MACs before | MACs after |',
               '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
-    for l in r['layers']:
-        lines.append(f'| {l["path"]} | {l["kind"]} | {l["channels"]} | {l["heads"]} | {l["rank"]} | '
-                     f'{l["rank_ratio"]:.3f} | {_fmt(l["energy_kept"], ".4f")} | {_fmt(l["alone_psnr_vs_teacher"])} | '
-                     f'{l["macs_before"]:,} | {l["macs_after"]:,} |')
+    for layer in r['layers']:
+        lines.append(f'| {layer["path"]} | {layer["kind"]} | {layer["channels"]} | {layer["heads"]} | '
+                     f'{layer["rank"]} | {layer["rank_ratio"]:.3f} | {_fmt(layer["energy_kept"], ".4f")} | '
+                     f'{_fmt(layer["alone_psnr_vs_teacher"])} | {layer["macs_before"]:,} | {layer["macs_after"]:,} |')
     lines += ['', '## Plans at this budget (warm start, before distillation, on the planning crops)', '',
               '| plan | MACs / teacher | PSNR vs teacher (dB) |', '|---|---:|---:|']
     for c in r['plans_at_this_budget']:
@@ -125,10 +125,10 @@ def plot(r: dict, path: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    names = [l['path'] for l in r['layers']]
+    names = [layer['path'] for layer in r['layers']]
     x = range(len(names))
-    left.bar(x, [l['rank_ratio'] for l in r['layers']], color='tab:blue', label='rank / C')
-    energy = [l['energy_kept'] for l in r['layers']]
+    left.bar(x, [layer['rank_ratio'] for layer in r['layers']], color='tab:blue', label='rank / C')
+    energy = [layer['energy_kept'] for layer in r['layers']]
     if all(e is not None for e in energy):
         left.plot(x, energy, 'o', color='tab:orange', label='attention energy kept')
     left.set_xticks(list(x))
