@@ -142,7 +142,7 @@ _OptionLoader.add_constructor(_EXPONENT_TAG, _construct_exponent_number)
 
 
 class DuplicateKeyError(yaml.YAMLError):
-    def __init__(self, key, first: Tuple[int, int], second: Tuple[int, int]):
+    def __init__(self, key, first: tuple[int, int], second: tuple[int, int]):
         """``first``, ``second``: (line, column) of the two keys, counted from 1."""
         where = (f'line {first[0]}, columns {first[1]} and {second[1]}' if first[0] == second[0] else
                  f'lines {first[0]} and {second[0]}')

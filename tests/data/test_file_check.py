@@ -60,8 +60,8 @@ def test_basicsr_paired_dataset_needs_targets_of_gt_size_or_more(tmp_path):
     for folder in ('gt', 'lq'):
         (tmp_path / folder).mkdir()
         cv2.imwrite(str(tmp_path / folder / 'a.png'), np.zeros((16, 20, 3), np.uint8))
-    opt = dict(name='t', phase='train', dataroot_gt=str(tmp_path / 'gt'), dataroot_lq=str(tmp_path / 'lq'),
-               io_backend=dict(type='disk'), filename_tmpl='{}', gt_size=16, scale=1)
+    opt = {'name': 't', 'phase': 'train', 'dataroot_gt': str(tmp_path / 'gt'), 'dataroot_lq': str(tmp_path / 'lq'),
+           'io_backend': {'type': 'disk'}, 'filename_tmpl': '{}', 'gt_size': 16, 'scale': 1}
     assert check_dataset_files(PairedImageDataset(opt), opt, 'datasets.train') == 2
     for folder in ('gt', 'lq'):
         cv2.imwrite(str(tmp_path / folder / 'b.png'), np.zeros((12, 20, 3), np.uint8))
