@@ -108,6 +108,8 @@ BAD_VALUES = [
                                  'total_iter: training length']),
     ('train.total_iter', '3e5', ['write total_iter: 300000']),
     ('train.total_iter', -300, ['train.total_iter must be a whole number >= 1, got -300']),
+    ('train.total_iter', True, ['train.total_iter must be a whole number >= 1, got True']),
+    ('train.optim_g.lr', True, ['train.optim_g.lr must be a number > 0, got True']),
     ('logger.print_freq', 0, ['logger.print_freq must be a whole number >= 1, got 0']),
     ('logger.save_checkpoint_freq', -1, ['logger.save_checkpoint_freq must be a whole number >= 1, got -1']),
     ('val.val_freq', 0, ['val.val_freq must be a whole number >= 1, got 0']),

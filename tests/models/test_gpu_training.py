@@ -222,9 +222,12 @@ def single_rank_group(monkeypatch):
 def test_ddp_all_reduces_once_per_step(tmp_path, single_rank_group, monkeypatch):
     """Under DDP the first accum_iter - 1 micro-batches run in no_sync; the result equals the unwrapped model's."""
     from torch.nn.parallel import DistributedDataParallel
-    entered = []
-    real = DistributedDataParallel.no_sync
-    monkeypatch.setattr(DistributedDataParallel, 'no_sync', lambda self: entered.append(1) or real(self))
+    entered, calls = [], []
+    real, real_forward = DistributedDataParallel.no_sync, DistributedDataParallel.forward
+    monkeypatch.setattr(DistributedDataParallel, 'no_sync',
+                        lambda self: entered.append(1) or calls.append('no_sync') or real(self))
+    monkeypatch.setattr(DistributedDataParallel, 'forward',
+                        lambda self, *a, **k: calls.append('forward') or real_forward(self, *a, **k))
     results = []
     for distributed in (True, False):
         torch.manual_seed(0)
@@ -236,6 +239,7 @@ def test_ddp_all_reduces_once_per_step(tmp_path, single_rank_group, monkeypatch)
             _step(model, it, _batch(6, seed=it))
         results.append(_params(model))
     assert len(entered) == 2 * 2                                  # 2 of 3 micro-batches, 2 steps
+    assert calls == ['no_sync', 'forward', 'no_sync', 'forward', 'forward'] * 2   # the last one all-reduces
     for k, v in results[1].items():
         torch.testing.assert_close(results[0][k], v, rtol=1e-5, atol=1e-7)
 
