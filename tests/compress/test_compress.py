@@ -16,7 +16,6 @@ import torch
 import yaml
 from basicsr.archs import build_network
 
-from helpers.common import TINY_RESTORMER
 from glmha_plugin.analysis.complexity import count
 from glmha_plugin.archs.restormer_arch import GLMHARestormer, Restormer
 from glmha_plugin.compress import planning
@@ -24,6 +23,8 @@ from glmha_plugin.compress.command import main as compress
 from glmha_plugin.compress.network import CompressError, build_from_block
 from glmha_plugin.data.unpaired_image_dataset import UnpairedImageDataset
 from glmha_plugin.models import DistillModel
+
+from helpers.common import TINY_RESTORMER
 from helpers.recipe import model_opt
 
 TINY_JSON = json.dumps(TINY_RESTORMER)
@@ -50,12 +51,12 @@ def test_solver_is_the_exact_optimum_and_stays_within_capacity():
         costs = [sorted(rng.randint(0, 20) for _ in range(rng.randint(1, 4))) for _ in range(groups)]
         values = [[rng.random() for _ in c] for c in costs]
         capacity = rng.randint(sum(min(c) for c in costs), sum(max(c) for c in costs) + 3)
-        best = min((sum(v[j] for v, j in zip(values, pick)), pick)
+        best = min((sum(v[j] for v, j in zip(values, pick, strict=True)), pick)
                    for pick in itertools.product(*(range(len(c)) for c in costs))
-                   if sum(c[j] for c, j in zip(costs, pick)) <= capacity)
+                   if sum(c[j] for c, j in zip(costs, pick, strict=True)) <= capacity)
         got = planning.solve(costs, values, capacity, units=capacity or 1)
-        assert sum(c[j] for c, j in zip(costs, got)) <= capacity
-        assert sum(v[j] for v, j in zip(values, got)) == pytest.approx(best[0])
+        assert sum(c[j] for c, j in zip(costs, got, strict=True)) <= capacity
+        assert sum(v[j] for v, j in zip(values, got, strict=True)) == pytest.approx(best[0])
     with pytest.raises(ValueError, match='below the cheapest'):
         planning.solve([[5, 9]], [[1.0, 0.0]], 4)
 
@@ -79,7 +80,7 @@ def test_the_budget_is_met_by_the_counter_and_spent_where_the_output_suffers():
     macs, _ = planning.count_ranks(net, plan.ranks, shape, 'calibration', 8)
     assert macs == plan.predicted_macs <= budget * teacher_macs
     assert plan.ranks['latent.0.attn'] == 64                    # all it can have: the others lose nothing
-    assert all(plan.ranks[l.path] % l.heads == 0 for l in layers)
+    assert all(plan.ranks[layer.path] % layer.heads == 0 for layer in layers)
     by_energy = planning.energy_plan_for_budget(teacher_macs, layers, budget)   # no measured energy: rank share
     assert by_energy.ranks != plan.ranks and by_energy.predicted_macs <= budget * teacher_macs
 
@@ -98,7 +99,7 @@ def test_a_network_no_registry_knows_is_planned_and_rebuilt_from_its_block():
     block = {'type': 'helpers.standin_nets:StandInUNet', 'dim': 8}
     net = build_from_block(block).eval()
     _, layers = planning.swappable_layers(net)
-    assert [l.path for l in layers] == ['enc.attn', 'mid.0.attn', 'mid.1.attn', 'dec.attn']
+    assert [layer.path for layer in layers] == ['enc.attn', 'mid.0.attn', 'mid.1.attn', 'dec.attn']
     ranks = {'enc.attn': 2, 'mid.0.attn': 4, 'mid.1.attn': 16, 'dec.attn': 8}
     swapped = build_network({'type': 'GLMHASwap', 'base': block, 'rank': ranks, 'warm_start': False})
     assert {p: swapped.get_submodule(p).rank for p in ranks} == ranks
@@ -119,8 +120,9 @@ def test_layer_errors_and_energy_are_measured_on_the_images():
         assert layer.errors[layer.candidates[0]] > 1e-8
         assert len(layer.energy) == layer.head_dim and layer.energy[-1] == pytest.approx(1.0)
     plan = planning.plan_for_energy(10**9, layers, 0.5)
-    assert all(plan.ranks[l.path] == min(k for k in range(1, l.head_dim + 1) if l.energy[k - 1] >= 0.5) * l.heads
-               for l in layers)
+    for layer in layers:
+        smallest = min(k for k in range(1, layer.head_dim + 1) if layer.energy[k - 1] >= 0.5)
+        assert plan.ranks[layer.path] == smallest * layer.heads
 
 
 def test_an_unreachable_budget_names_the_smallest_reachable_one():
@@ -148,7 +150,8 @@ def test_unpaired_dataset_crops_and_refuses_small_images(tmp_path):
     folder = _write_images(str(tmp_path / 'lq'), n=3)
     (tmp_path / 'list.txt').write_text('img2.png\nimg0.png\n')
     ds = UnpairedImageDataset(dict(name='u', phase='train', dataroot_lq=folder,
-                                   meta_info_file=str(tmp_path / 'list.txt'), gt_size=16, geometric_augs=True, io_backend={'type': 'disk'}))
+                                   meta_info_file=str(tmp_path / 'list.txt'), gt_size=16, geometric_augs=True,
+                                   io_backend={'type': 'disk'}))
     assert len(ds) == 2 and ds[0]['lq'].shape == (3, 16, 16) and ds[0]['lq_path'].endswith('img2.png')
     assert 'gt' not in ds[0]
     whole = UnpairedImageDataset(dict(name='v', phase='val', dataroot_lq=folder, io_backend={'type': 'disk'}))
@@ -451,7 +454,8 @@ def test_a_host_checkpoint_is_recognised_from_its_tensors(trained, tmp_path, cap
     torch.save({'params': glmha.state_dict()}, tmp_path / 'glmha.pth')
     conv = torch.nn.Conv2d(3, 3, 3)
     torch.save({'params': conv.state_dict()}, tmp_path / 'conv.pth')
-    for weights, want in (('glmha.pth', 'already has GLMHA attention'), ('conv.pth', 'is not a checkpoint of Restormer')):
+    for weights, want in (('glmha.pth', 'already has GLMHA attention'),
+                          ('conv.pth', 'is not a checkpoint of Restormer')):
         args[args.index('--weights') + 1] = str(tmp_path / weights)
         args[args.index('--param-key') + 1] = 'params'
         args[args.index('--out') + 1] = str(tmp_path / f'out_{weights}')

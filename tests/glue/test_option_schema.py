@@ -8,7 +8,6 @@ import inspect
 import os.path as osp
 
 import pytest
-from helpers.common import OPTIONS, REPO, TINY_TRAIN, load_yaml, read_fixture
 
 from glmha_plugin.errors import OptionError
 from glmha_plugin.glue.option_schema.basicsr_blocks import BASICSR_DATASETS, TopLevelOptions
@@ -17,6 +16,8 @@ from glmha_plugin.glue.option_schema.network import argument_docs, network_argum
 from glmha_plugin.glue.option_schema.reference import levers_markdown, reference_markdown, replace_generated
 from glmha_plugin.glue.option_schema.values import conforms, declared, describe
 from glmha_plugin.glue.preflight import check_network_keys
+
+from helpers.common import OPTIONS, REPO, TINY_TRAIN, load_yaml, read_fixture
 
 SHIPPED = sorted(glob.glob(osp.join(OPTIONS, '**', '*.yml'), recursive=True))
 

@@ -19,6 +19,7 @@ from glmha_plugin.glue import compat
 from glmha_plugin.glue.outputs import RunLockedError, check_output_folder, run_lock
 from glmha_plugin.glue.preflight import check_options
 from glmha_plugin.models.saving import OutputWriteError, atomic_save
+
 from helpers import spectral_data as sd
 from helpers.common import FAST, OPTIONS, TINY_RESTORMER, TINY_TRAIN, expect, load_yaml
 from helpers.faults import one_line
@@ -75,7 +76,7 @@ def _write(path, content: bytes):
     path.write_bytes(content)
     return str(path)
 
-def test_a_batch_larger_than_the_epoch_is_refused_with_the_numbers(opt):  # noqa: F811
+def test_a_batch_larger_than_the_epoch_is_refused_with_the_numbers(opt):
     opt['datasets']['train'].update(batch_size_per_gpu=6, dataset_enlarge_ratio=1)
     opt['model_type'] = 'ImageCleanModel'
     opt['train']['accum_iter'] = 2                  # 12 samples per iteration, 10 in the set
@@ -132,7 +133,7 @@ def test_epochs_reach_total_iter_when_the_batch_does_not_divide_the_set(demo_dat
     ('train.scheduler.eta_mins', ['1e-5'], 'train.scheduler.eta_mins must be a list of values, each a number >= 0'),
     ('name', 12, 'name must be text'),
 ])
-def test_option_values_are_checked_before_anything_runs(opt, key, value, fragment):  # noqa: F811
+def test_option_values_are_checked_before_anything_runs(opt, key, value, fragment):
     node = opt
     *parents, leaf = key.split('.')
     for k in parents:
@@ -140,7 +141,7 @@ def test_option_values_are_checked_before_anything_runs(opt, key, value, fragmen
     node[leaf] = value
     one_line(expect(opt, fragment))
 
-def test_whole_numbers_written_as_floats_pass(opt):  # noqa: F811
+def test_whole_numbers_written_as_floats_pass(opt):
     """Restormer's files write ``val_freq: !!float 5e3``: a whole number, accepted."""
     opt['val']['val_freq'] = 4000.0
     opt['logger']['save_checkpoint_freq'] = 5e3
@@ -375,7 +376,7 @@ def test_exponent_numbers_are_numbers_for_the_check_and_for_basicsr(tmp_path):
     assert parsed['train']['lr'] == 0.002 and parsed['train']['tag'] == 3e-4 and parsed['train']['total_iter'] == 3e5
     assert compat.ORIGINALS['exponent_numbers.postprocess']('3e-4') == '3e-4'   # upstream --force_yml: text
 
-def test_a_bad_file_later_in_the_folder_is_found_before_training(opt, data):  # noqa: F811
+def test_a_bad_file_later_in_the_folder_is_found_before_training(opt, data):
     """The first sample still loads; the last input image of the training set is cut short."""
     inputs = data / 'train' / 'input'
     last = inputs / sorted(os.listdir(inputs))[-1]
@@ -386,12 +387,12 @@ def test_a_bad_file_later_in_the_folder_is_found_before_training(opt, data):  # 
     msg = one_line(expect(opt, 'datasets.train (DemoRainTrain): a problem in 20 files:', f'{last} is cut short'))
     assert 'no PNG end chunk' in msg
 
-def test_pairs_whose_sizes_disagree_are_named(opt, data):  # noqa: F811
+def test_pairs_whose_sizes_disagree_are_named(opt, data):
     path = data / 'test' / 'input' / 'chelsea.png'
     cv2.imwrite(str(path), cv2.imread(str(path))[:-2])
     one_line(expect(opt, f"target {data / 'test' / 'target' / 'chelsea.png'} is 27x20 but its input {path} is 27x18"))
 
-def test_output_channels_must_match_the_targets(opt):  # noqa: F811
+def test_output_channels_must_match_the_targets(opt):
     opt['network_g']['out_channels'] = 1                    # L1 would broadcast and train silently wrong
     one_line(expect(opt, 'targets have 3 channels but network_g puts out 1'))
 
@@ -427,7 +428,7 @@ def test_an_rgb_image_smaller_than_its_cube(spectral):
     assert f'{osp.join("datasets", "arad", "Train_RGB", "ARAD_1K_0002.jpg")} (32 x 40) is smaller than its cube' \
         in one_line(str(info.value))
 
-def test_metrics_without_ground_truth(opt, data):  # noqa: F811
+def test_metrics_without_ground_truth(opt, data):
     """glmha-test with metrics on a dataset without targets (basicsr: KeyError 'gt' after results/ exists)."""
     opt['datasets'] = {'test_1': dict(name='NoTargets', type='SingleImageDataset', io_backend={'type': 'disk'},
                                       dataroot_lq=str(data / 'test' / 'input'))}
@@ -436,7 +437,7 @@ def test_metrics_without_ground_truth(opt, data):  # noqa: F811
     del opt['val']['metrics']
     check_options(opt, is_train=False)
 
-def test_launcher_pytorch_outside_torchrun(opt, monkeypatch):  # noqa: F811
+def test_launcher_pytorch_outside_torchrun(opt, monkeypatch):
     for var in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(OptionError) as info:

@@ -13,6 +13,7 @@ from glmha_plugin.glue import compat
 from glmha_plugin.models import CASSIModel, ImageCleanModel
 from glmha_plugin.models.amp import Precision, resolve_precision
 from glmha_plugin.models.training import CompileError, NonFiniteLossError
+
 from helpers.common import free_port
 from helpers.recipe import model_opt
 
@@ -152,7 +153,7 @@ def test_accum_iter_4_of_1_equals_one_batch_of_4(tmp_path, clip):
         opt['train']['optim_g'] = dict(type='SGD', lr=0.5, momentum=0.9)
         opt['train']['accum_iter'] = n
         models[n] = ImageCleanModel(opt)
-    assert all(torch.equal(a, b) for a, b in zip(_params(models[1]).values(), _params(models[4]).values()))
+    assert all(torch.equal(a, b) for a, b in zip(_params(models[1]).values(), _params(models[4]).values(), strict=True))
     start = _params(models[1])
     for it in (1, 2, 3):
         for m in models.values():
@@ -323,7 +324,7 @@ def test_channels_last_weights_and_inputs_same_result(tmp_path):
         torch.manual_seed(0)
         model = ImageCleanModel(_opt(tmp_path, use_channels_last=cl))
         seen = []
-        model.net_g.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+        model.net_g.register_forward_pre_hook(lambda m, args, seen=seen: seen.append(args[0]))
         _step(model, 1, _batch())
         assert seen[0].is_contiguous(memory_format=torch.channels_last) == cl
         conv = model.net_g.patch_embed.proj.weight

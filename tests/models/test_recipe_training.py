@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from helpers.recipe import closed_form, model_opt
 from glmha_plugin.models import CosineAnnealingRestartCyclicLR, ImageCleanModel, MixingAugment, ProgressiveSchedule
+
+from helpers.recipe import closed_form, model_opt
 
 pytestmark = pytest.mark.filterwarnings('ignore:Detected call of:UserWarning')  # basicsr steps schedulers first
 RESTORMER = dict(periods=[92000, 208000], restart_weights=[1, 1], eta_mins=[3e-4, 1e-6])

@@ -5,10 +5,11 @@ import pytest
 import torch
 import yaml
 
-from helpers.common import TINY_RESTORMER_2 as TINY
+from glmha_plugin.archs import GLMHARestormer, Restormer
 from glmha_plugin.swap import convert as convert_tool
 from glmha_plugin.swap import warm_start as convert
-from glmha_plugin.archs import GLMHARestormer, Restormer
+
+from helpers.common import TINY_RESTORMER_2 as TINY
 
 
 def parent_and_input(bias=False):
