@@ -109,12 +109,13 @@ def _count(net: torch.nn.Module):
 
 
 def run(args) -> dict:
+    from basicsr.archs import build_network
+
+    from ..archs import swap_arch  # noqa: F401  (GLMHASwap registered)
     from ..compress import planning
     from ..compress.pipeline import build_student, evaluate
     from ..demo.data import DATA_DIR, DEMO_CSA_TRAIN_OPT, DEMO_TRAIN_OPT, make_rain_pairs
     from ..swap import swap_attention
-    from ..archs import swap_arch  # noqa: F401  (GLMHASwap registered)
-    from basicsr.archs import build_network
 
     workdir = osp.abspath(args.workdir)
     os.makedirs(workdir, exist_ok=True)
@@ -182,7 +183,7 @@ def run(args) -> dict:
     scratch.load_state_dict(torch.load(scratch_weights, map_location='cpu', weights_only=True)['params'])
     nets['scratch'] = scratch.eval()
     nets['finetune'] = build_student(swap_block, tune_weights)
-    for b, rep in students.items():
+    for b in students:
         folder = osp.join(workdir, 'students', f'budget_{b:g}' + ('_refit' if args.refit else ''))
         with open(osp.join(folder, 'network_g.yml'), encoding='utf-8') as f:
             block = yaml.safe_load(f)['network_g']
@@ -209,6 +210,7 @@ def run(args) -> dict:
 
 def _input_scores(pairs) -> dict:
     from basicsr.metrics import calculate_psnr, calculate_ssim
+
     from ..compress.images import load
     psnr = ssim = 0.0
     for p in pairs:

@@ -251,7 +251,7 @@ def solve(costs: Sequence[Sequence[float]], values: Sequence[Sequence[float]], c
     step = capacity / units if capacity > 0 else 1.0
     best = np.zeros(units + 1)
     choices = []
-    for cost, value in zip(costs, values):
+    for cost, value in zip(costs, values, strict=True):
         c = [min(units + 1, int(math.ceil(x / step - 1e-9))) for x in cost]
         new = np.full(units + 1, np.inf)
         pick = np.full(units + 1, -1, dtype=np.int64)
@@ -267,7 +267,7 @@ def solve(costs: Sequence[Sequence[float]], values: Sequence[Sequence[float]], c
     if not np.isfinite(best[units]):
         raise ValueError('no choice fits the capacity (after rounding costs up to the solver\'s step)')
     out, u = [], units
-    for cost, pick in zip(reversed(costs), reversed(choices)):
+    for cost, pick in zip(reversed(costs), reversed(choices), strict=True):
         j = int(pick[u])
         out.append(j)
         u -= min(units + 1, int(math.ceil(cost[j] / step - 1e-9)))
@@ -280,7 +280,7 @@ def _knapsack(teacher_macs: int, layers: Sequence[AttentionLayer], budget: float
     costs = [[layer.macs(r) - layer.macs_min for r in layer.candidates] for layer in layers]
     values = [[value_of(layer, r) for r in layer.candidates] for layer in layers]
     picks = solve(costs, values, max(0.0, capacity))
-    return {layer.path: layer.candidates[j] for layer, j in zip(layers, picks)}
+    return {layer.path: layer.candidates[j] for layer, j in zip(layers, picks, strict=True)}
 
 
 def check_budget(budget: float, teacher_macs: int, layers: Sequence[AttentionLayer], shape) -> None:
