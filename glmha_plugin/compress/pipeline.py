@@ -34,8 +34,8 @@ MARKER = 'compress.json'
 EXPERIMENT = 'compress'
 # What a run writes into --out (the only entries --overwrite removes).
 OUTPUTS = (MARKER, 'plan.json', 'warm_start.pth', 'network_g.yml', 'train.yml', 'student.pth', 'report.json',
-           'report.md', 'report.png', 'refit.json', 'distill.log', 'images_train.txt', 'images_heldout.txt', 'experiments',
-           'tb_logger', 'results')
+           'report.md', 'report.png', 'refit.json', 'distill.log', 'images_train.txt', 'images_heldout.txt',
+           'experiments', 'tb_logger', 'results')
 # --augment: the training crops' flips and rotations, as dataset options.
 AUGMENTS = {'dihedral': {'geometric_augs': True}, 'hflip': {'use_hflip': True}, 'none': {}}
 # Arguments that must match when a run is resumed.

@@ -88,10 +88,10 @@ def refit_projections(student: nn.Module, teacher: nn.Module, paths: Sequence[st
         layer, proj = s_modules[path], projection(s_modules[path])
         seen: Dict[str, object] = {}
 
-        def grab_input(m, args, kwargs):
+        def grab_input(m, args, kwargs, seen=seen):
             seen.setdefault('args', (args, kwargs))
 
-        def grab_output(m, args, output):
+        def grab_output(m, args, output, seen=seen):
             seen.setdefault('target', output)
 
         hooks = [layer.register_forward_pre_hook(grab_input, with_kwargs=True),

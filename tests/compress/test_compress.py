@@ -135,6 +135,7 @@ def test_the_refit_brings_the_warm_start_closer_to_the_teacher(host, gain):
     from glmha_plugin.archs.retinexformer_arch import RetinexFormer
     from glmha_plugin.compress.refit import projection, refit_projections
     from glmha_plugin.swap import swap_attention
+
     from helpers.common import TINY_RETINEX
     torch.manual_seed(0)
     teacher = (tiny() if host == 'restormer' else RetinexFormer(**TINY_RETINEX)).eval()
@@ -142,7 +143,7 @@ def test_the_refit_brings_the_warm_start_closer_to_the_teacher(host, gain):
     _, layers = planning.swappable_layers(teacher)
     paths = [layer.path for layer in layers]
     student = deepcopy(teacher)
-    swap_attention(student, rank={p: layer.heads for p, layer in zip(paths, layers)}, guidance='none')
+    swap_attention(student, rank={p: layer.heads for p, layer in zip(paths, layers, strict=True)}, guidance='none')
     before = _output_mse(student, teacher, other)
     untouched = {k: v.clone() for k, v in student.state_dict().items()}
     results = refit_projections(student, teacher, paths, crops)
