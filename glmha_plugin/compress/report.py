@@ -25,6 +25,15 @@ def _fmt(v, spec='.2f'):
     return '-' if v is None else format(v, spec)
 
 
+def _refit(out: str):
+    """``refit.json`` (``--refit``: the warm start's output projections refit by least squares), or None."""
+    path = osp.join(out, 'refit.json')
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
 def write_report(out: str, args, inp, plan: dict, scores: Dict[str, dict], curve: List[dict], pairs: List[dict],
                  seconds: float) -> dict:
     ranks = plan['plan']['ranks']
@@ -67,6 +76,7 @@ def write_report(out: str, args, inp, plan: dict, scores: Dict[str, dict], curve
         'held_out': {'images': len(pairs), 'with_targets': has_gt,
                      'source': ('validation folder' if args.val_lq
                                 else f'last {len(pairs)} of --images (not trained on)')},
+        'refit': _refit(out),
         'evaluation': {'teacher': teacher, 'warm_start': warm, 'student': student},
         'curve': curve, 'seconds': seconds,
         'metrics': 'PSNR/SSIM by basicsr (RGB, no border crop) on the float outputs clamped to [0, 1], not rounded',

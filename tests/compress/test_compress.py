@@ -125,6 +125,42 @@ def test_layer_errors_and_energy_are_measured_on_the_images():
         assert plan.ranks[layer.path] == smallest * layer.heads
 
 
+def _output_mse(a, b, x):
+    with torch.no_grad():
+        return float(((a(x) - b(x)) ** 2).mean())
+
+
+@pytest.mark.parametrize('host, gain', [('restormer', 0.8), ('retinexformer', 1.0)])
+def test_the_refit_brings_the_warm_start_closer_to_the_teacher(host, gain):
+    from glmha_plugin.archs.retinexformer_arch import RetinexFormer
+    from glmha_plugin.compress.refit import projection, refit_projections
+    from glmha_plugin.swap import swap_attention
+
+    from helpers.common import TINY_RETINEX
+    torch.manual_seed(0)
+    teacher = (tiny() if host == 'restormer' else RetinexFormer(**TINY_RETINEX)).eval()
+    crops, other = torch.rand(2, 8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    _, layers = planning.swappable_layers(teacher)
+    paths = [layer.path for layer in layers]
+    student = deepcopy(teacher)
+    swap_attention(student, rank={p: layer.heads for p, layer in zip(paths, layers, strict=True)}, guidance='none')
+    before = _output_mse(student, teacher, other)
+    untouched = {k: v.clone() for k, v in student.state_dict().items()}
+    results = refit_projections(student, teacher, paths, crops)
+    assert [r['path'] for r in results] == paths          # forward order (here the order of the modules)
+    assert all(r['mse_after'] < r['mse_before'] for r in results), results
+    changed = {k for k, v in student.state_dict().items() if not torch.equal(v, untouched[k])}
+    modules = dict(student.named_modules())
+    projections = {id(projection(modules[p])) for p in paths}     # only the output projections changed
+    assert changed and all(id(modules[k.rsplit('.', 1)[0]]) in projections for k in changed), changed
+    assert _output_mse(student, teacher, other) < gain * before    # the whole network, on crops it did not fit
+    # at full rank the warm start is exact and the refit keeps it
+    exact = deepcopy(teacher)
+    swap_attention(exact, rank_ratio=1.0, guidance='none')
+    refit_projections(exact, teacher, paths, crops)
+    assert _output_mse(exact, teacher, other) < 1e-10
+
+
 def test_an_unreachable_budget_names_the_smallest_reachable_one():
     net, shape = tiny(), (1, 3, 32, 32)
     layers, teacher_macs = _layers_with_macs(net, shape)
@@ -363,6 +399,20 @@ def test_energy_target_without_distillation_holds_out_images(trained, tmp_path, 
     assert 'psnr' not in report['evaluation']['student']                          # held out of --images: no targets
     block = yaml.safe_load((out / 'network_g.yml').read_text())['network_g']
     build_network(block).load_state_dict(torch.load(out / 'student.pth', weights_only=True)['params'], strict=True)
+
+
+def test_refit_writes_its_record_and_improves_the_warm_start(trained, tmp_path, capsys):
+    scores = {}
+    for refit in (False, True):
+        out = tmp_path / f'refit_{refit}'
+        extra = ['--refit', '--refit-crops', '4'] if refit else []
+        assert compress(_args(trained, out, '--budget', '0.86', '--iters', '0', '--holdout', '2', *extra)) == 0
+        report = json.loads((out / 'report.json').read_text())
+        scores[refit] = report['evaluation']['warm_start']['psnr_teacher']
+        assert (out / 'refit.json').is_file() == refit and (report['refit'] is not None) == refit
+    assert 'refit the output projections of' in capsys.readouterr().out
+    assert report['refit']['crops'] == [4, 24] and len(report['refit']['layers']) == len(report['ranks'])
+    assert scores[True] > scores[False] + 0.5, scores
 
 
 @pytest.mark.parametrize('case', ['checkpoint', 'empty', 'unreadable', 'small', 'no_attention', 'budget',
