@@ -28,7 +28,7 @@ import yaml
 from ..swap import swap_attention
 from . import images as imgs
 from . import planning
-from .network import CompressError, NetworkSource, build_from_block, network_from_args, run_network
+from .network import CompressError, NetworkSource, network_from_args, run_network
 
 MARKER = 'compress.json'
 EXPERIMENT = 'compress'
@@ -394,7 +394,7 @@ def distil(out: str, iters: int, resume: bool) -> List[dict]:
             bar.refresh()
     if code != 0:
         raise CompressError(f'distillation stopped (exit code {code}); its log is {log_path}; last lines:\n'
-                            + ''.join(tail[-12:]) + f'fix the cause and run the same command with --resume')
+                            + ''.join(tail[-12:]) + 'fix the cause and run the same command with --resume')
     return curve
 
 
@@ -431,6 +431,7 @@ def evaluate(nets: Dict[str, torch.nn.Module], pairs: List[dict], window: int, d
     """PSNR/SSIM (basicsr's, RGB, float images in [0, 255] not rounded, no border crop) of each network against
     the teacher's output (``*_teacher``) and the targets where known; ``nets`` holds ``teacher``."""
     from basicsr.metrics import calculate_psnr, calculate_ssim
+
     from ..layers import pad_to_multiple
 
     def image(t):
