@@ -44,8 +44,7 @@ import os
 import sys
 import warnings
 
-from glmha_plugin_common import TOOLBOX_PREFIX
-from glmha_plugin_common import install_torchvision_alias
+from glmha_plugin_common import TOOLBOX_PREFIX, install_torchvision_alias
 
 ENV_VAR = 'GLMHA_PLUGIN_AUTOLOAD'
 PTH_NAME = 'glmha_plugin_autoload.pth'
@@ -151,7 +150,7 @@ def _after_basicsr(module):
     """Import the plugin right after ``basicsr`` has finished importing."""
     try:
         import glmha_plugin  # noqa: F401  (registers names, applies compat)
-    except Exception as exc:  # never break `import basicsr`
+    except Exception as exc:  # noqa: BLE001  never break `import basicsr`
         warnings.warn(f'glmha_plugin could not be imported ({type(exc).__name__}: {exc}); basicsr works '
                       f'without the plugin. Set {ENV_VAR}=0 to silence this.', RuntimeWarning, stacklevel=2)
         return

@@ -12,8 +12,7 @@ from .glue import compat
 
 compat.apply()
 
-from . import archs  # noqa: E402,F401  (registers in ARCH_REGISTRY)
-from . import data, losses, metrics, models  # noqa: E402,F401  (DATASET/LOSS/METRIC/MODEL_REGISTRY)
+from . import archs, data, losses, metrics, models  # noqa: E402  (importing them registers their names)
 from .deploy.spandrel import register_spandrel  # noqa: E402  (imports spandrel only when called)
 from .swap import SwapError, SwapReport, swap_attention  # noqa: E402
 from .version import __version__  # noqa: E402

@@ -13,7 +13,7 @@ The MST / MST++ toolboxes' ``model_generator`` built on it is :mod:`glmha_plugin
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
-from .archs import MST, GLMHAMST, GLMHAMSTPlusPlus, GLMHARetinexFormer, MST_Plus_Plus, RetinexFormer
+from .archs import GLMHAMST, MST, GLMHAMSTPlusPlus, GLMHARetinexFormer, MST_Plus_Plus, RetinexFormer
 
 SPECTRAL_MODELS = Registry('spectral model', parent=MMENGINE_MODELS, scope='glmha_plugin')
 for _cls in (MST, GLMHAMST, MST_Plus_Plus, GLMHAMSTPlusPlus, RetinexFormer, GLMHARetinexFormer):

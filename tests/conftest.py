@@ -11,7 +11,7 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 if os.environ.get('PYTEST_XDIST_WORKER'):   # pytest -n N: one torch thread per worker (and its subprocesses)
     os.environ['OMP_NUM_THREADS'] = '1'
 
-import pytest  # noqa: E402
+import pytest
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))   # makes ``helpers`` importable from every test folder
 

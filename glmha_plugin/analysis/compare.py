@@ -137,7 +137,7 @@ def _run(cmd: List[str], cwd: str, log: str, threads: Optional[int]) -> None:
 
 def score(workdir: str, test_name: str) -> (float, float):
     """Mean PSNR/SSIM (basicsr metrics, RGB, no crop) of the saved test outputs against the targets."""
-    psnrs, ssims = zip(*(demo_score(pred, gt) for _, _, pred, gt in result_images(workdir, test_name)))
+    psnrs, ssims = zip(*(demo_score(pred, gt) for _, _, pred, gt in result_images(workdir, test_name)), strict=True)
     return statistics.fmean(psnrs), statistics.fmean(ssims)
 
 
@@ -221,12 +221,14 @@ def run_comparison(workdir: str, variant_opts: Dict[str, Dict], seeds: Sequence[
         progress(f'[{i}/{len(jobs)}] {label}, seed {seed}: training {iters} iterations')
         log = osp.join(opt_dir, f'{name}.train.log')
         opt = train_options(train_template, name, network_g, seed, iters, batch, gt_size, workers, pretrain)
-        _run([sys.executable, '-m', 'glmha_plugin.commands.train', '-opt', _write(opt, osp.join(opt_dir, f'{name}.yml'))],
+        train_yml = _write(opt, osp.join(opt_dir, f'{name}.yml'))
+        _run([sys.executable, '-m', 'glmha_plugin.commands.train', '-opt', train_yml],
              workdir, log, threads)
         progress(f'[{i}/{len(jobs)}] {label}, seed {seed}: testing')
         test_name = f'test_{name}'
         topt = test_options(test_template, test_name, network_g, _weights(workdir, name), seed)
-        _run([sys.executable, '-m', 'glmha_plugin.commands.test', '-opt', _write(topt, osp.join(opt_dir, f'{test_name}.yml'))],
+        test_yml = _write(topt, osp.join(opt_dir, f'{test_name}.yml'))
+        _run([sys.executable, '-m', 'glmha_plugin.commands.test', '-opt', test_yml],
              workdir, osp.join(opt_dir, f'{test_name}.log'), threads)
         psnr, ssim = score(workdir, test_name)
         runs.append(Run(label, seed, psnr, ssim, sizes[variant][0], sizes[variant][1], log))

@@ -130,7 +130,7 @@ def plot(rows: Iterable[Row], path: str) -> None:
     rows = list(rows)
     groups = list(dict.fromkeys((r.host, r.size) for r in rows))
     fig, axes = plt.subplots(len(groups), 2, figsize=(12, 3.6 * len(groups)), squeeze=False)
-    for (host, size), (ax_m, ax_p) in zip(groups, axes):
+    for (host, size), (ax_m, ax_p) in zip(groups, axes, strict=True):
         sel = [r for r in rows if (r.host, r.size) == (host, size)]
         labels = [r.variant.replace('GLMHA ', '').replace(' calibration', '\n+calib').replace(' none', '\nno guid.')
                   for r in sel]
@@ -141,7 +141,7 @@ def plot(rows: Iterable[Row], path: str) -> None:
             ax.set_xticks(range(len(sel)), labels, fontsize=7)
             ax.set_title(f'{host} {size}: {title}', fontsize=10)
             ax.set_ylim(0, max(values) * 1.15)
-            for bar, v in zip(bars, values):
+            for bar, v in zip(bars, values, strict=True):
                 ax.text(bar.get_x() + bar.get_width() / 2, v, f'{v:.2f}', ha='center', va='bottom', fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

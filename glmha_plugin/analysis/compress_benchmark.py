@@ -79,7 +79,7 @@ def _recipe(template: str, name: str, iters: int, network_g: dict) -> dict:
 def _compress(workdir: str, weights: str, network_g: dict, budget: float, iters: int, args) -> dict:
     from ..compress.command import main as compress
     from ..demo.data import DATA_DIR
-    out = osp.join(workdir, 'students', f'budget_{budget:g}')
+    out = osp.join(workdir, 'students', f'budget_{budget:g}' + ('_refit' if args.refit else ''))
     report = osp.join(out, 'report.json')
     if not osp.isfile(report):
         data = osp.join(workdir, DATA_DIR)
@@ -91,6 +91,8 @@ def _compress(workdir: str, weights: str, network_g: dict, budget: float, iters:
                 '--crop', str(args.crop), '--batch', str(args.batch), '--lr', str(args.lr), '--workers', '2',
                 '--augment', 'hflip',   # as the teacher's recipe: flips, no rotations (the rain falls from above)
                 '--seed', str(args.seed), '--out', out]
+        if args.refit:
+            argv.append('--refit')
         if osp.isdir(out):
             argv.append('--resume')
         _say('glmha compress ' + ' '.join(argv))
@@ -107,12 +109,13 @@ def _count(net: torch.nn.Module):
 
 
 def run(args) -> dict:
+    from basicsr.archs import build_network
+
+    from ..archs import swap_arch  # noqa: F401  (GLMHASwap registered)
     from ..compress import planning
     from ..compress.pipeline import build_student, evaluate
     from ..demo.data import DATA_DIR, DEMO_CSA_TRAIN_OPT, DEMO_TRAIN_OPT, make_rain_pairs
     from ..swap import swap_attention
-    from ..archs import swap_arch  # noqa: F401  (GLMHASwap registered)
-    from basicsr.archs import build_network
 
     workdir = osp.abspath(args.workdir)
     os.makedirs(workdir, exist_ok=True)
@@ -180,8 +183,8 @@ def run(args) -> dict:
     scratch.load_state_dict(torch.load(scratch_weights, map_location='cpu', weights_only=True)['params'])
     nets['scratch'] = scratch.eval()
     nets['finetune'] = build_student(swap_block, tune_weights)
-    for b, rep in students.items():
-        folder = osp.join(workdir, 'students', f'budget_{b:g}')
+    for b in students:
+        folder = osp.join(workdir, 'students', f'budget_{b:g}' + ('_refit' if args.refit else ''))
         with open(osp.join(folder, 'network_g.yml'), encoding='utf-8') as f:
             block = yaml.safe_load(f)['network_g']
         nets[f'warm {b:g}'] = build_student(block, osp.join(folder, 'warm_start.pth'))
@@ -207,6 +210,7 @@ def run(args) -> dict:
 
 def _input_scores(pairs) -> dict:
     from basicsr.metrics import calculate_psnr, calculate_ssim
+
     from ..compress.images import load
     psnr = ssim = 0.0
     for p in pairs:
@@ -269,6 +273,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument('--crop', type=int, default=64)
     p.add_argument('--batch', type=int, default=4)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--refit', action='store_true', help='compress with --refit (the warm start\'s output projections '
+                   'refit by least squares; students in students/budget_B_refit)')
     p.add_argument('--workdir', default='compress_benchmark')
     p.add_argument('--threads', type=int, help='CPU threads of every process (OMP_NUM_THREADS; on a shared 2-core '
                    'machine 1 was 5x faster than 2)')

@@ -159,7 +159,7 @@ def plot(layers: Sequence[LayerSpectrum], path: str, title: str = '') -> None:
         panels.insert(0, ('eig_cumulative', 'cumulative eigenvalue distribution (|eigenvalues|)'))
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
     cmap = plt.get_cmap('tab10')
-    for ax, (attr, label) in zip(axes[0], panels):
+    for ax, (attr, label) in zip(axes[0], panels, strict=True):
         for i, (stage, members) in enumerate(groups.items()):
             curves = [getattr(m, attr) for m in members if getattr(m, attr) is not None]
             if not curves:

@@ -22,8 +22,8 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from ..glue.checkpoints import extract_state_dict, key_mismatch, load_checkpoint
 from ..errors import UsageError
+from ..glue.checkpoints import extract_state_dict, key_mismatch, load_checkpoint
 from ..glue.option_files import load_options
 from . import spectrum
 from .hosts import HOSTS, get_host, host_for_arch

@@ -38,7 +38,7 @@ def _init_weights(m: nn.Module) -> None:
         nn.init.constant_(m.weight, 1.0)
 
 
-class MST_Plus_Plus(nn.Module):  # noqa: N801 (upstream's name)
+class MST_Plus_Plus(nn.Module):
     """MST++ with ``attention: csa | glmha`` (module docstring).
 
     Args (MST++'s own): in_channels (3), out_channels (31), n_feat (31; must

@@ -118,7 +118,7 @@ class Restormer(nn.Module):
                  heads: Sequence[int] = (1, 2, 4, 8),
                  ffn_expansion_factor: float = 2.66,
                  bias: bool = False,
-                 LayerNorm_type: str = 'WithBias',  # noqa: N803 (upstream's name)
+                 LayerNorm_type: str = 'WithBias',
                  dual_pixel_task: bool = False,
                  attention: Optional[str] = None,
                  rank: PerLayer = None,
@@ -138,7 +138,7 @@ class Restormer(nn.Module):
         shapes = dict(zip(STAGES, ((d1, heads[0], num_blocks[0]), (d2, heads[1], num_blocks[1]),
                                    (d3, heads[2], num_blocks[2]), (d4, heads[3], num_blocks[3]),
                                    (d3, heads[2], num_blocks[2]), (d2, heads[1], num_blocks[1]),
-                                   (d2, heads[0], num_blocks[0]), (d2, heads[0], num_refinement_blocks))))
+                                   (d2, heads[0], num_blocks[0]), (d2, heads[0], num_refinement_blocks)), strict=True))
         layers = [(f'{name}.{i}.attn', c, h) for name, (c, h, n) in shapes.items() for i in range(n)]
         options = attention_options(type(self).__name__, attention, layers, rank, rank_ratio, guidance, gamma)
 

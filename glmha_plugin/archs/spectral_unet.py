@@ -60,7 +60,8 @@ def per_level(value: PerLevel, option: str, unets: Mapping[str, int]) -> PerLaye
             raise ValueError(f'{option}: give one value for every level or one per level ({stage + 1} levels: '
                              f'0 .. {stage}, the last is the bottleneck), got {list(value)}; or a mapping '
                              f'{{module-path prefix: value}}')
-        out.update({prefix: v for prefixes, v in zip(level_prefixes(stage, unet), value) for prefix in prefixes})
+        levels = zip(level_prefixes(stage, unet), value, strict=True)
+        out.update({prefix: v for prefixes, v in levels for prefix in prefixes})
     return out
 
 
@@ -222,6 +223,7 @@ class SpectralUNet(nn.Module):
             if self.guided:
                 guide = layer[2](guide)
         fea = self.bottleneck(fea, guide)
-        for (up, fuse, level_blocks), skip, level_guide in zip(self.decoder_layers, reversed(skips), reversed(guides)):
+        levels = zip(self.decoder_layers, reversed(skips), reversed(guides), strict=True)
+        for (up, fuse, level_blocks), skip, level_guide in levels:
             fea = level_blocks(fuse(torch.cat([up(fea), skip], dim=1)), level_guide)
         return self.mapping(fea) + x

@@ -28,7 +28,7 @@ from ..swap.attention_swap import swap_attention
 
 
 @ARCH_REGISTRY.register()
-def GLMHASwap(base: Dict, rank: PerLayer = None, rank_ratio: PerLayer = None, guidance: str = 'calibration',  # noqa: N802
+def GLMHASwap(base: Dict, rank: PerLayer = None, rank_ratio: PerLayer = None, guidance: str = 'calibration',
               gamma: int = DEFAULT_GAMMA, warm_start: bool = True, strict: bool = True,
               use_checkpoint: bool = False) -> nn.Module:
     """The network ``base`` (a ``network_g``-style mapping) with :func:`~glmha_plugin.swap_attention` applied."""
@@ -46,6 +46,7 @@ def GLMHASwap(base: Dict, rank: PerLayer = None, rank_ratio: PerLayer = None, gu
     base = deepcopy(base)
     if use_checkpoint:
         import inspect
+
         from .blocks import network_class
         if 'use_checkpoint' not in inspect.signature(network_class(base['type'])).parameters:
             raise ValueError(f'GLMHASwap: use_checkpoint is an option of the base network, and {base["type"]} has '

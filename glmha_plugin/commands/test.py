@@ -7,10 +7,10 @@ initialised network when ``path.pretrain_network_g`` is missing.
 """
 import os
 
-from . import cli
 from ..errors import UsageError
 from ..glue import compat, outputs
 from ..glue.preflight import apply_overrides, check_options
+from . import cli
 
 
 def check_weights(opt):

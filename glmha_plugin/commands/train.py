@@ -20,8 +20,8 @@ training is already bitwise repeatable for a fixed seed): see
 """
 import os
 
-from . import cli
 from ..glue import compat, outputs
+from . import cli
 
 DETERMINISTIC_ENV = 'GLMHA_DETERMINISTIC'
 

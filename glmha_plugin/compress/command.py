@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                            'channels)')
     plan.add_argument('--plan-crops', '--plan_crops', type=_positive(int), default=8,
                       help='image crops the planning measures on (default 8)')
+    plan.add_argument('--refit', action='store_true',
+                      help='after the warm start, refit each swapped layer\'s output projection by least squares to '
+                           'the teacher\'s layer output on --refit-crops crops (no targets, no gradients; '
+                           'docs/compress.md)')
+    plan.add_argument('--refit-crops', '--refit_crops', type=_positive(int), default=32,
+                      help='image crops the --refit measures on (default 32)')
     train = p.add_argument_group('distillation')
     train.add_argument('--iters', type=int, default=3000,
                        help='distillation iterations (default 3000; 0: the warm start only)')

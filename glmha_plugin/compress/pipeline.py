@@ -4,7 +4,8 @@ Steps (each one's result is kept in ``--out``, so ``--resume`` continues where a
 
 1. check everything (network and weights, images, attention layers, the budget) before writing anything;
 2. plan the ranks per layer (:mod:`.planning`) on crops of the training images -> ``plan.json``;
-3. swap the attention with the SVD warm start -> ``warm_start.pth``, ``network_g.yml``, ``train.yml``;
+3. swap the attention with the SVD warm start (with ``--refit``: then refit the output projections by least
+   squares, :mod:`.refit`) -> ``warm_start.pth``, ``network_g.yml``, ``train.yml``;
 4. distil through basicsr's own ``train_pipeline`` (``python -m glmha_plugin.commands.train -opt train.yml``, model
    ``DistillModel``, data ``UnpairedImageDataset``), with a progress bar -> ``experiments/compress/``;
 5. evaluate the warm start and the distilled student on held-out images against the teacher (and the
@@ -27,20 +28,23 @@ import yaml
 from ..swap import swap_attention
 from . import images as imgs
 from . import planning
-from .network import CompressError, NetworkSource, build_from_block, network_from_args, run_network
+from .network import CompressError, NetworkSource, network_from_args, run_network
 
 MARKER = 'compress.json'
 EXPERIMENT = 'compress'
 # What a run writes into --out (the only entries --overwrite removes).
 OUTPUTS = (MARKER, 'plan.json', 'warm_start.pth', 'network_g.yml', 'train.yml', 'student.pth', 'report.json',
-           'report.md', 'report.png', 'distill.log', 'images_train.txt', 'images_heldout.txt', 'experiments',
-           'tb_logger', 'results')
+           'report.md', 'report.png', 'refit.json', 'distill.log', 'images_train.txt', 'images_heldout.txt',
+           'experiments', 'tb_logger', 'results')
 # --augment: the training crops' flips and rotations, as dataset options.
 AUGMENTS = {'dihedral': {'geometric_augs': True}, 'hflip': {'use_hflip': True}, 'none': {}}
 # Arguments that must match when a run is resumed.
 RESUME_KEYS = ('network', 'options', 'opt', 'weights', 'param_key', 'images', 'val_lq', 'val_gt', 'holdout',
                'budget', 'energy', 'macs_at', 'guidance', 'gamma', 'candidates', 'plan_crops', 'iters', 'crop',
-               'batch', 'lr', 'augment', 'feature_weight', 'val_freq', 'window_size', 'seed', 'strict')
+               'batch', 'lr', 'augment', 'feature_weight', 'val_freq', 'window_size', 'seed', 'strict', 'refit',
+               'refit_crops')
+# Settings added later: a run recorded without them was made with these values.
+RESUME_DEFAULTS = {'refit': False, 'refit_crops': 32}
 ITER_LINE = re.compile(r'\[epoch:\s*\d+, iter:\s*([\d,]+), lr:')
 VAL_LINE = re.compile(r'Distillation validation (\{.*\})')
 
@@ -96,7 +100,8 @@ def check_resumable(out: str, args) -> None:
     with open(osp.join(out, MARKER), encoding='utf-8') as f:
         saved = json.load(f).get('settings', {})
     now = _settings(args)
-    differ = [f'{k} {saved.get(k)!r} -> {now[k]!r}' for k in RESUME_KEYS if saved.get(k) != now[k]]
+    differ = [f'{k} {saved.get(k, RESUME_DEFAULTS.get(k))!r} -> {now[k]!r}' for k in RESUME_KEYS
+              if saved.get(k, RESUME_DEFAULTS.get(k)) != now[k]]
     if differ:
         raise CompressError(f'--resume: the run in {out!r} was made with other settings ({"; ".join(differ[:4])}); '
                             f'resume with the same arguments, or pass --overwrite to start again')
@@ -174,7 +179,7 @@ def make_plan(inp: Inputs, out: str) -> dict:
     net = inp.source.module
     crops = imgs.random_crops(inp.train_paths, args.plan_crops, args.crop, args.seed)
     layers = inp.layers
-    total = sum(len(planning.candidate_ranks(l.channels, l.heads, args.candidates)) for l in layers)
+    total = sum(len(planning.candidate_ranks(layer.channels, layer.heads, args.candidates)) for layer in layers)
     started = time.time()
     say(f'measuring {len(layers)} attention layer(s) x their candidate ranks ({total} forward passes) on '
         f'{len(crops)} crops of {args.crop}x{args.crop}')
@@ -199,7 +204,7 @@ def make_plan(inp: Inputs, out: str) -> dict:
     result = {
         'input_shape': list(inp.shape), 'teacher_macs': inp.teacher_macs, 'teacher_params': inp.teacher_params,
         'student_macs': plan.macs, 'student_params': params, 'plan': plan.to_dict(),
-        'layers': [dict(vars(l), errors={str(k): v for k, v in l.errors.items()}) for l in layers],
+        'layers': [dict(vars(layer), errors={str(k): v for k, v in layer.errors.items()}) for layer in layers],
         'compared': compared, 'crops': [len(crops), args.crop], 'seconds': time.time() - started,
     }
     _write_json(osp.join(out, 'plan.json'), result)
@@ -207,23 +212,41 @@ def make_plan(inp: Inputs, out: str) -> dict:
 
 
 def print_plan(result: dict) -> None:
-    layers = {l['path']: l for l in result['layers']}
+    layers = {layer['path']: layer for layer in result['layers']}
     width = max(len(p) for p in layers)
     say(f'{"layer":{width}s} {"C":>4s} {"heads":>5s} {"rank":>4s} {"energy":>7s} {"alone dB":>8s}')
     for path, rank in result['plan']['ranks'].items():
-        l = layers[path]
-        energy = planning.AttentionLayer(**{k: l[k] for k in ('path', 'kind', 'channels', 'heads')},
-                                         energy=l['energy']).energy_at(rank)
-        err = l['errors'].get(str(rank))   # not measured: a rank the energy target chose outside the candidates
+        layer = layers[path]
+        energy = planning.AttentionLayer(**{k: layer[k] for k in ('path', 'kind', 'channels', 'heads')},
+                                         energy=layer['energy']).energy_at(rank)
+        err = layer['errors'].get(str(rank))   # not measured: a rank the energy target chose outside the candidates
         alone = f'{planning.psnr_of_mse(err):8.2f}' if err is not None else f'{"-":>8s}'
         shown = f'{energy:7.4f}' if energy is not None else f'{"-":>7s}'
-        say(f'{path:{width}s} {l["channels"]:4d} {l["heads"]:5d} {rank:4d} {shown} {alone}')
+        say(f'{path:{width}s} {layer["channels"]:4d} {layer["heads"]:5d} {rank:4d} {shown} {alone}')
     say(f'MACs {result["student_macs"] / 1e9:.3f} G of {result["teacher_macs"] / 1e9:.3f} G '
         f'({result["student_macs"] / result["teacher_macs"]:.4f}) at {"x".join(map(str, result["input_shape"][1:]))}'
         f' (counter: mmengine FlopAnalyzer, as the complexity report)')
     for c in result['compared']:
         say(f'  warm start of {c["method"]}: {c["warm_start_psnr_vs_teacher"]:.2f} dB vs the teacher on the crops '
             f'({c["macs"] / result["teacher_macs"]:.4f} of the MACs)')
+
+
+def refit_warm_start(inp: Inputs, student: torch.nn.Module, paths: List[str], out: str) -> None:
+    """``--refit``: the output projections of the swapped layers refit by least squares to the teacher's layer
+    outputs on ``--refit-crops`` crops of the training images (:mod:`.refit`) -> ``refit.json``."""
+    from .refit import refit_projections, refit_summary
+    args = inp.args
+    crops = imgs.random_crops(inp.train_paths, args.refit_crops, args.crop, args.seed + 1).to(inp.device)
+    teacher = inp.source.module.to(inp.device)
+    started = time.time()
+    say(f'refitting the output projections of {len(paths)} layer(s) on {len(crops)} crops of {args.crop}x{args.crop}')
+    with _tqdm(len(paths), 'refit', 'layer') as bar:
+        results = refit_projections(student.to(inp.device), teacher, paths, crops, bar=bar)
+    student.cpu()
+    teacher.cpu()
+    seconds = time.time() - started
+    say(refit_summary(results, seconds))
+    _write_json(osp.join(out, 'refit.json'), {'crops': [len(crops), args.crop], 'seconds': seconds, 'layers': results})
 
 
 # ------------------------------------------------------------------------------------------- option files
@@ -371,7 +394,7 @@ def distil(out: str, iters: int, resume: bool) -> List[dict]:
             bar.refresh()
     if code != 0:
         raise CompressError(f'distillation stopped (exit code {code}); its log is {log_path}; last lines:\n'
-                            + ''.join(tail[-12:]) + f'fix the cause and run the same command with --resume')
+                            + ''.join(tail[-12:]) + 'fix the cause and run the same command with --resume')
     return curve
 
 
@@ -408,6 +431,7 @@ def evaluate(nets: Dict[str, torch.nn.Module], pairs: List[dict], window: int, d
     """PSNR/SSIM (basicsr's, RGB, float images in [0, 255] not rounded, no border crop) of each network against
     the teacher's output (``*_teacher``) and the targets where known; ``nets`` holds ``teacher``."""
     from basicsr.metrics import calculate_psnr, calculate_ssim
+
     from ..layers import pad_to_multiple
 
     def image(t):
@@ -470,6 +494,8 @@ def run(args) -> int:
     if not osp.isfile(warm_path):
         student = copy.deepcopy(inp.source.module)
         swap_attention(student, rank=dict(ranks), guidance=args.guidance, gamma=args.gamma, strict=args.strict)
+        if args.refit:
+            refit_warm_start(inp, student, list(ranks), out)
         _save(warm_path, student.state_dict())
     _write_yaml(osp.join(out, 'network_g.yml'), {'network_g': network_g}, NETWORK_HEADER)
     _write_yaml(osp.join(out, 'train.yml'), train_options(inp, out, network_g), TRAIN_HEADER)

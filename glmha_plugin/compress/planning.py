@@ -140,8 +140,8 @@ def measure_macs(net: nn.Module, layers: List[AttentionLayer], shape: Sequence[i
     total MACs at ``shape`` (1 x C x H x W)."""
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
     teacher = _count(net, x)
-    low = _count(_swapped(net, {l.path: l.heads for l in layers}, guidance, gamma, False, strict), x)
-    high = _count(_swapped(net, {l.path: l.channels for l in layers}, guidance, gamma, False, strict), x)
+    low = _count(_swapped(net, {layer.path: layer.heads for layer in layers}, guidance, gamma, False, strict), x)
+    high = _count(_swapped(net, {layer.path: layer.channels for layer in layers}, guidance, gamma, False, strict), x)
     for layer in layers:
         layer.csa_macs = int(teacher.by_module.get(layer.path, 0))
         layer.macs_min = int(low.by_module.get(layer.path, 0))
@@ -152,8 +152,8 @@ def measure_macs(net: nn.Module, layers: List[AttentionLayer], shape: Sequence[i
 
 def predicted_macs(teacher_macs: int, layers: Sequence[AttentionLayer], ranks: Dict[str, int]) -> int:
     """The network's MACs with ``ranks`` (affine per layer, module docstring)."""
-    rest = teacher_macs - sum(l.csa_macs for l in layers)
-    return int(rest + sum(l.macs(ranks[l.path]) for l in layers))
+    rest = teacher_macs - sum(layer.csa_macs for layer in layers)
+    return int(rest + sum(layer.macs(ranks[layer.path]) for layer in layers))
 
 
 def count_ranks(net: nn.Module, ranks: Dict[str, int], shape: Sequence[int], guidance: str, gamma: int,
@@ -167,7 +167,7 @@ def count_ranks(net: nn.Module, ranks: Dict[str, int], shape: Sequence[int], gui
 
 def smallest_budget(teacher_macs: int, layers: Sequence[AttentionLayer]) -> float:
     """The smallest reachable budget (fraction of the teacher's MACs): every layer at rank = heads."""
-    return predicted_macs(teacher_macs, layers, {l.path: l.heads for l in layers}) / teacher_macs
+    return predicted_macs(teacher_macs, layers, {layer.path: layer.heads for layer in layers}) / teacher_macs
 
 
 # ------------------------------------------------------------------------------------------- measurements
@@ -251,7 +251,7 @@ def solve(costs: Sequence[Sequence[float]], values: Sequence[Sequence[float]], c
     step = capacity / units if capacity > 0 else 1.0
     best = np.zeros(units + 1)
     choices = []
-    for cost, value in zip(costs, values):
+    for cost, value in zip(costs, values, strict=True):
         c = [min(units + 1, int(math.ceil(x / step - 1e-9))) for x in cost]
         new = np.full(units + 1, np.inf)
         pick = np.full(units + 1, -1, dtype=np.int64)
@@ -267,7 +267,7 @@ def solve(costs: Sequence[Sequence[float]], values: Sequence[Sequence[float]], c
     if not np.isfinite(best[units]):
         raise ValueError('no choice fits the capacity (after rounding costs up to the solver\'s step)')
     out, u = [], units
-    for cost, pick in zip(reversed(costs), reversed(choices)):
+    for cost, pick in zip(reversed(costs), reversed(choices), strict=True):
         j = int(pick[u])
         out.append(j)
         u -= min(units + 1, int(math.ceil(cost[j] / step - 1e-9)))
@@ -275,11 +275,12 @@ def solve(costs: Sequence[Sequence[float]], values: Sequence[Sequence[float]], c
 
 
 def _knapsack(teacher_macs: int, layers: Sequence[AttentionLayer], budget: float, value_of) -> Dict[str, int]:
-    capacity = budget * teacher_macs - predicted_macs(teacher_macs, layers, {l.path: l.heads for l in layers})
-    costs = [[l.macs(r) - l.macs_min for r in l.candidates] for l in layers]
-    values = [[value_of(l, r) for r in l.candidates] for l in layers]
+    smallest = predicted_macs(teacher_macs, layers, {layer.path: layer.heads for layer in layers})
+    capacity = budget * teacher_macs - smallest
+    costs = [[layer.macs(r) - layer.macs_min for r in layer.candidates] for layer in layers]
+    values = [[value_of(layer, r) for r in layer.candidates] for layer in layers]
     picks = solve(costs, values, max(0.0, capacity))
-    return {l.path: l.candidates[j] for l, j in zip(layers, picks)}
+    return {layer.path: layer.candidates[j] for layer, j in zip(layers, picks, strict=True)}
 
 
 def check_budget(budget: float, teacher_macs: int, layers: Sequence[AttentionLayer], shape) -> None:
@@ -287,22 +288,25 @@ def check_budget(budget: float, teacher_macs: int, layers: Sequence[AttentionLay
     if not budget > 0:
         raise CompressError(f'--budget must be a fraction of the teacher\'s MACs in (0, ...], got {budget}')
     if budget < low:
+        attention = sum(layer.csa_macs for layer in layers) / teacher_macs
         raise CompressError(f'--budget {budget:g} cannot be met: the smallest reachable budget is {low:.4f} of the '
                             f'teacher\'s MACs at {"x".join(map(str, shape[1:]))} (every attention layer at rank = '
-                            f'its heads); the attention layers are '
-                            f'{sum(l.csa_macs for l in layers) / teacher_macs:.1%} of the network\'s MACs. Give --budget {math.ceil(low * 1000) / 1000:g} or more')
+                            f'its heads); the attention layers are {attention:.1%} of the network\'s MACs. '
+                            f'Give --budget {math.ceil(low * 1000) / 1000:g} or more')
 
 
 def plan_for_budget(teacher_macs: int, layers: Sequence[AttentionLayer], budget: float) -> Plan:
     """Ranks minimising the summed per-layer output error within ``budget`` x the teacher's MACs."""
-    ranks = _knapsack(teacher_macs, layers, budget, lambda l, r: l.errors[r])
+    ranks = _knapsack(teacher_macs, layers, budget, lambda layer, r: layer.errors[r])
     return Plan(ranks, f'output error (budget {budget:g})', predicted_macs(teacher_macs, layers, ranks))
 
 
 def energy_plan_for_budget(teacher_macs: int, layers: Sequence[AttentionLayer], budget: float) -> Plan:
     """Ranks keeping the most attention-map energy (summed over layers) within the budget: the alternative the
     report compares with."""
-    ranks = _knapsack(teacher_macs, layers, budget, lambda l, r: 1.0 - (l.energy_at(r) if l.energy else r / l.channels))
+    def energy_lost(layer: AttentionLayer, r: int) -> float:
+        return 1.0 - (layer.energy_at(r) if layer.energy else r / layer.channels)
+    ranks = _knapsack(teacher_macs, layers, budget, energy_lost)
     return Plan(ranks, f'attention energy (budget {budget:g})', predicted_macs(teacher_macs, layers, ranks))
 
 
@@ -312,7 +316,7 @@ def uniform_plan_for_budget(teacher_macs: int, layers: Sequence[AttentionLayer],
     from ..layers import resolve_rank
     for i in range(steps, 0, -1):
         ratio = i / steps
-        ranks = {l.path: resolve_rank(l.channels, l.heads, rank_ratio=ratio) for l in layers}
+        ranks = {layer.path: resolve_rank(layer.channels, layer.heads, rank_ratio=ratio) for layer in layers}
         macs = predicted_macs(teacher_macs, layers, ranks)
         if macs <= budget * teacher_macs:
             return Plan(ranks, f'uniform rank ratio {ratio:.3g}', macs)
@@ -325,9 +329,9 @@ def plan_for_energy(teacher_macs: int, layers: Sequence[AttentionLayer], energy:
     if not 0 < energy <= 1:
         raise CompressError(f'--energy must be in (0, 1], got {energy}')
     ranks = {}
-    for l in layers:
-        k = smallest_rank(np.asarray(l.energy), energy) if l.energy else l.head_dim
-        ranks[l.path] = min(l.head_dim, k) * l.heads
+    for layer in layers:
+        k = smallest_rank(np.asarray(layer.energy), energy) if layer.energy else layer.head_dim
+        ranks[layer.path] = min(layer.head_dim, k) * layer.heads
     return Plan(ranks, f'attention energy {energy:g} per layer', predicted_macs(teacher_macs, layers, ranks))
 
 

@@ -25,6 +25,15 @@ def _fmt(v, spec='.2f'):
     return '-' if v is None else format(v, spec)
 
 
+def _refit(out: str):
+    """``refit.json`` (``--refit``: the warm start's output projections refit by least squares), or None."""
+    path = osp.join(out, 'refit.json')
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding='utf-8') as f:
+        return json.load(f)
+
+
 def write_report(out: str, args, inp, plan: dict, scores: Dict[str, dict], curve: List[dict], pairs: List[dict],
                  seconds: float) -> dict:
     ranks = plan['plan']['ranks']
@@ -67,6 +76,7 @@ def write_report(out: str, args, inp, plan: dict, scores: Dict[str, dict], curve
         'held_out': {'images': len(pairs), 'with_targets': has_gt,
                      'source': ('validation folder' if args.val_lq
                                 else f'last {len(pairs)} of --images (not trained on)')},
+        'refit': _refit(out),
         'evaluation': {'teacher': teacher, 'warm_start': warm, 'student': student},
         'curve': curve, 'seconds': seconds,
         'metrics': 'PSNR/SSIM by basicsr (RGB, no border crop) on the float outputs clamped to [0, 1], not rounded',
@@ -99,10 +109,10 @@ def markdown(r: dict) -> str:
               '| layer | kind | C | heads | rank | ratio | attention energy kept | this layer alone: PSNR vs teacher '
               '(dB, crops) | MACs before | MACs after |',
               '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
-    for l in r['layers']:
-        lines.append(f'| {l["path"]} | {l["kind"]} | {l["channels"]} | {l["heads"]} | {l["rank"]} | '
-                     f'{l["rank_ratio"]:.3f} | {_fmt(l["energy_kept"], ".4f")} | {_fmt(l["alone_psnr_vs_teacher"])} | '
-                     f'{l["macs_before"]:,} | {l["macs_after"]:,} |')
+    for layer in r['layers']:
+        lines.append(f'| {layer["path"]} | {layer["kind"]} | {layer["channels"]} | {layer["heads"]} | '
+                     f'{layer["rank"]} | {layer["rank_ratio"]:.3f} | {_fmt(layer["energy_kept"], ".4f")} | '
+                     f'{_fmt(layer["alone_psnr_vs_teacher"])} | {layer["macs_before"]:,} | {layer["macs_after"]:,} |')
     lines += ['', '## Plans at this budget (warm start, before distillation, on the planning crops)', '',
               '| plan | MACs / teacher | PSNR vs teacher (dB) |', '|---|---:|---:|']
     for c in r['plans_at_this_budget']:
@@ -125,10 +135,10 @@ def plot(r: dict, path: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    names = [l['path'] for l in r['layers']]
+    names = [layer['path'] for layer in r['layers']]
     x = range(len(names))
-    left.bar(x, [l['rank_ratio'] for l in r['layers']], color='tab:blue', label='rank / C')
-    energy = [l['energy_kept'] for l in r['layers']]
+    left.bar(x, [layer['rank_ratio'] for layer in r['layers']], color='tab:blue', label='rank / C')
+    energy = [layer['energy_kept'] for layer in r['layers']]
     if all(e is not None for e in energy):
         left.plot(x, energy, 'o', color='tab:orange', label='attention energy kept')
     left.set_xticks(list(x))

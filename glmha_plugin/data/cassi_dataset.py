@@ -80,12 +80,12 @@ class CASSIDataset(data.Dataset):
             self.mosaic_prob = float(opt.get('mosaic_prob', CASSIOptions.mosaic_prob))
             if self.mosaic_prob > 0 and self.patch % 2:
                 raise ValueError(f'mosaics need an even gt_size, got {self.patch}')
-            small = [p for p, s in zip(self.paths, self.shapes) if min(s[:2]) < self.patch]
+            small = [p for p, s in zip(self.paths, self.shapes, strict=True) if min(s[:2]) < self.patch]
             if small or min(self.mask.shape) < self.patch:
                 raise ValueError(f'gt_size {self.patch} is larger than the mask {self.mask.shape} or scenes '
                                  f'{small[:3]}')
         else:
-            for path, shape in zip(self.paths, self.shapes):
+            for path, shape in zip(self.paths, self.shapes, strict=True):
                 if shape[0] > self.mask.shape[0] or shape[1] > self.mask.shape[1]:
                     raise ValueError(f'scene {path!r} ({shape[0]} x {shape[1]}) is larger than the mask '
                                      f'{self.mask.shape}')

@@ -208,7 +208,7 @@ def mat_header(path: str, keys) -> Tuple[Tuple[int, ...], str, str]:
         return tuple(found[key][0]), key, found[key][1]
     except BadFile:
         raise
-    except Exception as exc:  # h5py / scipy on a broken file: OSError, ValueError, TypeError ...
+    except Exception as exc:  # noqa: BLE001  h5py / scipy on a broken file: OSError, ValueError, TypeError ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if 'truncated file' in first:   # HDF5 records its length: the file is shorter
             raise BadFile(f'is cut short ({first[first.index("truncated file"):][:100]})') from None
@@ -296,7 +296,8 @@ def _bands(path: str, shape, bands: Optional[int], problems: _Problems, what: st
 def _arad(dataset, problems: _Problems, bands: Optional[int], what: str) -> None:
     from .arad_dataset import CUBE_KEY
     specs = dataset.spec_paths or [None] * len(dataset.rgb_paths)
-    for rgb_path, spec_path in _progress(list(zip(dataset.rgb_paths, specs)), f'checking {problems.where}', 'scene'):
+    pairs = list(zip(dataset.rgb_paths, specs, strict=True))
+    for rgb_path, spec_path in _progress(pairs, f'checking {problems.where}', 'scene'):
         rgb = _header(rgb_path, problems)
         if spec_path is None:
             continue

@@ -43,7 +43,7 @@ class PairedImageOptions:
 
 
 @DATASET_REGISTRY.register()
-class Dataset_PairedImage(data.Dataset):  # noqa: N801 (Restormer's name)
+class Dataset_PairedImage(data.Dataset):
     """Paired (input, target) images in Restormer's layout; see the module docstring."""
 
     # The keys of this dataset's block (glmha_plugin.glue.option_schema); the progressive-learning keys are

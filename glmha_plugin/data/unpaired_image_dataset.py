@@ -69,7 +69,7 @@ class UnpairedImageOptions:
                        'than that is an error)'] = None
     geometric_augs: Annotated[bool, "train: one of the 8 flips/rotations (Restormer's)"] = False
     use_hflip: Annotated[bool, "train: random horizontal flips (basicsr's; instead of geometric_augs)"] = False
-    use_rot: Annotated[bool, "train: random rotations and vertical flips (basicsr's; instead of geometric_augs)"] = False
+    use_rot: Annotated[bool, "train: random rotations, vertical flips (basicsr's; not with geometric_augs)"] = False
 
 
 @DATASET_REGISTRY.register()

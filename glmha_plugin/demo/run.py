@@ -37,7 +37,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..glue.option_files import load_options, shipped_file
-from .data import (DATA_DIR, DEMO_CSA_TEST_OPT, DEMO_CSA_TRAIN_OPT, DEMO_TEST_OPT, DEMO_TRAIN_OPT, make_rain_pairs, result_images, score)
+from .data import (
+    DATA_DIR,
+    DEMO_CSA_TEST_OPT,
+    DEMO_CSA_TRAIN_OPT,
+    DEMO_TEST_OPT,
+    DEMO_TRAIN_OPT,
+    make_rain_pairs,
+    result_images,
+    score,
+)
 
 # ---------------------------------------------------------------------------------------------- options for --iters
 
@@ -205,7 +214,7 @@ def table_lines(rows: Sequence[Row]) -> List[str]:
     for c in columns[1:]:
         gains = [r.scores[c][0] - r.scores['input'][0] for r in rows]
         ssim = np.mean([r.scores[c][1] - r.scores['input'][1] for r in rows])
-        each = ', '.join(f'{r.image} {g:+.2f}' for r, g in zip(rows, gains))
+        each = ', '.join(f'{r.image} {g:+.2f}' for r, g in zip(rows, gains, strict=True))
         lines.append(f'gain of {c}: {np.mean(gains):+.2f} dB PSNR ({each}), {ssim:+.4f} SSIM')
     return lines
 
@@ -221,7 +230,7 @@ def plot(rows: Sequence[Row], images: Dict[str, List[np.ndarray]], labels: Dict[
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.4 * len(columns), 2.8 * len(rows) + 0.6),
                              squeeze=False)
     for i, row in enumerate(rows):
-        for ax, c in zip(axes[i], columns):
+        for ax, c in zip(axes[i], columns, strict=True):
             ax.imshow(images[c][i][..., ::-1])
             label = {'input': 'rainy input', **labels}.get(c, c)
             ax.set_title(f'{row.image}: {label}' + (f' {row.scores[c][0]:.2f} dB' if c in row.scores else ''),

@@ -41,9 +41,9 @@ from torch import nn
 
 from ..analysis.hosts import HostSpec
 from ..analysis.hosts import host_archs as registered_archs  # every exportable registered name -> its host
+from ..errors import UsageError
 from ..glue.checkpoints import load_into
 from ..glue.option_files import load_options
-from ..errors import UsageError
 
 EXPORT_SIZE = (2, 24, 20)            # batch, H, W traced (no size 1: torch.export would fix such a dimension)
 CHECK_SIZES = ((1, 19, 27), (2, 32, 40))  # batch, H, W run with onnxruntime: the first needs padding
@@ -137,7 +137,7 @@ def check_onnx(path: str, model: nn.Module, host: HostSpec, dtype: torch.dtype =
         inputs = example_inputs(host, model, batch, height, width, seed=batch * 1000 + height)
         with torch.no_grad():
             ref = model(*inputs).numpy()
-        out = session.run([OUTPUT_NAME], {n: t.to(dtype).numpy() for n, t in zip(names, inputs)})[0]
+        out = session.run([OUTPUT_NAME], {n: t.to(dtype).numpy() for n, t in zip(names, inputs, strict=True)})[0]
         if out.shape != ref.shape:
             raise AssertionError(f'{path}: onnxruntime gave shape {out.shape} for inputs '
                                  f'{[tuple(t.shape) for t in inputs]}, the model {ref.shape}')

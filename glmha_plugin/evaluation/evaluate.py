@@ -65,8 +65,15 @@ def _is_grey_file(path: str) -> bool:
 def score_pair(pair: Tuple[str, str, str]) -> Tuple[float, float]:
     """(PSNR, SSIM) of one (protocol, result path, target path)."""
     import cv2
-    from ..metrics import (calculate_psnr_lowlight, calculate_psnr_matlab, calculate_ssim_lowlight,
-                           calculate_ssim_matlab, matlab_y, realblur_scores)
+
+    from ..metrics import (
+        calculate_psnr_lowlight,
+        calculate_psnr_matlab,
+        calculate_ssim_lowlight,
+        calculate_ssim_matlab,
+        matlab_y,
+        realblur_scores,
+    )
     kind, result, target = pair
     img, gt = cv2.imread(result, cv2.IMREAD_COLOR), cv2.imread(target, cv2.IMREAD_COLOR)
     for path, im in ((result, img), (target, gt)):
@@ -102,7 +109,7 @@ def pair_files(result_dir: str, target_dir: str, pair_by: str = 'name') -> List[
         if len(results) != len(targets):
             raise EvaluationError(f'{len(results)} results in {result_dir!r} but {len(targets)} targets in '
                                   f'{target_dir!r}')
-        return list(zip(results, targets))
+        return list(zip(results, targets, strict=True))
     by_stem = {osp.splitext(osp.basename(t))[0]: t for t in targets}
     missing = [r for r in results if osp.splitext(osp.basename(r))[0] not in by_stem]
     unscored = sorted(set(by_stem) - {osp.splitext(osp.basename(r))[0] for r in results})
@@ -134,9 +141,9 @@ def evaluate(task: str, datasets: Sequence[str], result_dir: str, gt_dir: str, p
             items = [(kind, r, t) for r, t in pairs]
             mapped = pool.map(score_pair, items) if pool else map(score_pair, items)
             per_image = list(tqdm(mapped, total=len(items), desc=d, unit='img'))
-            psnr, ssim = (float(np.mean(v)) for v in zip(*per_image))
+            psnr, ssim = (float(np.mean(v)) for v in zip(*per_image, strict=True))
             scores[d] = {'psnr': psnr, 'ssim': ssim, 'protocol': kind, 'images': {
-                osp.splitext(osp.basename(r))[0]: [p, s] for (r, _), (p, s) in zip(pairs, per_image)}}
+                osp.splitext(osp.basename(r))[0]: [p, s] for (r, _), (p, s) in zip(pairs, per_image, strict=True)}}
     finally:
         if pool:
             pool.shutdown()
@@ -157,6 +164,7 @@ def evaluate_cassi(mat_path: str) -> dict:
     """``{'psnr', 'ssim', 'scenes': [[psnr, ssim], ...], 'shape', 'protocol'}`` of a ``Test_result.mat`` (``pred`` and
     ``truth``, N x H x W x C), as ``Cal_quality_assessment.m`` scores it (progress bar)."""
     from tqdm import tqdm
+
     from ..data.matfile import read_mat
     from ..metrics import cassi_matlab_scores
     from ..metrics.matlab_metrics import MIN_SSIM_SIDE
@@ -181,7 +189,7 @@ def evaluate_cassi(mat_path: str) -> dict:
     scenes = []
     for i in tqdm(range(pred.shape[0]), desc=osp.basename(mat_path), unit='scene'):
         scenes.append(list(cassi_matlab_scores(pred[i], truth[i])))
-    psnr, ssim = (float(np.mean(v)) for v in zip(*scenes))
+    psnr, ssim = (float(np.mean(v)) for v in zip(*scenes, strict=True))
     return {'psnr': psnr, 'ssim': ssim, 'scenes': scenes, 'shape': list(pred.shape),
             'protocol': "MST's Quality_Metrics/Cal_quality_assessment.m, without its pixel overwrite"}
 
@@ -224,7 +232,7 @@ def plot(task: str, scores: Dict[str, dict], path: str) -> None:
         top = max(finite) * 1.1 if finite and max(finite) > 0 else 100.0   # where an inf bar ends
         heights = [v if np.isfinite(v) else top for v in vals]
         bars = ax.bar(names, heights, color='tab:blue')
-        for bar, v in zip(bars, vals):
+        for bar, v in zip(bars, vals, strict=True):
             if not np.isfinite(v):
                 bar.set_hatch('//')
                 bar.set_alpha(0.5)
@@ -249,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--dataset', nargs='+', help='datasets (default: all of the task)')
     p.add_argument('--pair_by', choices=('name', 'order'), default='name')
     p.add_argument('--gt_mean', '--GT_mean', action='store_true',
-                   help="LowLight: rescale each result to its target's mean grey level first (Retinexformer's --GT_mean)")
+                   help="LowLight: rescale each result to its target's mean grey level first "
+                                               "(Retinexformer's --GT_mean)")
     p.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument('--plot', help='bar chart PNG (default: <result_dir>/evaluation_<task>.png)')
     p.add_argument('--json', help='per-image scores (default: <result_dir>/evaluation_<task>.json; CASSI: '

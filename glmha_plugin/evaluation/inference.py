@@ -31,8 +31,8 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from ..glue.checkpoints import load_into
 from ..errors import CheckpointError, UsageError
+from ..glue.checkpoints import load_into
 from ..glue.option_files import shipped_file
 from ..prepare.gopro_patches import patch_corners
 
@@ -141,8 +141,8 @@ def restore_folder(net: torch.nn.Module, files: Sequence[str], out_dir: str, dev
                    tile: Optional[int] = None, tile_overlap: int = 32, desc: str = '',
                    multiple: int = SIZE_MULTIPLE) -> List[str]:
     """Restore ``files`` into ``out_dir/<stem>.png`` (progress bar); returns the written paths."""
-    from basicsr.utils import img2tensor, imwrite, tensor2img
     import cv2
+    from basicsr.utils import img2tensor, imwrite, tensor2img
     from tqdm import tqdm
 
     os.makedirs(out_dir, exist_ok=True)

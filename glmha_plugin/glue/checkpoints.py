@@ -32,7 +32,7 @@ def load_checkpoint(path: str, map_location='cpu', allow_pickle: Optional[bool] 
     unsafe = pickle_allowed(allow_pickle)
     try:
         return torch.load(path, map_location=map_location, weights_only=not unsafe)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  torch.load's errors have many types; each is named below
         text = str(exc)
         if not unsafe and ('Weights only load failed' in text or 'Unsupported global' in text):
             raise CheckpointError(

@@ -92,7 +92,7 @@ def training_states(opt):
 def _read_state(path, opt):
     try:
         state = torch.load(path, map_location=resume_map_location(opt), weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  any failure to read a state: the state is skipped, named
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
         raise CheckpointError(f'{osp.basename(path)} is not readable ({type(exc).__name__}: {first[:120]}); cut '
                               f'short by a crash while it was written?') from None
@@ -160,6 +160,7 @@ def network_changes(opt) -> str:
     """``network_g`` keys that differ from the option file basicsr copied into the experiment when it was saved
     (``'rank_ratio 0.5 -> 0.25'``), or ``''`` when that copy is not found."""
     import glob
+
     from .option_files import read_option_file
     root = opt['path'].get('experiments_root') or osp.dirname(opt['path'].get('models') or '')
     copies = sorted(glob.glob(osp.join(root, '*.yml')), key=osp.getmtime, reverse=True)
@@ -217,6 +218,7 @@ def load_resume_state(opt):
     reason, without a fallback.
     """
     import logging
+
     from basicsr.utils import check_resume
     state, cache = None, {}
     if opt['auto_resume']:
@@ -449,7 +451,7 @@ def _save_network(self, net, net_label, current_iter, param_key='params'):
     if len(nets) != len(keys):
         raise ValueError(f'save_network: {len(nets)} networks but {len(keys)} param keys')
     save = {}
-    for one, key in zip(nets, keys):
+    for one, key in zip(nets, keys, strict=True):
         state = self.get_bare_model(one).state_dict()
         save[key] = {(k[len('module.'):] if k.startswith('module.') else k): v.cpu() for k, v in state.items()}
     label = 'latest' if current_iter == -1 else current_iter

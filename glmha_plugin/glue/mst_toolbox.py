@@ -12,12 +12,13 @@ mmengine registry :data:`glmha_plugin.registry.SPECTRAL_MODELS`.
 """
 from typing import Dict, Optional, Tuple
 
-from glmha_plugin_common import TOOLBOX_PREFIX as GLMHA_PREFIX
 from torch import nn
 
-from .checkpoints import load_into
+from glmha_plugin_common import TOOLBOX_PREFIX as GLMHA_PREFIX
+
 from ..errors import CheckpointError, did_you_mean
 from ..registry import SPECTRAL_MODELS
+from .checkpoints import load_into
 
 _UPSTREAM: Dict[str, Tuple[str, dict]] = {
     # MST toolbox (CASSI simulation, 28 bands)

@@ -121,13 +121,13 @@ class _OptionLoader(yaml.SafeLoader):
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == 'tag:yaml.org,2002:merge':
                     continue
                 key = self.construct_object(key_node)
-                line = key_node.start_mark.line + 1
+                where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)   # also two on one line
                 try:
-                    first = seen.setdefault(key, line)
+                    first = seen.setdefault(key, where)
                 except TypeError:   # an unhashable key: the constructor reports it
                     continue
-                if first != line:
-                    raise DuplicateKeyError(key, first, line)
+                if first != where:
+                    raise DuplicateKeyError(key, first, where)
         return super().construct_mapping(node, deep)
 
 
@@ -142,9 +142,12 @@ _OptionLoader.add_constructor(_EXPONENT_TAG, _construct_exponent_number)
 
 
 class DuplicateKeyError(yaml.YAMLError):
-    def __init__(self, key, first: int, second: int):
-        super().__init__(f'key {key!r} appears twice in one block (lines {first} and {second}); YAML would keep '
-                         f'only the second: delete one of them')
+    def __init__(self, key, first: tuple[int, int], second: tuple[int, int]):
+        """``first``, ``second``: (line, column) of the two keys, counted from 1."""
+        where = (f'line {first[0]}, columns {first[1]} and {second[1]}' if first[0] == second[0] else
+                 f'lines {first[0]} and {second[0]}')
+        super().__init__(f'key {key!r} appears twice in one block ({where}); YAML would keep only the second: '
+                         f'delete one of them')
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -193,7 +196,7 @@ def read_option_file(path) -> Tuple[dict, List[str]]:
         raise UsageError(f'option file {path!r} must hold a mapping of options, got {type(opt).__name__}')
     notes = []
     if loader.exponent_numbers:
-        shown = ', '.join(f'{t} (line {n})' for n, t in loader.exponent_numbers[:6])
+        shown = ', '.join(f'{t} (line {n})' for n, t in sorted(loader.exponent_numbers)[:6])   # in file order
         more = f' and {len(loader.exponent_numbers) - 6} more' if len(loader.exponent_numbers) > 6 else ''
         notes.append(f'{path}: {shown}{more} read as numbers (YAML 1.2; PyYAML and plain basicsr read a number with '
                      f'an exponent but no dot or no exponent sign as text; write 2.0e-3 or !!float 2e-3 for them)')

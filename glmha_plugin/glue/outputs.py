@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 
 from ..errors import UsageError
-from ..models.saving import OutputWriteError, existing_parent, human_size, disk_error_message
+from ..models.saving import OutputWriteError, disk_error_message, existing_parent, human_size
 
 LOCK_SUFFIX = '.lock'
 

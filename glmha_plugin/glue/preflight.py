@@ -110,6 +110,7 @@ def check_network_keys(net_opt: dict, where: str = 'network_g'):
     ``network_g``): misplaced GPU-training options, the annotated types, and unknown keys with the closest name.
     ``GLMHASwap``'s ``base`` is checked as a network block of its own."""
     from basicsr.utils.registry import ARCH_REGISTRY
+
     from .option_schema.network import check_network_arguments
     name = net_opt.get('type')
     _check_type(ARCH_REGISTRY, 'arch', f'{where}.type', name)
@@ -185,6 +186,7 @@ def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1, ou
     ``metrics``: the entry's samples are scored (validation / test metrics), so they need ground truth.
     Returns the number of samples."""
     from basicsr.utils.registry import DATASET_REGISTRY
+
     from ..data.file_check import DataFileError, check_dataset_files
     where = f'datasets.{phase} ({ds_opt.get("name", "?")})'
     _check_type(DATASET_REGISTRY, 'dataset', f'{where}.type', ds_opt.get('type'))
@@ -207,7 +209,7 @@ def check_dataset(phase: str, ds_opt: dict, in_channels=None, scale: int = 1, ou
         sample = dataset[0]
     except OptionError:
         raise
-    except Exception as exc:  # basicsr reports these as asserts / attribute errors
+    except Exception as exc:  # noqa: BLE001  basicsr reports these as asserts / attribute errors
         bad = _unreadable_images(dataset)
         if bad:
             raise OptionError(f'{where}: cannot decode image {bad!r} (corrupt or not an image): replace or '
@@ -250,6 +252,7 @@ def network_channels(net_opt: dict, keys, net=None) -> Optional[int]:
     """The first of ``keys`` in a network block, else the network class's default for it, else (MST: the
     band count is ``dim``) the built network ``net``'s own input / output convolution (None: not known)."""
     from basicsr.utils.registry import ARCH_REGISTRY
+
     from ..archs.spectral_unet import SpectralUNet
     for key in keys:
         if key in net_opt:
@@ -363,6 +366,7 @@ def check_options(opt: dict, is_train: bool = True, launcher: str = 'none', file
 
 def _check_options(opt: dict, is_train: bool, launcher: str = 'none', files: bool = True):
     from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
     from .option_schema.blocks import blocks_of, check_keys, check_values, missing_required
     missing = missing_required(opt, is_train)
     if missing:
@@ -419,6 +423,7 @@ def check_gpu_training(opt: dict, is_train: bool):
     """A ``model_type`` that implements the GPU-training options that are set (not at their defaults); their keys
     and values are declared in :mod:`glmha_plugin.models.training` and checked with every other block."""
     from basicsr.utils.registry import MODEL_REGISTRY
+
     from ..models.training import GPUTrainingMixin
     from .option_schema.blocks import model_blocks
     from .option_schema.values import declared

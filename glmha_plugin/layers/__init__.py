@@ -1,8 +1,16 @@
 """Plain ``nn.Module`` building blocks; nothing here touches a registry."""
 from .attention import CSA, GLMHA, GUIDANCE, ChannelAttention, check_attention, resolve_rank, transposed_attention
 from .calibration import Calibration
-from .cost import csa_macs, csa_params, glmha_macs, glmha_params
-from .cost import spectral_csa_macs, spectral_csa_params, spectral_glmha_macs, spectral_glmha_params
+from .cost import (
+    csa_macs,
+    csa_params,
+    glmha_macs,
+    glmha_params,
+    spectral_csa_macs,
+    spectral_csa_params,
+    spectral_glmha_macs,
+    spectral_glmha_params,
+)
 from .ffn import GatedDconvFFN
 from .mask_guidance import MaskGuidance
 from .norm import Float32LayerNorm, LayerNorm2d

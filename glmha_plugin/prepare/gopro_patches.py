@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     """``glmha prepare-gopro``: Restormer's GoPro preparation (training crops and validation crops)."""
     import argparse
     from concurrent.futures import ProcessPoolExecutor
+
     from tqdm import tqdm
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--src', default='datasets/Motion_Deblurring/Downloads/GoPro',

@@ -122,8 +122,10 @@ def create_paired_lmdb(input_dir: str, target_dir: str, input_lmdb: Optional[str
     input_lmdb = input_lmdb or input_dir.rstrip('/\\') + '.lmdb'
     target_lmdb = target_lmdb or target_dir.rstrip('/\\') + '.lmdb'
     return {
-        'input': _write_db(input_lmdb, [(k, p['lq_path']) for k, p in zip(keys, pairs)], compress_level, 'input'),
-        'target': _write_db(target_lmdb, [(k, p['gt_path']) for k, p in zip(keys, pairs)], compress_level, 'target'),
+        'input': _write_db(input_lmdb, [(k, p['lq_path']) for k, p in zip(keys, pairs, strict=True)],
+                           compress_level, 'input'),
+        'target': _write_db(target_lmdb, [(k, p['gt_path']) for k, p in zip(keys, pairs, strict=True)],
+                            compress_level, 'target'),
     }
 
 

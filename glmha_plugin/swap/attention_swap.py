@@ -51,10 +51,20 @@ from ..layers.attention import DEFAULT_GAMMA, check_guidance
 from ..layers.calibration import calibration_hidden
 from ..layers.ranks import PerLayer, layer_options, parse
 from ..layers.swapped_msa import SwappedGuidedMSA, SwappedMaskMSA
-from .matching import (Builder, csa_replica, forward_params, looks_like_mdta, looks_like_msmsa, probe_difference,
-                       probe_inputs, mdta_differences, msmsa_differences)
+from .matching import (
+    Builder,
+    csa_replica,
+    forward_params,
+    looks_like_mdta,
+    looks_like_msmsa,
+    mdta_differences,
+    msmsa_differences,
+    probe_difference,
+    probe_inputs,
+)
 from .report import SwapError, SwappedLayer, SwapReport
 from .warm_start import init_attention_from_csa, init_spectral_from_csa
+
 
 def _spectral_builder(m: nn.Module, c: int, heads: int, convention: str) -> Builder:
     if isinstance(m, SpectralMSA):   # the plugin's own layer: same guidance

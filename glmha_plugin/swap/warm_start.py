@@ -82,7 +82,7 @@ def _low_rank_heads(wk: torch.Tensor, wv: torch.Tensor, heads: int, rank: int):
         rows_v.append(wv_r[keep])
         idx.extend(j * d + i for i in keep)
         energies.append((ek, ev))
-    ek, ev = zip(*energies)
+    ek, ev = zip(*energies, strict=True)
     return torch.cat(rows_k), torch.cat(rows_v), idx, (sum(ek) / heads, sum(ev) / heads)
 
 

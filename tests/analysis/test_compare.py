@@ -6,8 +6,9 @@ import statistics
 import pytest
 import torch
 
-from helpers.common import TINY_TRAIN, load_yaml
 from glmha_plugin.analysis import compare
+
+from helpers.common import TINY_TRAIN, load_yaml
 
 
 def _runs():

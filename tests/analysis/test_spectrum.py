@@ -7,12 +7,13 @@ import pytest
 import torch
 import yaml
 
-from helpers.common import TINY_RESTORMER_2 as TINY
-from helpers.common import load_yaml
 from glmha_plugin.analysis import spectrum
 from glmha_plugin.analysis import spectrum_report as tool  # glmha spectrum
 from glmha_plugin.archs import RESTORMER_STAGES, Restormer
 from glmha_plugin.layers import GLMHA
+
+from helpers.common import TINY_RESTORMER_2 as TINY
+from helpers.common import load_yaml
 
 
 def test_cumulative_spectra_of_known_matrices():
@@ -39,10 +40,10 @@ def test_collector_averages_the_layers_maps():
         for x in images:
             net(x)
     layers = collector.results()
-    assert [l.name for l in layers][:2] == ['encoder_level1.0.attn', 'encoder_level2.0.attn']
-    assert len(layers) == 9 and {l.stage for l in layers} == set(RESTORMER_STAGES)
+    assert [layer.name for layer in layers][:2] == ['encoder_level1.0.attn', 'encoder_level2.0.attn']
+    assert len(layers) == 9 and {layer.stage for layer in layers} == set(RESTORMER_STAGES)
     # by hand for one layer: maps of its input on both images, averaged over images and heads
-    layer = next(l for l in layers if l.name == 'encoder_level2.0.attn')
+    layer = next(one for one in layers if one.name == 'encoder_level2.0.attn')
     module = net.encoder_level2[0].attn
     inputs = []
     h = module.register_forward_pre_hook(lambda m, inp: inputs.append(inp[0]))
@@ -55,9 +56,9 @@ def test_collector_averages_the_layers_maps():
     np.testing.assert_allclose(layer.sv_energy, sv.mean(0))
     np.testing.assert_allclose(layer.eig_cumulative, eig.mean(0))
     assert layer.maps == 2 * module.num_heads
-    for l in layers:
-        assert np.all(np.diff(l.sv_energy) >= -1e-12) and abs(l.sv_energy[-1] - 1) < 1e-9
-        assert 1 <= l.rank(0.9) <= l.rank(0.99) <= l.head_dim
+    for one in layers:
+        assert np.all(np.diff(one.sv_energy) >= -1e-12) and abs(one.sv_energy[-1] - 1) < 1e-9
+        assert 1 <= one.rank(0.9) <= one.rank(0.99) <= one.head_dim
     # hooks are gone after the with-block
     assert all(not m._forward_hooks for m in net.modules())
 
@@ -150,7 +151,8 @@ def test_tool_loads_weights_by_key(demo_data, tmp_path, capsys):
                                               ('glmha', dict(rank=8, guidance='none'))])
 def test_spectral_msa_maps_are_the_maps_its_forward_uses(monkeypatch, attention, kwargs):
     """SpectralMSA.attention_maps gives the softmax maps that forward multiplies the values with."""
-    from glmha_plugin.layers import SpectralMSA, attention as attention_module, spectral_attention
+    from glmha_plugin.layers import SpectralMSA, spectral_attention
+    from glmha_plugin.layers import attention as attention_module
     torch.manual_seed(0)
     m = SpectralMSA(32, 2, attention, mask_step=2, level=1, **kwargs).eval()
     with torch.no_grad():

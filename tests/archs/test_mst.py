@@ -3,11 +3,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers.common import TINY_MST, read_fixture
-from glmha_plugin.archs import MST, GLMHAMST, GLMHAMSTPlusPlus, MST_Plus_Plus
+from glmha_plugin.archs import GLMHAMST, MST, GLMHAMSTPlusPlus, MST_Plus_Plus
 from glmha_plugin.archs.mst_arch import extend_shifted_back
 from glmha_plugin.data.cassi_simulation import simulate
 from glmha_plugin.layers import SpectralMSA, spectral_csa_params, spectral_glmha_params
+
+from helpers.common import TINY_MST, read_fixture
 from helpers.recorded_outputs import assert_matches, formula_weights, image
 
 MST_CONFIGS = {'mst_s': [2, 2, 2], 'mst_m': [2, 4, 4], 'mst_l': [4, 7, 5]}

@@ -2,10 +2,11 @@
 import pytest
 import torch
 
-from helpers.common import TINY_RESTORMER as TINY
-from helpers.common import read_fixture
 from glmha_plugin.archs import RESTORMER_STAGES, GLMHARestormer, Restormer
 from glmha_plugin.layers import glmha_params
+
+from helpers.common import TINY_RESTORMER as TINY
+from helpers.common import read_fixture
 from helpers.recorded_outputs import RESTORMER_SCALES, assert_matches, formula_weights, image
 
 

@@ -16,7 +16,6 @@ import torch
 import yaml
 from basicsr.archs import build_network
 
-from helpers.common import TINY_RESTORMER
 from glmha_plugin.analysis.complexity import count
 from glmha_plugin.archs.restormer_arch import GLMHARestormer, Restormer
 from glmha_plugin.compress import planning
@@ -24,6 +23,8 @@ from glmha_plugin.compress.command import main as compress
 from glmha_plugin.compress.network import CompressError, build_from_block
 from glmha_plugin.data.unpaired_image_dataset import UnpairedImageDataset
 from glmha_plugin.models import DistillModel
+
+from helpers.common import TINY_RESTORMER
 from helpers.recipe import model_opt
 
 TINY_JSON = json.dumps(TINY_RESTORMER)
@@ -50,12 +51,12 @@ def test_solver_is_the_exact_optimum_and_stays_within_capacity():
         costs = [sorted(rng.randint(0, 20) for _ in range(rng.randint(1, 4))) for _ in range(groups)]
         values = [[rng.random() for _ in c] for c in costs]
         capacity = rng.randint(sum(min(c) for c in costs), sum(max(c) for c in costs) + 3)
-        best = min((sum(v[j] for v, j in zip(values, pick)), pick)
+        best = min((sum(v[j] for v, j in zip(values, pick, strict=True)), pick)
                    for pick in itertools.product(*(range(len(c)) for c in costs))
-                   if sum(c[j] for c, j in zip(costs, pick)) <= capacity)
+                   if sum(c[j] for c, j in zip(costs, pick, strict=True)) <= capacity)
         got = planning.solve(costs, values, capacity, units=capacity or 1)
-        assert sum(c[j] for c, j in zip(costs, got)) <= capacity
-        assert sum(v[j] for v, j in zip(values, got)) == pytest.approx(best[0])
+        assert sum(c[j] for c, j in zip(costs, got, strict=True)) <= capacity
+        assert sum(v[j] for v, j in zip(values, got, strict=True)) == pytest.approx(best[0])
     with pytest.raises(ValueError, match='below the cheapest'):
         planning.solve([[5, 9]], [[1.0, 0.0]], 4)
 
@@ -79,16 +80,26 @@ def test_the_budget_is_met_by_the_counter_and_spent_where_the_output_suffers():
     macs, _ = planning.count_ranks(net, plan.ranks, shape, 'calibration', 8)
     assert macs == plan.predicted_macs <= budget * teacher_macs
     assert plan.ranks['latent.0.attn'] == 64                    # all it can have: the others lose nothing
-    assert all(plan.ranks[l.path] % l.heads == 0 for l in layers)
+    assert all(plan.ranks[layer.path] % layer.heads == 0 for layer in layers)
     by_energy = planning.energy_plan_for_budget(teacher_macs, layers, budget)   # no measured energy: rank share
     assert by_energy.ranks != plan.ranks and by_energy.predicted_macs <= budget * teacher_macs
+
+
+def test_the_uniform_plan_is_the_largest_ratio_within_the_budget():
+    """Two layers of 16 channels and 2 heads, 10 MACs per unit of rank over a fixed 1000: the comparison's uniform
+    plan takes the largest ratio of the 64-step grid whose network fits, not the first that fits."""
+    layers = [planning.AttentionLayer(p, 'MDTA', 16, 2, csa_macs=160, macs_min=20, macs_slope=10.0) for p in 'ab']
+    teacher = 1000 + 2 * 160
+    plan = planning.uniform_plan_for_budget(teacher, layers, (1000 + 2 * 100) / teacher)   # room for rank 10 each
+    assert plan.ranks == {'a': 10, 'b': 10} and plan.predicted_macs == 1200
+    assert planning.uniform_plan_for_budget(teacher, layers, 1.0).ranks == {'a': 16, 'b': 16}
 
 
 def test_a_network_no_registry_knows_is_planned_and_rebuilt_from_its_block():
     block = {'type': 'helpers.standin_nets:StandInUNet', 'dim': 8}
     net = build_from_block(block).eval()
     _, layers = planning.swappable_layers(net)
-    assert [l.path for l in layers] == ['enc.attn', 'mid.0.attn', 'mid.1.attn', 'dec.attn']
+    assert [layer.path for layer in layers] == ['enc.attn', 'mid.0.attn', 'mid.1.attn', 'dec.attn']
     ranks = {'enc.attn': 2, 'mid.0.attn': 4, 'mid.1.attn': 16, 'dec.attn': 8}
     swapped = build_network({'type': 'GLMHASwap', 'base': block, 'rank': ranks, 'warm_start': False})
     assert {p: swapped.get_submodule(p).rank for p in ranks} == ranks
@@ -109,8 +120,45 @@ def test_layer_errors_and_energy_are_measured_on_the_images():
         assert layer.errors[layer.candidates[0]] > 1e-8
         assert len(layer.energy) == layer.head_dim and layer.energy[-1] == pytest.approx(1.0)
     plan = planning.plan_for_energy(10**9, layers, 0.5)
-    assert all(plan.ranks[l.path] == min(k for k in range(1, l.head_dim + 1) if l.energy[k - 1] >= 0.5) * l.heads
-               for l in layers)
+    for layer in layers:
+        smallest = min(k for k in range(1, layer.head_dim + 1) if layer.energy[k - 1] >= 0.5)
+        assert plan.ranks[layer.path] == smallest * layer.heads
+
+
+def _output_mse(a, b, x):
+    with torch.no_grad():
+        return float(((a(x) - b(x)) ** 2).mean())
+
+
+@pytest.mark.parametrize('host, gain', [('restormer', 0.8), ('retinexformer', 1.0)])
+def test_the_refit_brings_the_warm_start_closer_to_the_teacher(host, gain):
+    from glmha_plugin.archs.retinexformer_arch import RetinexFormer
+    from glmha_plugin.compress.refit import projection, refit_projections
+    from glmha_plugin.swap import swap_attention
+
+    from helpers.common import TINY_RETINEX
+    torch.manual_seed(0)
+    teacher = (tiny() if host == 'restormer' else RetinexFormer(**TINY_RETINEX)).eval()
+    crops, other = torch.rand(2, 8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    _, layers = planning.swappable_layers(teacher)
+    paths = [layer.path for layer in layers]
+    student = deepcopy(teacher)
+    swap_attention(student, rank={p: layer.heads for p, layer in zip(paths, layers, strict=True)}, guidance='none')
+    before = _output_mse(student, teacher, other)
+    untouched = {k: v.clone() for k, v in student.state_dict().items()}
+    results = refit_projections(student, teacher, paths, crops)
+    assert [r['path'] for r in results] == paths          # forward order (here the order of the modules)
+    assert all(r['mse_after'] < r['mse_before'] for r in results), results
+    changed = {k for k, v in student.state_dict().items() if not torch.equal(v, untouched[k])}
+    modules = dict(student.named_modules())
+    projections = {id(projection(modules[p])) for p in paths}     # only the output projections changed
+    assert changed and all(id(modules[k.rsplit('.', 1)[0]]) in projections for k in changed), changed
+    assert _output_mse(student, teacher, other) < gain * before    # the whole network, on crops it did not fit
+    # at full rank the warm start is exact and the refit keeps it
+    exact = deepcopy(teacher)
+    swap_attention(exact, rank_ratio=1.0, guidance='none')
+    refit_projections(exact, teacher, paths, crops)
+    assert _output_mse(exact, teacher, other) < 1e-10
 
 
 def test_an_unreachable_budget_names_the_smallest_reachable_one():
@@ -138,7 +186,8 @@ def test_unpaired_dataset_crops_and_refuses_small_images(tmp_path):
     folder = _write_images(str(tmp_path / 'lq'), n=3)
     (tmp_path / 'list.txt').write_text('img2.png\nimg0.png\n')
     ds = UnpairedImageDataset(dict(name='u', phase='train', dataroot_lq=folder,
-                                   meta_info_file=str(tmp_path / 'list.txt'), gt_size=16, geometric_augs=True, io_backend={'type': 'disk'}))
+                                   meta_info_file=str(tmp_path / 'list.txt'), gt_size=16, geometric_augs=True,
+                                   io_backend={'type': 'disk'}))
     assert len(ds) == 2 and ds[0]['lq'].shape == (3, 16, 16) and ds[0]['lq_path'].endswith('img2.png')
     assert 'gt' not in ds[0]
     whole = UnpairedImageDataset(dict(name='v', phase='val', dataroot_lq=folder, io_backend={'type': 'disk'}))
@@ -149,10 +198,10 @@ def test_unpaired_dataset_crops_and_refuses_small_images(tmp_path):
         big[0]
 
 
-def _distill_opt(tmp_path, **train):
+def _distill_opt(tmp_path, progressive=False, **train):
     net = tiny(1)
     torch.save({'params': net.state_dict()}, tmp_path / 'teacher.pth')
-    opt = model_opt(tmp_path, grad_clip=False, progressive=False)
+    opt = model_opt(tmp_path, grad_clip=False, progressive=progressive)
     opt.update(model_type='DistillModel', network_teacher=dict(type='Restormer', **TINY_RESTORMER),
                network_g=dict(type='GLMHASwap', base=dict(type='Restormer', **TINY_RESTORMER), rank_ratio=0.25))
     opt['path'].update(pretrain_network_teacher=str(tmp_path / 'teacher.pth'))
@@ -205,6 +254,20 @@ def test_distill_model_with_autocast_and_ema_validates_against_the_teacher(tmp_p
     assert 10 < model.metric_results['psnr_teacher'] < 100 and model.metric_results['psnr'] < 20
 
 
+def test_distill_model_progressive_stages_count_per_micro_batch(tmp_path):
+    """Batches without targets: mini_batch_sizes are per micro-batch, as for ImageCleanModel (the fed batch of
+    accum_iter x batch_size_per_gpu keeps accum_iter x them)."""
+    opt = _distill_opt(tmp_path, progressive=True, accum_iter=2)   # batch 4, mini [4, 2], iters [2, 2], gt [16, 32]
+    model = DistillModel(opt)
+    shapes = []
+    for it in range(1, 5):
+        model.update_learning_rate(it)
+        model.feed_data({'lq': torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(it))})
+        shapes.append(tuple(model.lq.shape))
+        model.optimize_parameters(it)
+    assert shapes == [(8, 3, 16, 16), (8, 3, 16, 16), (4, 3, 32, 32), (4, 3, 32, 32)]
+
+
 def test_distill_model_can_train_the_attention_layers_alone(tmp_path):
     model = DistillModel(_distill_opt(tmp_path, trainable='attention'))
     before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
@@ -214,6 +277,17 @@ def test_distill_model_can_train_the_attention_layers_alone(tmp_path):
     changed = {k for k, v in model.net_g.state_dict().items() if not torch.equal(before[k], v)}
     assert changed and all('.attn.' in k for k in changed)
     assert any(k.startswith('patch_embed') for k in before) and not any('ffn' in k for k in changed)
+
+
+def test_resumed_distillation_keeps_the_teachers_params_ema(tmp_path):
+    """On resume basicsr's check_resume turns every param_key* params_ema into params; a teacher checkpoint that
+    holds params_ema alone is still loaded from params_ema."""
+    opt = _distill_opt(tmp_path)
+    weights = torch.load(tmp_path / 'teacher.pth', weights_only=True)['params']
+    torch.save({'params_ema': weights}, tmp_path / 'teacher.pth')
+    opt['path'].update(param_key_teacher='params', resume_state=str(tmp_path / 'training_states' / '4.state'))
+    model = DistillModel(opt)
+    assert all(torch.equal(weights[k], v) for k, v in model.net_teacher.state_dict().items())
 
 
 def test_distill_model_needs_its_teacher_and_its_loss(tmp_path):
@@ -327,6 +401,20 @@ def test_energy_target_without_distillation_holds_out_images(trained, tmp_path, 
     build_network(block).load_state_dict(torch.load(out / 'student.pth', weights_only=True)['params'], strict=True)
 
 
+def test_refit_writes_its_record_and_improves_the_warm_start(trained, tmp_path, capsys):
+    scores = {}
+    for refit in (False, True):
+        out = tmp_path / f'refit_{refit}'
+        extra = ['--refit', '--refit-crops', '4'] if refit else []
+        assert compress(_args(trained, out, '--budget', '0.86', '--iters', '0', '--holdout', '2', *extra)) == 0
+        report = json.loads((out / 'report.json').read_text())
+        scores[refit] = report['evaluation']['warm_start']['psnr_teacher']
+        assert (out / 'refit.json').is_file() == refit and (report['refit'] is not None) == refit
+    assert 'refit the output projections of' in capsys.readouterr().out
+    assert report['refit']['crops'] == [4, 24] and len(report['refit']['layers']) == len(report['ranks'])
+    assert scores[True] > scores[False] + 0.5, scores
+
+
 @pytest.mark.parametrize('case', ['checkpoint', 'empty', 'unreadable', 'small', 'no_attention', 'budget',
                                   'foreign_out'])
 def test_bad_input_is_one_line_before_anything_is_written(trained, tmp_path, capsys, case):
@@ -379,6 +467,26 @@ def test_bad_input_is_one_line_before_anything_is_written(trained, tmp_path, cap
         assert not out.exists()
 
 
+def test_overwrite_replaces_only_a_run_of_its_own(tmp_path):
+    """--overwrite takes a folder that holds only what compress writes; a file of the user's in it stops the
+    command (nothing a user made is removed), as does --overwrite with --resume."""
+    from glmha_plugin.compress.pipeline import MARKER, out_state
+    out = tmp_path / 'out'
+    assert out_state(str(out), resume=False, overwrite=False) == 'new'
+    out.mkdir()
+    for name in (MARKER, 'plan.json', 'report.md'):
+        (out / name).write_text('{}')
+    assert out_state(str(out), resume=False, overwrite=True) == 'overwrite'
+    assert out_state(str(out), resume=True, overwrite=False) == 'resume'
+    with pytest.raises(CompressError, match='pass --resume to continue it or --overwrite'):
+        out_state(str(out), resume=False, overwrite=False)
+    with pytest.raises(CompressError, match='not both'):
+        out_state(str(out), resume=True, overwrite=True)
+    (out / 'notes.txt').write_text('mine')
+    with pytest.raises(CompressError, match=r'--overwrite: .* also holds files compress did not write \(notes.txt\)'):
+        out_state(str(out), resume=False, overwrite=True)
+
+
 def test_a_host_checkpoint_is_recognised_from_its_tensors(trained, tmp_path, capsys):
     """Without --network (or with --network spandrel) a CSA host checkpoint is rebuilt from its tensors alone."""
     args = _args(trained, tmp_path / 'out', '--energy', '0.9', '--iters', '0', '--holdout', '2')
@@ -396,7 +504,8 @@ def test_a_host_checkpoint_is_recognised_from_its_tensors(trained, tmp_path, cap
     torch.save({'params': glmha.state_dict()}, tmp_path / 'glmha.pth')
     conv = torch.nn.Conv2d(3, 3, 3)
     torch.save({'params': conv.state_dict()}, tmp_path / 'conv.pth')
-    for weights, want in (('glmha.pth', 'already has GLMHA attention'), ('conv.pth', 'is not a checkpoint of Restormer')):
+    for weights, want in (('glmha.pth', 'already has GLMHA attention'),
+                          ('conv.pth', 'is not a checkpoint of Restormer')):
         args[args.index('--weights') + 1] = str(tmp_path / weights)
         args[args.index('--param-key') + 1] = 'params'
         args[args.index('--out') + 1] = str(tmp_path / f'out_{weights}')

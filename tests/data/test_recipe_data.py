@@ -10,9 +10,15 @@ import pytest
 import torch
 
 from glmha_plugin.data import Dataset_PairedImage, dihedral, pad_to_size
-from glmha_plugin.prepare import (center_crop_pair, create_paired_lmdb, patch_corners, split_pair_into_patches,
-                                  verify_paired_lmdb)
-from glmha_plugin.prepare import gopro_patches, lmdb_paired
+from glmha_plugin.prepare import (
+    center_crop_pair,
+    create_paired_lmdb,
+    gopro_patches,
+    lmdb_paired,
+    patch_corners,
+    split_pair_into_patches,
+    verify_paired_lmdb,
+)
 
 
 def write_pairs(root, sizes, ext='.png', tmpl='{}'):
@@ -41,7 +47,7 @@ def test_dihedral_modes_are_the_eight_symmetries_in_restormer_order():
     assert len({o.tobytes() + bytes(o.shape) for o in outs}) == 8
     expected = [img, np.flipud(img), np.rot90(img), np.flipud(np.rot90(img)), np.rot90(img, 2),
                 np.flipud(np.rot90(img, 2)), np.rot90(img, 3), np.flipud(np.rot90(img, 3))]
-    for m, (o, e) in enumerate(zip(outs, expected)):
+    for m, (o, e) in enumerate(zip(outs, expected, strict=True)):
         assert np.array_equal(o, e), m
 
 

@@ -9,9 +9,10 @@ import scipy.io
 import torch
 from basicsr.data import build_dataset
 
-from helpers import spectral_data as sd
 from glmha_plugin.data.cassi_simulation import disperse, shift_back, simulate
 from glmha_plugin.data.matfile import mat_shape, read_mat, write_mat_v73
+
+from helpers import spectral_data as sd
 
 
 @pytest.fixture(scope='module')
@@ -172,7 +173,7 @@ def test_cassi_training_crops_are_scaled_crops(cassi, cache):
         sample = ds[index]
         scene = read_mat(sample['gt_path'], 'img_expand').transpose(2, 0, 1) / 65536
         gt = sample['gt'].numpy()
-        hits = [(t, l) for t in range(17) for l in range(17) if np.allclose(scene[:, t:t + 32, l:l + 32], gt)]
+        hits = [(t, s) for t in range(17) for s in range(17) if np.allclose(scene[:, t:t + 32, s:s + 32], gt)]
         assert hits, 'the sample is not a crop of its scene'
         assert sample['mask'].shape == (1, 32, 32)
 
@@ -184,7 +185,7 @@ def test_cassi_mosaic_is_four_quarter_crops(cassi):
     gt = ds[0]['gt'].numpy()
     for top, left in ((0, 0), (0, 16), (16, 0), (16, 16)):
         tile = gt[:, top:top + 16, left:left + 16]
-        assert any(np.allclose(s[:, t:t + 16, l:l + 16], tile) for s in scenes for t in range(33) for l in range(33))
+        assert any(np.allclose(s[:, t:t + 16, u:u + 16], tile) for s in scenes for t in range(33) for u in range(33))
 
 
 def test_cassi_errors(cassi, tmp_path):

@@ -6,13 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers.common import REPO, load_yaml
-from helpers.runs import run_main
 from glmha_plugin.demo import data as demo_data
 from glmha_plugin.demo import run as demo
+from glmha_plugin.glue.preflight import apply_overrides
 from glmha_plugin.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from glmha_plugin.models.progressive import ProgressiveSchedule
-from glmha_plugin.glue.preflight import apply_overrides
+
+from helpers.common import REPO, load_yaml
+from helpers.runs import run_main
 
 
 def _opt(rel):
@@ -43,7 +44,8 @@ def test_streaks_follow_their_angle():
 
 def test_rain_is_seeded_and_only_adds_light():
     img = np.full((40, 50, 3), 100, np.uint8)
-    a, b = demo_data.add_training_rain(img, np.random.default_rng(3)), demo_data.add_training_rain(img, np.random.default_rng(3))
+    a = demo_data.add_training_rain(img, np.random.default_rng(3))
+    b = demo_data.add_training_rain(img, np.random.default_rng(3))
     assert a.dtype == np.uint8 and a.shape == img.shape and np.array_equal(a, b)
     assert (demo_data.add_rain(img, np.random.default_rng(3)) >= 100 * (1 - demo_data.TEST_HAZE)).all()
     assert not np.array_equal(a, demo_data.add_training_rain(img, np.random.default_rng(4)))
@@ -60,7 +62,8 @@ def test_make_rain_pairs_layout_and_an_untouched_test_set(tmp_path):
     # tiles at top 0, 22 and left 0, 97; each position once per round
     tiles = [n for n in names if n != 'coffee.png']
     assert demo_data.TILE == 128 and demo_data.TILE_SCALES == (1.0, 1.5)
-    assert len(tiles) == demo_data.TILE_ROUNDS * 6 and {'coffee_s1_r0_0_22.png', 'coffee_s1.5_r1_22_97.png'} <= set(tiles)
+    assert len(tiles) == demo_data.TILE_ROUNDS * 6
+    assert {'coffee_s1_r0_0_22.png', 'coffee_s1.5_r1_22_97.png'} <= set(tiles)
     assert cv2.imread(osp.join(folders['train_target'], 'coffee_s1_r0_0_22.png')).shape == (100, 128, 3)
     tile = cv2.imread(osp.join(folders['train_target'], 'coffee_s1.5_r1_22_97.png'))
     assert tile.shape == (128, 128, 3)
@@ -166,7 +169,8 @@ def test_scores_table_and_picture(tmp_path):
     _fake_results(str(tmp_path), 'test_C', ['a', 'b'], 2)
     rows, images = demo.score_runs(str(tmp_path), {'C': 'test_C', 'G': 'test_G'})
     assert [r.image for r in rows] == ['a', 'b'] and list(images) == ['input', 'ground truth', 'C', 'G']
-    psnr = lambda err: 10 * np.log10(255 ** 2 / err ** 2)
+    def psnr(err):
+        return 10 * np.log10(255 ** 2 / err ** 2)
     assert rows[0].scores['input'][0] == pytest.approx(psnr(10))
     assert rows[1].scores['G'][0] == pytest.approx(psnr(1)) and rows[1].scores['C'][0] == pytest.approx(psnr(2))
     lines = demo.table_lines(rows)

@@ -10,8 +10,9 @@ import os
 import pytest
 import torch
 
-from helpers.archs import ARCHS
 from glmha_plugin.layers import GLMHA, SpectralMSA
+
+from helpers.archs import ARCHS
 
 INDUCTOR_ARCHS = os.environ.get('GLMHA_TEST_INDUCTOR_ARCHS') == '1'
 

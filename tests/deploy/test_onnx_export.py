@@ -16,12 +16,13 @@ import torch
 import yaml
 from torch.export import Dim
 
-from helpers.common import load_yaml
-from helpers.archs import ARCHS
-from glmha_plugin.deploy import onnx_export as export
 from glmha_plugin.analysis.hosts import HOSTS, get_host
 from glmha_plugin.archs.mst_arch import extend_shifted_back
+from glmha_plugin.deploy import onnx_export as export
 from glmha_plugin.layers import GLMHA, SpectralMSA, crop, pad_to_multiple
+
+from helpers.archs import ARCHS
+from helpers.common import load_yaml
 
 ALL = os.environ.get('GLMHA_TEST_ONNX_ALL') == '1'
 # The hosts' tiny configurations, MST's with one level instead of two: the same modules (encoder, bottleneck,

@@ -184,8 +184,8 @@ def test_glmha_restormer_before_spandrel_extra_arches_restormer_in_either_order(
     path = save(per_layer_glmha(Restormer, TINY_RESTORMER_2), tmp_path / 'glmha.pth')
     for first_extra in (True, False):
         registry = plain_registry()
-        steps = [lambda: registry.add(*extra.EXTRA_REGISTRY, ignore_duplicates=True),
-                 lambda: gs.register_spandrel(registry)]
+        steps = [lambda registry=registry: registry.add(*extra.EXTRA_REGISTRY, ignore_duplicates=True),
+                 lambda registry=registry: gs.register_spandrel(registry)]
         for step in (steps if first_extra else steps[::-1]):
             step()
         order = [a.architecture.id for a in registry.architectures('detection')]

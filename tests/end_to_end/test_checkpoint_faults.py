@@ -11,6 +11,7 @@ import time
 import pytest
 
 from glmha_plugin.glue import compat
+
 from helpers.common import BIN, FAST, REPO, TINY_TRAIN, clean_env
 from helpers.faults import loads
 

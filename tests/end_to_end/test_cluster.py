@@ -14,8 +14,18 @@ import torch
 import torch.distributed as dist
 
 from glmha_plugin.glue import compat
-from helpers.common import (BIN, FAST, REPO, TINY_TRAIN, assert_same_weights, clean_env, free_port, needs_no_gpu,
-                      train_logs)
+
+from helpers.common import (
+    BIN,
+    FAST,
+    REPO,
+    TINY_TRAIN,
+    assert_same_weights,
+    clean_env,
+    free_port,
+    needs_no_gpu,
+    train_logs,
+)
 
 DDP_DUMP = osp.join(REPO, 'tests', 'helpers', 'ddp_dump.py')
 EXP = osp.join('experiments', 'Demo_Deraining_GLMHA')
@@ -47,7 +57,7 @@ def run_together(cmds, timeout=240):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    failed = [(i, out) for i, (p, out) in enumerate(zip(procs, outs)) if p.returncode != 0]
+    failed = [(i, out) for i, (p, out) in enumerate(zip(procs, outs, strict=True)) if p.returncode != 0]
     assert not failed, '\n'.join(f'--- process {i} exited non-zero ---\n{out[-5000:]}' for i, out in failed)
     return outs
 

@@ -12,7 +12,9 @@ import time
 import pytest
 import torch
 
-from glmha_plugin.commands import test as glmha_test, train as glmha_train
+from glmha_plugin.commands import test as glmha_test
+from glmha_plugin.commands import train as glmha_train
+
 from helpers.common import BIN, FAST, REPO, TINY_TEST, TINY_TRAIN, clean_env, import_tool, run, train_logs
 from helpers.runs import run_main
 
@@ -99,7 +101,7 @@ def test_missing_option_file_is_explained(workdir):
 def _readable(state_path):
     try:
         torch.load(state_path, weights_only=True)
-    except Exception:  # any failure to read it back: a state cut short by the kill
+    except Exception:  # noqa: BLE001  any failure to read it back: a state cut short by the kill
         return False
     return True
 

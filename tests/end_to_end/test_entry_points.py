@@ -11,6 +11,7 @@ def test_train_checks_the_options_before_basicsr_runs(tmp_path, monkeypatch, cap
     """A mistake in the option file ends glmha-train with exit 2 and a one-line error before basicsr's
     train_pipeline (which creates and archives experiment folders) is called."""
     import basicsr.train
+
     from glmha_plugin.commands import train
     monkeypatch.setattr(basicsr.train, 'train_pipeline', lambda root: pytest.fail('train_pipeline was called'))
     monkeypatch.chdir(tmp_path)

@@ -9,6 +9,7 @@ import torch
 
 from glmha_plugin.commands import train as glmha_train
 from glmha_plugin.models import ImageCleanModel
+
 from helpers.common import FAST, TINY_TRAIN, torchrun_in_sync
 from helpers.runs import run_main
 

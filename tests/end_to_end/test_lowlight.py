@@ -17,14 +17,16 @@ from basicsr.archs import build_network
 from basicsr.metrics import calculate_ssim
 from skimage import img_as_ubyte
 
-from glmha_plugin.commands import test as glmha_test, train as glmha_train
-from helpers.common import OPTIONS, REPO
-from helpers.runs import run_main
-from glmha_plugin.evaluation import evaluate
-from glmha_plugin.demo.lowlight import darken, make_lowlight_pairs
+from glmha_plugin.commands import test as glmha_test
+from glmha_plugin.commands import train as glmha_train
 from glmha_plugin.commands.glmha import main as glmha
+from glmha_plugin.demo.lowlight import darken, make_lowlight_pairs
+from glmha_plugin.evaluation import evaluate
 from glmha_plugin.metrics import calculate_psnr_lowlight, calculate_ssim_lowlight
+
+from helpers.common import OPTIONS, REPO
 from helpers.recipe import mismatches as _mismatches
+from helpers.runs import run_main
 
 with open(osp.join(REPO, 'tests', 'fixtures', 'retinexformer_recipe.json')) as f:
     RECIPE = json.load(f)['LOL_v1']

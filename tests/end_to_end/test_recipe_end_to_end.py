@@ -12,12 +12,14 @@ import pytest
 import torch
 import yaml
 
-from glmha_plugin.commands import test as glmha_test, train as glmha_train
-from helpers.common import BIN, OPTIONS, REPO, TINY_RESTORMER, free_port, run, train_logs
-from helpers.runs import run_main
-from glmha_plugin.evaluation import evaluate
+from glmha_plugin.commands import test as glmha_test
+from glmha_plugin.commands import train as glmha_train
 from glmha_plugin.commands.glmha import main as glmha
+from glmha_plugin.evaluation import evaluate
+
+from helpers.common import BIN, OPTIONS, REPO, TINY_RESTORMER, free_port, run, train_logs
 from helpers.recipe import closed_form
+from helpers.runs import run_main
 
 pytestmark = pytest.mark.slow
 TRAIN_OPT = osp.join(OPTIONS, 'Deraining_GLMHA.yml')

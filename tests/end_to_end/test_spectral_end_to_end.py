@@ -12,13 +12,15 @@ import scipy.io
 import torch
 from basicsr.archs import build_network
 
-from helpers import spectral_data as sd
-from glmha_plugin.commands import test as glmha_test, train as glmha_train
-from helpers.common import OPTIONS, load_yaml, train_logs
-from helpers.runs import run_main
+from glmha_plugin.commands import test as glmha_test
+from glmha_plugin.commands import train as glmha_train
 from glmha_plugin.data import ARAD1KDataset
 from glmha_plugin.data.cassi_simulation import simulate
 from glmha_plugin.metrics.spectral_metrics import calculate_bandwise_psnr, calculate_cassi_psnr_matlab, calculate_mrae
+
+from helpers import spectral_data as sd
+from helpers.common import OPTIONS, load_yaml, train_logs
+from helpers.runs import run_main
 
 pytestmark = pytest.mark.slow
 TINY = osp.join(OPTIONS, 'tiny')

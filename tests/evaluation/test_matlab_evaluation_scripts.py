@@ -19,11 +19,16 @@ import scipy.io
 from basicsr.utils.registry import METRIC_REGISTRY
 
 from glmha_plugin.evaluation import evaluate
+from glmha_plugin.metrics import (
+    calculate_bandwise_psnr,
+    calculate_cassi_psnr_matlab,
+    calculate_cassi_ssim_matlab,
+    im2uint8,
+)
+
 from helpers import restormer_eval_data
 from helpers import spectral_data as sd
 from helpers.common import read_fixture
-from glmha_plugin.metrics import (calculate_bandwise_psnr, calculate_cassi_psnr_matlab, calculate_cassi_ssim_matlab,
-                                  im2uint8)
 
 PSNR_TOL, SSIM_TOL = 1e-3, 1e-4
 CASSI = read_fixture('cassi_matlab_octave.json')

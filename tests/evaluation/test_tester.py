@@ -10,9 +10,10 @@ import pytest
 import torch
 import yaml
 
-from helpers.common import TINY_RESTORMER as TINY
-from glmha_plugin.evaluation import evaluate, inference
 from glmha_plugin.archs import GLMHARestormer
+from glmha_plugin.evaluation import evaluate, inference
+
+from helpers.common import TINY_RESTORMER as TINY
 
 
 class Pointwise(torch.nn.Module):
@@ -116,7 +117,8 @@ def test_restore_writes_restormer_layout_and_evaluator_scores_it(tmp_path, weigh
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.startswith('For ')]
     assert len(lines) == 3
-    for line, name in zip(lines, ['Rain100L dataset', 'Test100 dataset', 'all datasets']):  # the MATLAB wording
+    names = ['Rain100L dataset', 'Test100 dataset', 'all datasets']   # the MATLAB wording
+    for line, name in zip(lines, names, strict=True):
         assert re.fullmatch(rf'For {name} PSNR: \d+\.\d{{6}} SSIM: -?\d\.\d{{6}}', line), line
     scores = json.load(open(osp.join(results, 'evaluation_Deraining.json')))
     assert set(scores) == {'Rain100L', 'Test100'} and scores['Rain100L']['protocol'] == 'y'

@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from glmha_plugin.commands import train as glmha_train
+from glmha_plugin.errors import CheckpointError, OptionError
+from glmha_plugin.glue.checkpoints import load_checkpoint, load_into
+from glmha_plugin.glue.preflight import apply_overrides, check_options
+
 from helpers.common import TINY_RESTORMER, TINY_TRAIN, expect
 from helpers.runs import run_main
-from glmha_plugin.glue.checkpoints import load_checkpoint, load_into
-from glmha_plugin.errors import CheckpointError, OptionError
-from glmha_plugin.glue.preflight import apply_overrides, check_options
 
 
 def test_valid_options_pass(opt):
@@ -103,6 +104,7 @@ def test_pairing_follows_the_datasets_own_rule(tmp_path):
     its unpaired files, instead of applying basicsr's same-extension rule."""
     import cv2
     import numpy as np
+
     from glmha_plugin.glue.preflight import check_dataset
     for sub in ('input', 'target'):
         (tmp_path / sub).mkdir()

@@ -10,6 +10,7 @@ import torch.distributed as dist
 import glmha_plugin
 from glmha_plugin.errors import CheckpointError
 from glmha_plugin.glue import compat
+
 from helpers.common import TINY_RESTORMER, free_port, needs_no_gpu, run
 
 NO_GPU = not torch.cuda.is_available()
@@ -55,8 +56,9 @@ def test_alias_serves_functional():
 
 def test_alias_guard_prefers_a_real_module(monkeypatch):
     """Where torchvision still ships the module, the finder stays out of the way."""
-    import glmha_plugin_common as common
     import torchvision.transforms
+
+    import glmha_plugin_common as common
     assert common.TorchvisionAliasFinder().find_spec(common.TV_ALIAS, torchvision.transforms.__path__) is not None
     monkeypatch.setattr(common, 'torchvision_has_it', lambda path: True)
     assert common.TorchvisionAliasFinder().find_spec(common.TV_ALIAS, torchvision.transforms.__path__) is None
@@ -69,8 +71,9 @@ def test_alias_guard_prefers_a_real_module(monkeypatch):
 def _training_state(tmp_path, it=4, network=True):
     """A saved iteration ``it`` of experiment x as basicsr writes it: ``<it>.state`` and ``net_g_<it>.pth`` (a tiny
     Restormer; ``network=False``: the state only)."""
-    from glmha_plugin.archs import Restormer
     from basicsr.models.lr_scheduler import MultiStepRestartLR
+
+    from glmha_plugin.archs import Restormer
     net = Restormer(**TINY_RESTORMER)
     optim = torch.optim.Adam(net.parameters())
     net(torch.rand(1, 3, 8, 8)).sum().backward()

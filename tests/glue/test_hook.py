@@ -3,6 +3,7 @@ import importlib.util
 import sys
 
 import glmha_plugin_autoload as auto
+
 from helpers.common import run
 
 PROBE = ('import basicsr, sys; from basicsr.utils.registry import ARCH_REGISTRY; '

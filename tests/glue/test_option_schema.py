@@ -8,7 +8,6 @@ import inspect
 import os.path as osp
 
 import pytest
-from helpers.common import OPTIONS, REPO, TINY_TRAIN, load_yaml, read_fixture
 
 from glmha_plugin.errors import OptionError
 from glmha_plugin.glue.option_schema.basicsr_blocks import BASICSR_DATASETS, TopLevelOptions
@@ -17,6 +16,8 @@ from glmha_plugin.glue.option_schema.network import argument_docs, network_argum
 from glmha_plugin.glue.option_schema.reference import levers_markdown, reference_markdown, replace_generated
 from glmha_plugin.glue.option_schema.values import conforms, declared, describe
 from glmha_plugin.glue.preflight import check_network_keys
+
+from helpers.common import OPTIONS, REPO, TINY_TRAIN, load_yaml, read_fixture
 
 SHIPPED = sorted(glob.glob(osp.join(OPTIONS, '**', '*.yml'), recursive=True))
 
@@ -108,6 +109,8 @@ BAD_VALUES = [
                                  'total_iter: training length']),
     ('train.total_iter', '3e5', ['write total_iter: 300000']),
     ('train.total_iter', -300, ['train.total_iter must be a whole number >= 1, got -300']),
+    ('train.total_iter', True, ['train.total_iter must be a whole number >= 1, got True']),
+    ('train.optim_g.lr', True, ['train.optim_g.lr must be a number > 0, got True']),
     ('logger.print_freq', 0, ['logger.print_freq must be a whole number >= 1, got 0']),
     ('logger.save_checkpoint_freq', -1, ['logger.save_checkpoint_freq must be a whole number >= 1, got -1']),
     ('val.val_freq', 0, ['val.val_freq must be a whole number >= 1, got 0']),

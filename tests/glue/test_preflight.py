@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from glmha_plugin.commands import train as glmha_train
-from helpers.common import FAST, TINY_TRAIN
-from helpers.runs import run_main
 from glmha_plugin.errors import OptionError
 from glmha_plugin.glue.preflight import check_options
-from helpers.common import expect
+
+from helpers.common import FAST, TINY_TRAIN, expect
+from helpers.runs import run_main
 
 
 @pytest.fixture
-def clean_opt(opt):  # noqa: F811
+def clean_opt(opt):
     opt['model_type'] = 'ImageCleanModel'
     return opt
 
@@ -79,7 +79,7 @@ def test_bad_values(clean_opt, where, key, value, fragment):
     expect(clean_opt, fragment)
 
 
-def test_a_model_that_ignores_the_options_is_refused(opt):  # noqa: F811
+def test_a_model_that_ignores_the_options_is_refused(opt):
     opt['model_type'] = 'SRModel'                          # basicsr's own model
     opt['use_amp'] = True
     opt['train']['accum_iter'] = 2

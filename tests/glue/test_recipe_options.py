@@ -7,8 +7,8 @@ import os.path as osp
 
 import pytest
 
-from helpers.recipe import mismatches
 from helpers.common import OPTIONS, load_yaml, read_fixture
+from helpers.recipe import mismatches
 
 RECIPE = read_fixture('restormer_recipe.json')
 GLMHA_KEYS = {'type', 'rank_ratio', 'guidance', 'gamma'}
@@ -68,7 +68,7 @@ def test_show_recipe_prints_restormer_stages(tmp_path, capsys):
     rows = [ln.split() for ln in capsys.readouterr().out.splitlines()[2:8]]
     train = RECIPE['Deraining']['datasets']['train']
     ends = [sum(train['iters'][:j + 1]) for j in range(6)]
-    assert [r[1] for r in rows] == [f'{e - n + 1}-{e}' for e, n in zip(ends, train['iters'])]
+    assert [r[1] for r in rows] == [f'{e - n + 1}-{e}' for e, n in zip(ends, train['iters'], strict=True)]
     assert [int(r[2]) for r in rows] == train['gt_sizes'] and [int(r[3]) for r in rows] == train['mini_batch_sizes']
     assert float(rows[0][4]) == 3e-4 and float(rows[-1][5]) == 1e-6
     assert (tmp_path / 'r.png').stat().st_size > 1000

@@ -19,6 +19,7 @@ from glmha_plugin.glue import compat
 from glmha_plugin.glue.outputs import RunLockedError, check_output_folder, run_lock
 from glmha_plugin.glue.preflight import check_options
 from glmha_plugin.models.saving import OutputWriteError, atomic_save
+
 from helpers import spectral_data as sd
 from helpers.common import FAST, OPTIONS, TINY_RESTORMER, TINY_TRAIN, expect, load_yaml
 from helpers.faults import one_line
@@ -75,7 +76,7 @@ def _write(path, content: bytes):
     path.write_bytes(content)
     return str(path)
 
-def test_a_batch_larger_than_the_epoch_is_refused_with_the_numbers(opt):  # noqa: F811
+def test_a_batch_larger_than_the_epoch_is_refused_with_the_numbers(opt):
     opt['datasets']['train'].update(batch_size_per_gpu=6, dataset_enlarge_ratio=1)
     opt['model_type'] = 'ImageCleanModel'
     opt['train']['accum_iter'] = 2                  # 12 samples per iteration, 10 in the set
@@ -84,6 +85,19 @@ def test_a_batch_larger_than_the_epoch_is_refused_with_the_numbers(opt):  # noqa
     one_line(msg)
     opt['datasets']['train']['dataset_enlarge_ratio'] = 2
     check_options(opt)
+
+def test_under_a_launcher_each_process_gets_its_share_of_the_epoch(monkeypatch):
+    """torchrun / srun split the training set between the processes: 10 samples over 2 processes are 5 per
+    process, too few for a batch of 6 (basicsr's DistributedSampler, then the dropped incomplete batch)."""
+    from glmha_plugin.glue.preflight import check_epoch
+    opt = {'num_gpu': 0, 'train': {}, 'datasets': {'train': {'name': 'd', 'batch_size_per_gpu': 6}}}
+    check_epoch(opt, 10, 'none')
+    for launcher, var in (('pytorch', 'WORLD_SIZE'), ('slurm', 'SLURM_NTASKS')):
+        monkeypatch.setenv(var, '2')
+        with pytest.raises(OptionError, match=r'= 6 samples, but an epoch has only 5 \(10 samples / 2 processes\).*'
+                                              r'set dataset_enlarge_ratio: 2'):
+            check_epoch(opt, 10, launcher)
+        monkeypatch.delenv(var)
 
 def test_epochs_reach_total_iter_when_the_batch_does_not_divide_the_set(demo_data):
     """Upstream counts ceil(10 / 3) = 4 iterations per epoch but its loader drops the incomplete batch: 3 per
@@ -119,7 +133,7 @@ def test_epochs_reach_total_iter_when_the_batch_does_not_divide_the_set(demo_dat
     ('train.scheduler.eta_mins', ['1e-5'], 'train.scheduler.eta_mins must be a list of values, each a number >= 0'),
     ('name', 12, 'name must be text'),
 ])
-def test_option_values_are_checked_before_anything_runs(opt, key, value, fragment):  # noqa: F811
+def test_option_values_are_checked_before_anything_runs(opt, key, value, fragment):
     node = opt
     *parents, leaf = key.split('.')
     for k in parents:
@@ -127,7 +141,7 @@ def test_option_values_are_checked_before_anything_runs(opt, key, value, fragmen
     node[leaf] = value
     one_line(expect(opt, fragment))
 
-def test_whole_numbers_written_as_floats_pass(opt):  # noqa: F811
+def test_whole_numbers_written_as_floats_pass(opt):
     """Restormer's files write ``val_freq: !!float 5e3``: a whole number, accepted."""
     opt['val']['val_freq'] = 4000.0
     opt['logger']['save_checkpoint_freq'] = 5e3
@@ -154,6 +168,22 @@ def test_auto_resume_refuses_when_no_state_can_be_resumed(tmp_path):
     msg = one_line(str(info.value))
     assert 'none of the 2 training states' in msg and 'nothing was changed' in msg
     assert _listing(tmp_path) == before
+
+def test_auto_resume_refuses_network_files_without_a_state(tmp_path):
+    """Network files but no training state: not a fresh start (upstream would move the run aside)."""
+    options = _saved_run(tmp_path, (2,))
+    (tmp_path / 'experiments' / 'x' / 'training_states' / '2.state').unlink()
+    before = _listing(tmp_path)
+    with pytest.raises(CheckpointError, match=r"experiment 'x' has network files in .* but no training state"):
+        compat.load_resume_state(options)
+    assert _listing(tmp_path) == before
+
+def test_auto_resume_leaves_out_the_networks_basicsr_does_not_reload(tmp_path):
+    """path.ignore_resume_networks (a distillation's teacher, never saved): no net_teacher_<iter>.pth is needed."""
+    options = _saved_run(tmp_path, (2,))
+    options['network_teacher'] = dict(type='Restormer', **TINY_RESTORMER)
+    options['path']['ignore_resume_networks'] = ['network_teacher']
+    assert compat.load_resume_state(options)['iter'] == 2
 
 def test_auto_resume_without_any_saved_state_starts_fresh(tmp_path):
     options = _saved_run(tmp_path, ())
@@ -228,6 +258,17 @@ def test_atomic_save_replaces_whole(tmp_path):
     assert torch.equal(torch.load(path, weights_only=True)['x'], torch.ones(3))
     assert os.listdir(tmp_path) == ['a.pth']
 
+def test_atomic_save_retries_other_write_errors_then_stops(tmp_path):
+    """An error that is not disk full / read-only (here: the temporary name is a folder, EISDIR) is tried
+    ``retries`` times, then stops the save with the count; it never returns as if the file were written."""
+    path = str(tmp_path / 'a.pth')
+    atomic_save({'x': torch.zeros(3)}, path)
+    (tmp_path / 'a.pth.tmp').mkdir()
+    with pytest.raises(OutputWriteError, match=r"cannot write .*a\.pth.* after 3 tries; the previous checkpoints "
+                                               r"are intact"):
+        atomic_save({'x': torch.ones(3)}, path, retries=3, delay=0)
+    assert torch.equal(torch.load(path, weights_only=True)['x'], torch.zeros(3))
+
 def test_a_second_run_with_the_same_name_refuses_while_the_first_runs(workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     first = workdir / 'experiments' / NAME
@@ -261,6 +302,27 @@ def test_a_crashed_run_leaves_no_stale_lock(tmp_path):
     with run_lock(str(tmp_path), NAME):
         pass
 
+def test_only_rank_zero_takes_the_run_lock(tmp_path, monkeypatch):
+    """Under torchrun / slurm rank 0 holds the name; the other ranks of the same run take no lock (with the lock
+    on every rank, ranks 1, 2, ... would refuse each other)."""
+    from glmha_plugin.glue.outputs import rank_zero
+    for var in ('RANK', 'SLURM_PROCID'):
+        monkeypatch.delenv(var, raising=False)
+    assert rank_zero()                                            # not launched
+    for var in ('RANK', 'SLURM_PROCID'):
+        monkeypatch.setenv(var, '1')
+        assert not rank_zero()
+        with run_lock(str(tmp_path / 'experiments'), NAME) as held, run_lock(str(tmp_path / 'experiments'), NAME):
+            assert held is None
+        assert not (tmp_path / 'experiments').exists()
+        monkeypatch.setenv(var, '0')
+        assert rank_zero()
+        with run_lock(str(tmp_path / 'experiments'), NAME) as held:
+            assert held == str(tmp_path / 'experiments' / f'.{NAME}.lock')
+        monkeypatch.delenv(var)
+        (tmp_path / 'experiments' / f'.{NAME}.lock').unlink()
+        (tmp_path / 'experiments').rmdir()
+
 def test_an_output_folder_that_takes_no_files_is_named(tmp_path):
     with pytest.raises(OutputWriteError) as info:
         check_output_folder('/sys/glmha-experiments')                # sysfs: no new files, for root too
@@ -277,6 +339,8 @@ def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
         read_option_file(path)
     assert "key 'lr' appears twice in one block (lines 3 and 5)" in one_line(str(info.value))
     read_option_file(_write(tmp_path / 'ok.yml', b'a: &b {lr: 1}\nc:\n  <<: *b\n  lr: 2\n'))   # a merge override
+    with pytest.raises(UsageError, match=r"key 'lr' appears twice in one block \(line 2, columns 9 and 16\)"):
+        read_option_file(_write(tmp_path / 'flow.yml', b'name: x\ntrain: {lr: 1, lr: 2}\n'))   # one line, flow style
 
 def test_non_utf8_bytes_are_named_with_their_offset(tmp_path):
     from glmha_plugin.glue.option_files import read_option_file
@@ -298,19 +362,21 @@ def test_exponent_numbers_are_numbers_for_the_check_and_for_basicsr(tmp_path):
 
     from glmha_plugin.commands.cli import argv_as
     from glmha_plugin.glue.option_files import read_option_file
-    text = b'name: x\nnum_gpu: 0\ndatasets: {}\npath: {}\ntrain:\n  lr: 2e-3\n  eta_mins: [1e-5]\n  tag: "2e-3"\n'
+    text = (b'name: x\nnum_gpu: 0\ndatasets: {}\npath: {}\ntrain:\n  lr: 2e-3\n  eta_mins: [1e-5]\n  tag: "2e-3"\n'
+            b'  total_iter: 3.0e5\n')
     path = _write(tmp_path / 'o.yml', text)
     assert yaml.safe_load(text)['train']['lr'] == '2e-3'                       # the symptom
     assert yaml.load(text, Loader=compat.ORIGINALS['exponent_numbers.ordered_yaml']()[0])['train']['lr'] == '2e-3'
     options, notes = read_option_file(path)
-    assert options['train'] == {'lr': 0.002, 'eta_mins': [1e-5], 'tag': '2e-3'}
-    assert '2e-3 (line 6), 1e-5 (line 7) read as numbers' in notes[0]
+    assert yaml.safe_load(text)['train']['total_iter'] == '3.0e5'              # no exponent sign: text too
+    assert options['train'] == {'lr': 0.002, 'eta_mins': [1e-5], 'tag': '2e-3', 'total_iter': 300000.0}
+    assert '2e-3 (line 6), 1e-5 (line 7), 3.0e5 (line 9) read as numbers' in notes[0]
     with argv_as(['-opt', path, '--force_yml', 'train:eta_mins=[0]', 'train:tag=3e-4']):
         parsed, _ = bo.parse_options(str(tmp_path), is_train=False)
-    assert parsed['train']['lr'] == 0.002 and parsed['train']['tag'] == 3e-4
+    assert parsed['train']['lr'] == 0.002 and parsed['train']['tag'] == 3e-4 and parsed['train']['total_iter'] == 3e5
     assert compat.ORIGINALS['exponent_numbers.postprocess']('3e-4') == '3e-4'   # upstream --force_yml: text
 
-def test_a_bad_file_later_in_the_folder_is_found_before_training(opt, data):  # noqa: F811
+def test_a_bad_file_later_in_the_folder_is_found_before_training(opt, data):
     """The first sample still loads; the last input image of the training set is cut short."""
     inputs = data / 'train' / 'input'
     last = inputs / sorted(os.listdir(inputs))[-1]
@@ -321,12 +387,12 @@ def test_a_bad_file_later_in_the_folder_is_found_before_training(opt, data):  # 
     msg = one_line(expect(opt, 'datasets.train (DemoRainTrain): a problem in 20 files:', f'{last} is cut short'))
     assert 'no PNG end chunk' in msg
 
-def test_pairs_whose_sizes_disagree_are_named(opt, data):  # noqa: F811
+def test_pairs_whose_sizes_disagree_are_named(opt, data):
     path = data / 'test' / 'input' / 'chelsea.png'
     cv2.imwrite(str(path), cv2.imread(str(path))[:-2])
     one_line(expect(opt, f"target {data / 'test' / 'target' / 'chelsea.png'} is 27x20 but its input {path} is 27x18"))
 
-def test_output_channels_must_match_the_targets(opt):  # noqa: F811
+def test_output_channels_must_match_the_targets(opt):
     opt['network_g']['out_channels'] = 1                    # L1 would broadcast and train silently wrong
     one_line(expect(opt, 'targets have 3 channels but network_g puts out 1'))
 
@@ -362,7 +428,7 @@ def test_an_rgb_image_smaller_than_its_cube(spectral):
     assert f'{osp.join("datasets", "arad", "Train_RGB", "ARAD_1K_0002.jpg")} (32 x 40) is smaller than its cube' \
         in one_line(str(info.value))
 
-def test_metrics_without_ground_truth(opt, data):  # noqa: F811
+def test_metrics_without_ground_truth(opt, data):
     """glmha-test with metrics on a dataset without targets (basicsr: KeyError 'gt' after results/ exists)."""
     opt['datasets'] = {'test_1': dict(name='NoTargets', type='SingleImageDataset', io_backend={'type': 'disk'},
                                       dataroot_lq=str(data / 'test' / 'input'))}
@@ -371,7 +437,7 @@ def test_metrics_without_ground_truth(opt, data):  # noqa: F811
     del opt['val']['metrics']
     check_options(opt, is_train=False)
 
-def test_launcher_pytorch_outside_torchrun(opt, monkeypatch):  # noqa: F811
+def test_launcher_pytorch_outside_torchrun(opt, monkeypatch):
     for var in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(OptionError) as info:

@@ -1,14 +1,15 @@
-"""Shipped option files: names, the -opt lookup rule, list/copy (glmha_plugin.glue.option_files, glmha_plugin.commands.cli)."""
+"""Shipped option files: names, the -opt lookup rule, list/copy (glue.option_files, commands.cli)."""
 import glob
 import os
 import os.path as osp
 
 import pytest
 
-from helpers.common import OPTIONS
 from glmha_plugin.commands import cli
-from glmha_plugin.glue import option_files as options
 from glmha_plugin.errors import UsageError
+from glmha_plugin.glue import option_files as options
+
+from helpers.common import OPTIONS
 
 DEMO = 'tiny/Demo_Deraining_GLMHA.yml'
 
@@ -31,6 +32,7 @@ def test_a_checkout_ships_its_options_folder():
 def test_the_plugins_own_default_option_files_are_found_in_package_data(tmp_path, monkeypatch):
     """The demo, compare and inference defaults (named as in a checkout) resolve to a wheel's package data."""
     import shutil
+
     from glmha_plugin.demo import data as demo_data
     from glmha_plugin.evaluation.inference import DEFAULT_NETWORK_OPT
     package_data = tmp_path / 'option_files'
@@ -122,7 +124,7 @@ def test_list_names_every_file(capsys):
     assert options.main(['list']) == 0
     out = capsys.readouterr().out
     assert f'{len(options.shipped_names())} shipped option files in {options.shipped_dir()}' in out
-    line = next(l for l in out.splitlines() if l.strip().startswith(DEMO))
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith(DEMO))
     assert 'Tiny GLMHA-Restormer on the bundled demo data' in line
 
 

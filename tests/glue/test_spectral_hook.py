@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import glmha_plugin_autoload as auto
+
 from helpers.common import run
 
 ARCHITECTURE = textwrap.dedent('''

@@ -8,10 +8,11 @@ from basicsr.models.base_model import BaseModel
 from basicsr.utils.registry import ARCH_REGISTRY
 from mmengine.registry import MODELS
 
-from helpers.common import run
 from glmha_plugin.errors import CheckpointError
 from glmha_plugin.glue.mst_toolbox import METHODS, model_generator
 from glmha_plugin.registry import SPECTRAL_MODELS
+
+from helpers.common import run
 
 SPECTRAL_ARCHS = ['MST', 'GLMHAMST', 'MST_Plus_Plus', 'GLMHAMSTPlusPlus']
 

@@ -1,8 +1,18 @@
 """Every registered architecture in a tiny configuration, with an input: ``ARCHS[name] = (build, make_input)``."""
 import torch
 
-from glmha_plugin.archs import (MST, GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, GLMHARetinexFormer, GLMHASwap,
-                                MST_Plus_Plus, Restormer, RetinexFormer)
+from glmha_plugin.archs import (
+                                GLMHAMST,
+                                MST,
+                                GLMHAMSTPlusPlus,
+                                GLMHARestormer,
+                                GLMHARetinexFormer,
+                                GLMHASwap,
+                                MST_Plus_Plus,
+                                Restormer,
+                                RetinexFormer,
+)
+
 from helpers.common import TINY_MST, TINY_RETINEX
 from helpers.common import TINY_RESTORMER as TINY
 

@@ -11,7 +11,6 @@ import pytest
 import torch
 import yaml
 
-
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OPTIONS = osp.join(REPO, 'options')
 BIN = osp.dirname(sys.executable)

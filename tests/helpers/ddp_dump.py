@@ -5,10 +5,10 @@ Test helper only: wraps basicsr.train.build_model to keep a handle on the model.
 import os
 import sys
 
+import basicsr.train as bt
 import torch
 
 import glmha_plugin  # noqa: F401
-import basicsr.train as bt
 from glmha_plugin.commands.train import main
 
 models = []

@@ -34,6 +34,10 @@ _SOURCES: Dict[str, List[tuple]] = {
 }
 
 
+def _bgr(im):
+    return im[..., ::-1] if im.ndim == 3 else im
+
+
 def _target(name: str, corner, crop, size) -> np.ndarray:
     from skimage import data
     img = getattr(data, name)()
@@ -73,7 +77,6 @@ def write_sets(root: str, datasets=DERAINING + DEBLURRING, seed: int = 5) -> str
             target = _target(*source)
             result = _degrade(target, rs, d in DEBLURRING)
             stem = f'{i + 1:03d}_{source[0]}'
-            bgr = (lambda im: im[..., ::-1] if im.ndim == 3 else im)
-            cv2.imwrite(osp.join(root, 'results', d, f'{stem}.png'), bgr(result))
-            cv2.imwrite(osp.join(root, 'Datasets', 'test', d, 'target', f'{stem}.png'), bgr(target))
+            cv2.imwrite(osp.join(root, 'results', d, f'{stem}.png'), _bgr(result))
+            cv2.imwrite(osp.join(root, 'Datasets', 'test', d, 'target', f'{stem}.png'), _bgr(target))
     return root

@@ -146,6 +146,7 @@ class DemoRun:
     @staticmethod
     def make(folder):
         from glmha_plugin.commands import test, train
+
         from helpers.common import FAST, TINY_TEST, TINY_TRAIN, make_demo_data
         make_demo_data(folder)
         Ran.save(run_main(train.main, ['-opt', TINY_TRAIN, '--force_yml', *FAST], folder), folder, 'train')

@@ -10,9 +10,9 @@ import os
 import sys
 
 import torch
+from basicsr.models.sr_model import SRModel
 
 import glmha_plugin  # noqa: F401  (registers the networks, applies compat)
-from basicsr.models.sr_model import SRModel
 
 
 def main(folder: str) -> None:

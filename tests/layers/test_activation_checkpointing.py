@@ -4,10 +4,11 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
 import glmha_plugin  # noqa: F401  (registers the architectures)
-from helpers.common import TINY_MST, TINY_RESTORMER, TINY_RETINEX
 from glmha_plugin.data.cassi_simulation import simulate
 from glmha_plugin.layers import CSA, GLMHA, SpectralMSA
 from glmha_plugin.layers.checkpointing import CheckpointedSequential, run_checkpointed
+
+from helpers.common import TINY_MST, TINY_RESTORMER, TINY_RETINEX
 
 
 def _image(channels):

@@ -22,8 +22,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from helpers.archs import ARCHS
 from glmha_plugin.layers import CSA, GLMHA, Calibration, Float32LayerNorm, GatedDconvFFN, LayerNorm2d, SpectralMSA
+
+from helpers.archs import ARCHS
 
 LOW = {'convolution', 'mm', 'bmm', 'baddbmm', 'addmm'}                  # must run in bf16 under autocast
 ISLAND = {'_softmax', 'native_layer_norm', 'sigmoid', 'sqrt', 'linalg_vector_norm', 'rsqrt', 'var', 'div'}
@@ -81,7 +82,7 @@ ATTENTION_LAYERS = {
 
 
 @pytest.mark.parametrize('name', sorted(ATTENTION_LAYERS))
-def test_attention_islands_are_float32_and_products_bf16(path, name):  # noqa: F811
+def test_attention_islands_are_float32_and_products_bf16(path, name):
     build, shape, extra = ATTENTION_LAYERS[name]
     torch.manual_seed(0)
     m = build()
@@ -124,7 +125,7 @@ LAYERS = dict({k: v[:2] for k, v in ATTENTION_LAYERS.items()},
 
 
 @pytest.mark.parametrize('name', sorted(LAYERS))
-def test_bf16_output_is_close_to_float32(path, name):  # noqa: F811
+def test_bf16_output_is_close_to_float32(path, name):
     build, shape = LAYERS[name]
     torch.manual_seed(0)
     m = build()
@@ -142,7 +143,7 @@ def test_bf16_output_is_close_to_float32(path, name):  # noqa: F811
 
 
 @pytest.mark.parametrize('name', ['glmha', 'msa_csa'])
-def test_fp16_stays_finite_where_unnormalised_scores_overflow(path, name):  # noqa: F811
+def test_fp16_stays_finite_where_unnormalised_scores_overflow(path, name):
     """128 x 128 pixels of features with std ~5: sums of squares and q k^T exceed fp16's 65,504.  Norms in
     float32 and q, k normalised before the fp16 product keep the output within the tolerance and the
     gradients finite (before these islands: NaN for the spectral layer, 6% error for GLMHA)."""
@@ -163,7 +164,7 @@ def test_fp16_stays_finite_where_unnormalised_scores_overflow(path, name):  # no
 
 
 @pytest.mark.parametrize('name', ['GLMHARestormer', 'GLMHAMST', 'GLMHAMSTPlusPlus'])
-def test_networks_run_products_in_bf16_and_islands_in_float32(path, name):  # noqa: F811
+def test_networks_run_products_in_bf16_and_islands_in_float32(path, name):
     """Whole tiny networks under bf16 autocast: every conv / product in bf16, every island op in float32
     (MST's mask-guidance sigmoid, upstream's gate, is not an island), output close to float32."""
     build, make_input = ARCHS[name]

@@ -2,8 +2,18 @@
 import pytest
 import torch
 
-from glmha_plugin.layers import (CSA, GLMHA, Calibration, build_attention, csa_macs, csa_params, glmha_macs,
-                                 glmha_params, resolve_rank)
+from glmha_plugin.layers import (
+    CSA,
+    GLMHA,
+    Calibration,
+    build_attention,
+    csa_macs,
+    csa_params,
+    glmha_macs,
+    glmha_params,
+    resolve_rank,
+)
+
 from helpers.references import mdta
 
 

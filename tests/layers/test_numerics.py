@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from helpers.archs import ARCHS
 from glmha_plugin.layers import CSA, GLMHA, SpectralMSA
 
+from helpers.archs import ARCHS
 
 
 def test_table_covers_every_registered_architecture():

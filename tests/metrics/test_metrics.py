@@ -13,8 +13,14 @@ import pytest
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from glmha_plugin.metrics import (calculate_psnr_matlab, calculate_ssim_matlab, gaussian_ssim_map, matlab_y,
-                                  realblur_scores, ssim_volume)
+from glmha_plugin.metrics import (
+    calculate_psnr_matlab,
+    calculate_ssim_matlab,
+    gaussian_ssim_map,
+    matlab_y,
+    realblur_scores,
+    ssim_volume,
+)
 
 
 def photo(name='astronaut', size=(160, 192)):
@@ -101,6 +107,7 @@ def test_matlab_metrics_refuse_float_and_tiny_images():
 def realblur_reference(pred_rgb, gt_rgb):
     """Restormer's evaluate_realblur.py scoring after alignment, with scikit-image (the script's library)."""
     from skimage.metrics import structural_similarity
+
     from glmha_plugin.metrics.realblur import align
     prd, tar, cr = align(pred_rgb.astype(np.float32) / 255, gt_rgb.astype(np.float32) / 255)
     psnr = 10 * np.log10(1 / (np.sum((tar - prd)**2, dtype=np.float64) / np.sum(cr)))

@@ -8,9 +8,15 @@ from basicsr.losses import build_loss
 from basicsr.metrics import calculate_metric
 from skimage.metrics import structural_similarity
 
-from glmha_plugin.metrics.spectral_metrics import (bandwise_ssim_map, calculate_bandwise_psnr, calculate_bandwise_ssim,
-                                                   calculate_mrae, calculate_rmse, calculate_sam,
-                                                   calculate_spectral_psnr)
+from glmha_plugin.metrics.spectral_metrics import (
+    bandwise_ssim_map,
+    calculate_bandwise_psnr,
+    calculate_bandwise_ssim,
+    calculate_mrae,
+    calculate_rmse,
+    calculate_sam,
+    calculate_spectral_psnr,
+)
 
 
 def cube(value, h=6, w=5, c=4):

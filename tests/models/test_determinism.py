@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from glmha_plugin.commands import train as glmha_train
+
 from helpers.common import BIN, FAST, OPTIONS, load_yaml, run
 from helpers.runs import run_main
 

@@ -13,6 +13,7 @@ from glmha_plugin.glue import compat
 from glmha_plugin.models import CASSIModel, ImageCleanModel
 from glmha_plugin.models.amp import Precision, resolve_precision
 from glmha_plugin.models.training import CompileError, NonFiniteLossError
+
 from helpers.common import free_port
 from helpers.recipe import model_opt
 
@@ -152,7 +153,7 @@ def test_accum_iter_4_of_1_equals_one_batch_of_4(tmp_path, clip):
         opt['train']['optim_g'] = dict(type='SGD', lr=0.5, momentum=0.9)
         opt['train']['accum_iter'] = n
         models[n] = ImageCleanModel(opt)
-    assert all(torch.equal(a, b) for a, b in zip(_params(models[1]).values(), _params(models[4]).values()))
+    assert all(torch.equal(a, b) for a, b in zip(_params(models[1]).values(), _params(models[4]).values(), strict=True))
     start = _params(models[1])
     for it in (1, 2, 3):
         for m in models.values():
@@ -222,9 +223,12 @@ def single_rank_group(monkeypatch):
 def test_ddp_all_reduces_once_per_step(tmp_path, single_rank_group, monkeypatch):
     """Under DDP the first accum_iter - 1 micro-batches run in no_sync; the result equals the unwrapped model's."""
     from torch.nn.parallel import DistributedDataParallel
-    entered = []
-    real = DistributedDataParallel.no_sync
-    monkeypatch.setattr(DistributedDataParallel, 'no_sync', lambda self: entered.append(1) or real(self))
+    entered, calls = [], []
+    real, real_forward = DistributedDataParallel.no_sync, DistributedDataParallel.forward
+    monkeypatch.setattr(DistributedDataParallel, 'no_sync',
+                        lambda self: entered.append(1) or calls.append('no_sync') or real(self))
+    monkeypatch.setattr(DistributedDataParallel, 'forward',
+                        lambda self, *a, **k: calls.append('forward') or real_forward(self, *a, **k))
     results = []
     for distributed in (True, False):
         torch.manual_seed(0)
@@ -236,6 +240,7 @@ def test_ddp_all_reduces_once_per_step(tmp_path, single_rank_group, monkeypatch)
             _step(model, it, _batch(6, seed=it))
         results.append(_params(model))
     assert len(entered) == 2 * 2                                  # 2 of 3 micro-batches, 2 steps
+    assert calls == ['no_sync', 'forward', 'no_sync', 'forward', 'forward'] * 2   # the last one all-reduces
     for k, v in results[1].items():
         torch.testing.assert_close(results[0][k], v, rtol=1e-5, atol=1e-7)
 
@@ -319,7 +324,7 @@ def test_channels_last_weights_and_inputs_same_result(tmp_path):
         torch.manual_seed(0)
         model = ImageCleanModel(_opt(tmp_path, use_channels_last=cl))
         seen = []
-        model.net_g.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+        model.net_g.register_forward_pre_hook(lambda m, args, seen=seen: seen.append(args[0]))
         _step(model, 1, _batch())
         assert seen[0].is_contiguous(memory_format=torch.channels_last) == cl
         conv = model.net_g.patch_embed.proj.weight

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from helpers.recipe import closed_form, model_opt
 from glmha_plugin.models import CosineAnnealingRestartCyclicLR, ImageCleanModel, MixingAugment, ProgressiveSchedule
+
+from helpers.recipe import closed_form, model_opt
 
 pytestmark = pytest.mark.filterwarnings('ignore:Detected call of:UserWarning')  # basicsr steps schedulers first
 RESTORMER = dict(periods=[92000, 208000], restart_weights=[1, 1], eta_mins=[3e-4, 1e-6])
@@ -247,3 +248,28 @@ def test_model_ema_tracks_the_weights_and_is_saved(tmp_path):
     saved = torch.load(tmp_path / 'models' / 'net_g_1.pth', weights_only=True)
     assert set(saved) == {'params', 'params_ema'}
     assert (tmp_path / 'training_states' / '1.state').is_file()
+
+
+def test_validation_scores_the_ema_weights_when_ema_is_on(tmp_path):
+    """With ``ema_decay`` > 0 validation (and testing) runs ``net_g_ema``, the weights basicsr saves as
+    ``params_ema`` and the ones to report, never the live ``net_g``."""
+    opt = model_opt(tmp_path, progressive=False)
+    opt['train']['ema_decay'] = 0.9
+    torch.manual_seed(0)
+    model = ImageCleanModel(opt)
+    model.update_learning_rate(1)
+    model.feed_data(_batch())
+    model.optimize_parameters(1)
+    ran = []
+    model.net_g.register_forward_hook(lambda m, args, out: ran.append('net_g'))
+    model.net_g_ema.register_forward_hook(lambda m, args, out: ran.append('net_g_ema'))
+    loader = DataLoader(_Pairs((16, 16)), batch_size=1)
+    loader.dataset.opt = {'name': 'ema'}
+    model.validation(loader, current_iter=1, tb_logger=None, save_img=False)
+    assert ran == ['net_g_ema'] * 2
+    lq = _Pairs((16, 16))[0]['lq'][None]
+    model.feed_data({'lq': lq, 'gt': lq})
+    model.test()
+    with torch.no_grad():
+        torch.testing.assert_close(model.output, model.net_g_ema(lq))
+        assert not torch.allclose(model.output, model.net_g(lq))

@@ -16,7 +16,9 @@ import sys
 
 import pytest
 
-from glmha_plugin.commands import test as glmha_test, train as glmha_train
+from glmha_plugin.commands import test as glmha_test
+from glmha_plugin.commands import train as glmha_train
+
 from helpers.common import BIN, REPO, clean_env, load_yaml
 from helpers.runs import run_main
 
@@ -110,7 +112,8 @@ def test_every_named_command_runs_with_help(tmp_path):
     for label in sorted(set(cmds) & set(PROCESS_TESTED)):
         proc = run_main(PROCESS_TESTED[label], cmds[label][-1:], tmp_path, check=False)
         if proc.returncode != 0 or 'usage' not in proc.stdout.lower():
-            failed.append(f'{label} (exit {proc.returncode}, in this process):\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}')
+            tail = f'{proc.stdout[-1500:]}{proc.stderr[-1500:]}'
+            failed.append(f'{label} (exit {proc.returncode}, in this process):\n{tail}')
     for label, proc in procs.items():
         out, _ = proc.communicate(timeout=600)
         if proc.returncode != 0 or 'usage' not in out.lower():

@@ -5,10 +5,11 @@ import pytest
 import torch
 import yaml
 
-from helpers.common import TINY_RESTORMER_2 as TINY
+from glmha_plugin.archs import GLMHARestormer, Restormer
 from glmha_plugin.swap import convert as convert_tool
 from glmha_plugin.swap import warm_start as convert
-from glmha_plugin.archs import GLMHARestormer, Restormer
+
+from helpers.common import TINY_RESTORMER_2 as TINY
 
 
 def parent_and_input(bias=False):
@@ -72,14 +73,20 @@ def left_vectors_on_channels_1_and_3(a: float, b: float) -> torch.Tensor:
     return u
 
 
-def test_half_rank_conversion_of_a_known_spectrum():
+@pytest.mark.parametrize('bias', [False, True])
+def test_half_rank_conversion_of_a_known_spectrum(bias):
     """The documented steps on a layer (8 channels, 2 heads) whose per-head key and value weights have a known
     SVD U S V^T: the kept channels are the pivots of the top-2 left singular vectors (channels 1 and 3 of each
     head, not the first two), their key/value rows are those of the rank-2 truncation U_2 S_2 V_2^T (not of
-    W), the kept energy is (s1^2 + s2^2) / sum s^2, and the depth-wise kernels of the kept channels are copied."""
+    W), the kept energy is (s1^2 + s2^2) / sum s^2, and the depth-wise kernels (and biases) of the kept channels
+    are copied."""
     torch.manual_seed(0)
-    csa = convert.ChannelAttention(8, 2, False, rank=8, guidance='none', gamma=8)
-    glmha = convert.ChannelAttention(8, 2, False, rank=4, guidance='none', gamma=8)
+    csa = convert.ChannelAttention(8, 2, bias, rank=8, guidance='none', gamma=8)
+    glmha = convert.ChannelAttention(8, 2, bias, rank=4, guidance='none', gamma=8)
+    if bias:
+        with torch.no_grad():
+            csa.qkv.bias.copy_(torch.arange(24.0))
+            csa.qkv_dwconv.bias.copy_(100 + torch.arange(24.0))
     hadamard = torch.tensor([[1.0]], dtype=torch.float64)
     for _ in range(3):
         hadamard = torch.cat([torch.cat([hadamard, hadamard], 1), torch.cat([hadamard, -hadamard], 1)])
@@ -103,6 +110,9 @@ def test_half_rank_conversion_of_a_known_spectrum():
     assert report.key_energy == pytest.approx(20 / 21.25) and report.value_energy == pytest.approx(10 / 10.5)
     dw = csa.qkv_dwconv.weight
     torch.testing.assert_close(glmha.qkv_dwconv.weight, torch.cat([dw[:8], dw[8:16][kept], dw[16:][kept]]))
+    if bias:
+        for mine, parent in ((glmha.qkv.bias, csa.qkv.bias), (glmha.qkv_dwconv.bias, csa.qkv_dwconv.bias)):
+            torch.testing.assert_close(mine, torch.cat([parent[:8], parent[8:16][kept], parent[16:][kept]]))
     # the kept energy of small weights (sum s^2 < 1) is still the ratio; all-zero weights lose nothing
     assert convert._truncate(0.1 * full['v'][0], 2)[2] == pytest.approx(10 / 10.5)
     assert convert._truncate(torch.zeros(4, 8, dtype=torch.float64), 2)[2] == 1.0

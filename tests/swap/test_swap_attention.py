@@ -7,8 +7,6 @@ import yaml
 from basicsr.archs import build_network
 
 import glmha_plugin
-from helpers.common import OPTIONS, REPO
-from helpers.runs import run_main
 from glmha_plugin import SwapError, swap_attention
 from glmha_plugin.archs import MST, GLMHAMSTPlusPlus, GLMHARestormer, MST_Plus_Plus, Restormer, RetinexFormer
 from glmha_plugin.data.cassi_simulation import simulate
@@ -16,7 +14,9 @@ from glmha_plugin.layers import GLMHA, ChannelAttention, SpectralMSA
 from glmha_plugin.swap.attention_swap import SwappedGuidedMSA, SwappedMaskMSA
 from glmha_plugin.swap.tool import main as swap_tool
 
-from helpers import standin_nets as sn  # noqa: E402
+from helpers import standin_nets as sn
+from helpers.common import OPTIONS, REPO
+from helpers.runs import run_main
 
 STANDIN = 'helpers.standin_nets'
 
@@ -169,6 +169,7 @@ def test_glmha_swap_trains_through_train_pipeline(workdir, monkeypatch):
     """A network registered by another plugin (the stand-in), its GLMHA version trained from YAML by basicsr
     (glmha-train's main in this process; the stand-in registered for this test only)."""
     from basicsr.utils.registry import ARCH_REGISTRY
+
     from glmha_plugin.commands.train import main as glmha_train
     monkeypatch.setitem(ARCH_REGISTRY._obj_map, 'StandInUNet', sn.StandInUNet)
     with open(osp.join(OPTIONS, 'tiny', 'Demo_Deraining_GLMHA.yml')) as f:
@@ -193,7 +194,8 @@ def test_checkpoint_tool(tmp_path, capsys, monkeypatch):
     monkeypatch.syspath_prepend(REPO)
     net = randomised(sn.StandInUNet(dim=8))
     torch.save({'params_ema': net.state_dict()}, tmp_path / 'standin.pth')
-    common = ['--network', f'{STANDIN}:StandInUNet', '--options', '{"dim": 8}', '--input', str(tmp_path / 'standin.pth'),
+    common = ['--network', f'{STANDIN}:StandInUNet', '--options', '{"dim": 8}',
+              '--input', str(tmp_path / 'standin.pth'),
               '--param-key', 'params_ema']
     assert swap_tool(common + ['--output', str(tmp_path / 'glmha.pth'), '--rank-ratio', '{"mid": 0.25}',
                                '--full-rank-check', '--input-shape', '1x3x16x16']) == 0

@@ -67,7 +67,7 @@ def step_main(run: Callable[[argparse.Namespace], StepResult], parser: argparse.
     args = parser.parse_args(argv)
     try:
         result = run(args)
-    except Exception as exc:  # the report must say what broke, and the check goes on with the next step
+    except Exception as exc:  # noqa: BLE001  the report must say what broke, and the check goes on with the next step
         result = StepResult(FAIL, f'{type(exc).__name__}: {exc}'.splitlines()[0][:300],
                             f'```\n{traceback.format_exc()[-6000:]}```\n')
     write_result(args.out, result)

@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(TOOLS)
@@ -126,7 +126,7 @@ def install(python: str, wheel_dir: str, env: dict) -> dict:
                 'markdown': 'The check expects these on the machine already (see docs/gpu_check.md).\n'}
     missing = {m: spec for m, spec in WHEELS.items() if importlib.util.find_spec(m) is None}
     files, no_file = [], []
-    for module, (dist, version, _) in missing.items():
+    for dist, version, _ in missing.values():
         path = wheel_file(dist, version, wheel_dir)
         (files.append(path) if path else no_file.append(f'{dist}=={version}'))
     if no_file:
@@ -155,7 +155,8 @@ def install(python: str, wheel_dir: str, env: dict) -> dict:
     if proc.returncode != 0:
         status = P.FAIL
         lines.append(P.fenced(proc.stderr))
-    return {'status': status, 'summary': lines[0] if status == P.PASS else 'the plugin does not import after the install',
+    summary = lines[0] if status == P.PASS else 'the plugin does not import after the install'
+    return {'status': status, 'summary': summary,
             'markdown': ''.join(f'- {line}\n' for line in lines)}
 
 
@@ -273,7 +274,7 @@ def main(argv=None) -> int:
         elif step.module is None:
             try:
                 result = install(python, args.wheels, env)
-            except Exception as exc:  # recorded; the next step runs
+            except Exception as exc:  # noqa: BLE001  recorded; the next step runs
                 result = {'status': P.FAIL, 'summary': f'{type(exc).__name__}: {exc}', 'markdown': ''}
         else:
             out = osp.join(work, 'steps', step.name)

@@ -7,7 +7,7 @@ import platform
 import sys
 from importlib import metadata
 
-from . import FAIL, PARTIAL, PASS, StepResult, step_parser, step_main
+from . import FAIL, PARTIAL, PASS, StepResult, step_main, step_parser
 
 PACKAGES = ('torch', 'torchvision', 'basicsr', 'mmengine', 'glmha-plugin', 'numpy', 'timm', 'opencv-python-headless',
             'opencv-python', 'scikit-image', 'lmdb', 'hdf5storage', 'addict', 'yapf')
@@ -41,15 +41,16 @@ def _nccl_version() -> str:
     try:
         import torch.cuda.nccl as nccl
         version = nccl.version()
-    except Exception as exc:  # a fact for the report, not a reason to fail the step
+    except Exception as exc:  # noqa: BLE001  a fact for the report, not a reason to fail the step
         return f'unknown ({type(exc).__name__})'
     return '.'.join(map(str, version)) if isinstance(version, tuple) else str(version)
 
 
 def run(args) -> StepResult:
     import torch
-    import glmha_plugin
     from basicsr.utils.registry import ARCH_REGISTRY
+
+    import glmha_plugin
     from glmha_plugin.glue import compat
     facts = {'python': sys.version.split()[0], 'platform': platform.platform(), 'CPU threads (torch)':
              torch.get_num_threads(), 'plugin file': glmha_plugin.__file__}

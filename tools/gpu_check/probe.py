@@ -56,6 +56,7 @@ def _final(net, record: dict):
 
 def main(argv=None):
     import basicsr.train as bt
+
     import glmha_plugin.commands.train
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) < 2 or argv[0] != '--probe-out':

@@ -108,7 +108,7 @@ def state_keys(path: str) -> str:
     import torch
     try:
         return f'training state keys: {", ".join(sorted(torch.load(path, map_location="cpu", weights_only=True)))}'
-    except Exception as exc:  # compat's resume reads states with weights_only=True too: worth saying
+    except Exception as exc:  # noqa: BLE001  compat's resume reads states with weights_only=True too: worth saying
         return f'the training state {osp.basename(path)} does not load with weights_only=True: {exc}'
 
 
@@ -209,7 +209,7 @@ def train_and_resume(args, precision: str) -> StepResult:
     if problems_all:
         return StepResult(FAIL, '; '.join(problems_all)[:400], md)
     ran = ran_dtype(dtype, on_cpu).split('.')[-1]
-    cpu_note = f' (float16 requested: bfloat16 on a CPU)' if ran != dtype.split('.')[-1] else ''
+    cpu_note = ' (float16 requested: bfloat16 on a CPU)' if ran != dtype.split('.')[-1] else ''
     return StepResult(PASS, f'{resumed_total} iterations ({first_total}, then resumed), finite, convolutions in '
                             f'{ran}{cpu_note}', md)
 
@@ -237,8 +237,8 @@ def torchrun(args) -> StepResult:
         if not probe['device'].startswith('cuda' if backend == 'nccl' else 'cpu'):
             problems.append(f'the model is on {probe["device"]}')
     md = (f'`torchrun --nproc_per_node=1 -m gpu_check.probe ... --launcher pytorch`, {iters} iterations, '
-          f'{"no" if args.quick else "one spawned"} DataLoader worker; backend {(probe or {}).get("backend")}, model on '
-          f'{(probe or {}).get("device")}.\n\n' + TABLE_HEAD
+          f'{"no" if args.quick else "one spawned"} DataLoader worker; backend {(probe or {}).get("backend")}, '
+          f'model on {(probe or {}).get("device")}.\n\n' + TABLE_HEAD
           + _row('torchrun', f'1..{iters}', code, seconds, probe, log, problems) + '\n')
     if code != 0:
         md += '\nEnd of its output:\n\n' + fenced(output, 3000)

@@ -22,7 +22,7 @@ def network_arguments(cls) -> Dict[str, Option]:
     description from the docstrings of the class and its bases (:func:`argument_docs`)."""
     try:
         hints = typing.get_type_hints(_callable_of(cls))
-    except Exception:   # annotations that do not resolve: checked by the constructor alone
+    except Exception:  # noqa: BLE001  annotations that do not resolve: checked by the constructor alone
         hints = {}
     docs = argument_docs(cls)
     args = {}

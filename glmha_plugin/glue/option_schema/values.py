@@ -177,7 +177,7 @@ def conforms(value, tp, bounds=(), not_empty=False) -> bool:
         if not isinstance(value, (list, tuple)):
             return False
         if origin is tuple and args and args[-1] is not Ellipsis:
-            return len(value) == len(args) and all(conforms(v, a, bounds) for v, a in zip(value, args))
+            return len(value) == len(args) and all(conforms(v, a, bounds) for v, a in zip(value, args, strict=True))
         return all(conforms(v, args[0], bounds) for v in value) if args else True
     return True   # a type this reader does not know (e.g. a class): the constructor checks it
 
