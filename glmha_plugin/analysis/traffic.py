@@ -39,7 +39,7 @@ FREE_OPS = frozenset({'_unsafe_view', 'empty', 'empty_like', 'empty_strided', 'n
 def addressed_bytes(t: torch.Tensor) -> int:
     """Bytes of the distinct elements a tensor addresses (stride-0, broadcast dimensions count once)."""
     n = 1
-    for size, stride in zip(t.shape, t.stride()):
+    for size, stride in zip(t.shape, t.stride(), strict=True):
         if stride != 0:
             n *= size
     return n * t.element_size()

@@ -47,8 +47,8 @@ import torch
 from torch import nn
 
 from .calibration import Calibration
-from .paths import LayerPath, layer_path
 from .float32_islands import back, island, island_dtype
+from .paths import LayerPath, layer_path
 from .pointwise import GuidedConv2d, guided_call, memory_format_of
 
 ATTENTIONS = ('csa', 'glmha')
@@ -258,7 +258,7 @@ class ChannelAttention(nn.Module):
         with several, the heads' N x d blocks are interleaved by one copy.
         """
         outs = []
-        for qi, ki, vi in zip(*(self._heads(t) for t in (q, k, v))):          # h x d x N, h x r_h x N (views)
+        for qi, ki, vi in zip(*(self._heads(t) for t in (q, k, v)), strict=True):   # h x d x N, h x r_h x N (views)
             a = back(attention_maps(qi, ki, self.temperature), vi)              # h x d x r_h
             out = torch.matmul(vi.transpose(-2, -1), a.transpose(-2, -1))       # h x N x d
             outs.append(out[0] if self.num_heads == 1 else out.transpose(0, 1).flatten(1))

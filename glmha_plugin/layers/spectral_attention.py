@@ -62,8 +62,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import (DEFAULT_GAMMA, attention_maps, check_attention, check_guidance, resolve_rank,
-                        transposed_attention)
+from .attention import (
+    DEFAULT_GAMMA,
+    attention_maps,
+    check_attention,
+    check_guidance,
+    resolve_rank,
+    transposed_attention,
+)
 from .calibration import Calibration
 from .cost import spectral_csa_macs, spectral_csa_params, spectral_glmha_macs, spectral_glmha_params
 from .mask_guidance import MaskGuidance

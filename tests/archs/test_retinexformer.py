@@ -12,6 +12,7 @@ from glmha_plugin.archs import GLMHARetinexFormer, RetinexFormer
 from glmha_plugin.archs.retinexformer_arch import PUBLISHED
 from glmha_plugin.glue.checkpoints import load_into
 from glmha_plugin.layers import SpectralMSA
+
 from helpers.common import REPO
 from helpers.recorded_outputs import assert_matches, formula_weights, image
 from helpers.references import randomise, upstream_equations

@@ -13,13 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers.common import TINY_MST, TINY_RESTORMER
-from helpers.references import randomise, upstream_equations
 from glmha_plugin.archs import GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, Restormer
 from glmha_plugin.layers import CSA, GLMHA, GatedDconvFFN, LayerNorm2d, SpectralMSA, paths
 from glmha_plugin.layers.paths import CPU_PATH, CUDA_PATH, PATHS, force_path, layer_path
 from glmha_plugin.layers.pointwise import GuidedConv2d, per_image_pointwise
-from helpers.references import mdta
+
+from helpers.common import TINY_MST, TINY_RESTORMER
+from helpers.references import mdta, randomise, upstream_equations
 
 ALL_PATHS = sorted(PATHS)
 
