@@ -260,7 +260,9 @@ def benchmark_models(host: HostSpec, size: Size, variants: Dict[str, Dict], repe
         with torch.no_grad():
             m(*inputs)
 
-    fwd_samples = time_interleaved({v: (lambda m=m.eval(): fwd(m)) for v, m in models.items()}, repeats, device,
+    for m in models.values():
+        m.eval()
+    fwd_samples = time_interleaved({v: (lambda m=m: fwd(m)) for v, m in models.items()}, repeats, device,
                                    min_time, clock)
     for m in models.values():
         m.train()
@@ -348,7 +350,7 @@ def benchmark_checkpoint_memory(host: HostSpec, size: Size, variants: Dict[str, 
     plain = benchmark_memory(host, size, variants, device, batch, overrides, seed)
     ckpt = benchmark_memory(host, size, variants, device, batch, dict(overrides or {}, use_checkpoint=True), seed)
     return plain, [CheckpointRow(p.host, p.size, p.batch, p.variant, p.peak_mib, c.peak_mib, c.peak_mib / p.peak_mib)
-                   for p, c in zip(plain, ckpt)]
+                   for p, c in zip(plain, ckpt, strict=True)]
 
 
 # ----------------------------------------------------------------------------------- whole networks, every runtime
@@ -390,7 +392,7 @@ def _onnx_session(model: nn.Module, host: HostSpec, inputs: tuple, path: str):
     options.intra_op_num_threads = torch.get_num_threads()
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-    feed = {n: t.cpu().numpy() for n, t in zip(names, inputs)}
+    feed = {n: t.cpu().numpy() for n, t in zip(names, inputs, strict=True)}
     return lambda: session.run(None, feed)
 
 

@@ -248,7 +248,8 @@ def main(argv=None):
     parser.add_argument('--runtimes', nargs='+', choices=RUNTIMES, default=None,
                         help='runtimes of the runtimes part (default: all; onnxruntime only on CPU)')
     parser.add_argument('--runtime-size', nargs='+', metavar='HOST=CxHxW',
-                        help="inputs of the runtimes and paths parts, several per host allowed (default: the model size)")
+                        help="inputs of the runtimes and paths parts, several per host allowed "
+                                 "(default: the model size)")
     parser.add_argument('--work-dir', default=None,
                         help='where the runtimes part writes its ONNX files (default: OUT_DIR/onnx)')
     parser.add_argument('--memory-size', nargs='+', metavar='HOST=CxHxW',
@@ -329,14 +330,18 @@ def main(argv=None):
                 path_rows += bench.benchmark_paths(host, size, variants, args.repeats, device, args.model_batch,
                                                    overrides, min_time=args.min_time, clock=args.clock)
 
+    precision = 'float32' if args.amp == 'none' else f'torch.autocast {args.amp} (weights, inputs float32)'
+    allocator = 'glibc keeping freed memory (--malloc keep)' if args.malloc == 'keep' else 'system default'
+    command = ([osp.relpath(sys.argv[0]) if argv is None else 'glmha benchmark']
+               + (sys.argv[1:] if argv is None else list(argv)))
     header = [f'# Benchmark: CSA vs GLMHA ({started})', '',
               f'- device: {machine(device)}; torch {torch.__version__}',
               f'- clock: {args.clock}; {args.repeats} interleaved repeats, median; >= {args.min_time}s per sample',
-              f'- precision: {"float32" if args.amp == "none" else f"torch.autocast {args.amp} (weights, inputs float32)"}',
+              f'- precision: {precision}',
               f'- load average (1/5/15 min) at start: {load_start}; at end: {_load()}',
-              f'- allocator: {"glibc keeping freed memory (--malloc keep)" if args.malloc == "keep" else "system default"}'
+              f'- allocator: {allocator}'
               f'; {bench.minor_page_faults() - faults:,} minor page faults during the run',
-              f'- command: `{" ".join([osp.relpath(sys.argv[0]) if argv is None else "glmha benchmark"] + (sys.argv[1:] if argv is None else list(argv)))}`',
+              f'- command: `{" ".join(command)}`',
               '']
     sections = []
     if layers:
@@ -353,7 +358,8 @@ def main(argv=None):
                      '(glmha_plugin.deploy.onnx_export) and run by onnxruntime (CPU provider, torch\'s thread '
                      'count). Every ratio is to CSA in the same runtime, interleaved. MB moved: bytes read and '
                      'written by the operators of one eager forward (glmha_plugin.analysis.traffic; the floor '
-                     f'of a memory-bound machine). Target (GLMHA-Restormer, 3x128x128, eager and onnxruntime forward): <= '
+                     'of a memory-bound machine). Target (GLMHA-Restormer, 3x128x128, eager and onnxruntime '
+                     f'forward): <= '
                      f'{RUNTIME_TARGET}, or within {BOUND_SLACK} of the bytes ratio where that is above '
                      f'{RUNTIME_TARGET}.', '', runtimes_markdown(runtime_rows)]
     if path_rows:

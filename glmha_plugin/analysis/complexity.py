@@ -26,8 +26,16 @@ from typing import Callable, Dict, Iterable, List, Sequence, Tuple, Union
 
 import torch
 from mmengine.analysis import FlopAnalyzer
-from mmengine.analysis.jit_handles import (addmm_flop_jit, bmm_flop_jit, conv_flop_jit, einsum_flop_jit, get_shape,
-                                           linear_flop_jit, matmul_flop_jit, norm_flop_counter)
+from mmengine.analysis.jit_handles import (
+    addmm_flop_jit,
+    bmm_flop_jit,
+    conv_flop_jit,
+    einsum_flop_jit,
+    get_shape,
+    linear_flop_jit,
+    matmul_flop_jit,
+    norm_flop_counter,
+)
 from torch import nn
 
 MAC, OTHER, FREE = 'mac', 'other', 'free'
@@ -162,10 +170,11 @@ def describe_ops(kinds: Iterable[str], unclassified: Dict[str, int]) -> List[str
         if names:
             short = [n.split('::', 1)[-1] for n in names]
             desc = ', '.join(short) if cat == FREE else '; '.join(
-                f'{s} [{OP_RULES[n].rule}]' for s, n in zip(short, names))
+                f'{s} [{OP_RULES[n].rule}]' for s, n in zip(short, names, strict=True))
             lines.append(f'{title}: {desc}')
     if unclassified:
-        lines.append('UNCLASSIFIED, NOT COUNTED: ' + ', '.join(f'{k} ({v} calls)' for k, v in sorted(unclassified.items())))
+        calls = ', '.join(f'{k} ({v} calls)' for k, v in sorted(unclassified.items()))
+        lines.append(f'UNCLASSIFIED, NOT COUNTED: {calls}')
     return lines
 
 

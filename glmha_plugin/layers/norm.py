@@ -49,7 +49,7 @@ class LayerNorm2d(nn.Module):
         LayerNorm_type: ``'WithBias'`` (weight and bias) or ``'BiasFree'`` (weight only).
     """
 
-    def __init__(self, dim: int, LayerNorm_type: str = 'WithBias'):  # noqa: N803 (upstream's name)
+    def __init__(self, dim: int, LayerNorm_type: str = 'WithBias'):
         super().__init__()
         if LayerNorm_type not in LAYERNORM_TYPES:
             raise ValueError(f'LayerNorm_type must be one of {LAYERNORM_TYPES}, got {LayerNorm_type!r}')

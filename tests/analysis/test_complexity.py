@@ -1,17 +1,19 @@
-"""The MAC counter (mmengine FlopAnalyzer + our op rules) against docs/method.md's per-layer formulas, and the report tool."""
+"""The MAC counter (mmengine FlopAnalyzer + our op rules) against docs/method.md's per-layer formulas, and the
+report tool."""
 import csv
 
 import pytest
 import torch
 from torch import nn
 
-from helpers.common import TINY_RESTORMER, TINY_RESTORMER_2
 from glmha_plugin.analysis import complexity_report
 from glmha_plugin.analysis.baselines import LinformerChannelAttention, linformer_macs
 from glmha_plugin.analysis.complexity import FREE, MAC, OP_RULES, OTHER, count
 from glmha_plugin.analysis.hosts import get_host
 from glmha_plugin.archs import GLMHARestormer, Restormer
 from glmha_plugin.layers import CSA, GLMHA, SpectralMSA, csa_macs, glmha_macs
+
+from helpers.common import TINY_RESTORMER, TINY_RESTORMER_2
 
 
 def _op(c, kind):
@@ -142,7 +144,8 @@ def test_complexity_tool_writes_markdown_csv_png(tmp_path, capsys):
 
 
 def test_unknown_host_lists_known_ones():
-    with pytest.raises(ValueError, match="unknown host 'restomer'; known hosts: mst_l, mst_plus_plus, restormer, retinexformer"):
+    known = 'mst_l, mst_plus_plus, restormer, retinexformer'
+    with pytest.raises(ValueError, match=f"unknown host 'restomer'; known hosts: {known}"):
         get_host('restomer')
 
 

@@ -4,9 +4,16 @@ import torch
 import torch.nn.functional as F
 from mmengine.analysis import FlopAnalyzer
 
-from glmha_plugin.layers import (MaskGuidance, SpectralMSA, spectral_csa_macs, spectral_csa_params,
-                                 spectral_glmha_macs, spectral_glmha_params)
+from glmha_plugin.layers import (
+    MaskGuidance,
+    SpectralMSA,
+    spectral_csa_macs,
+    spectral_csa_params,
+    spectral_glmha_macs,
+    spectral_glmha_params,
+)
 from glmha_plugin.layers.mask_guidance import level_shifts
+
 from helpers.references import randomise, upstream_equations
 
 
@@ -64,7 +71,8 @@ def test_full_rank_unguided_glmha_is_upstream_ms_msa(mask_step):
 
 
 def test_folded_guidance_equals_scaling_the_input():
-    """key/value = Linear(g * x) as docs/method.md writes it (the module folds g into the weights); query = Linear(x)."""
+    """key/value = Linear(g * x) as docs/method.md writes it (the module folds g into the weights);
+        query = Linear(x)."""
     m = randomise(SpectralMSA(32, 2, 'glmha', rank=16)).eval()
     x = torch.randn(3, 4, 5, 32)
     g = m.calib(x.permute(0, 3, 1, 2))
@@ -110,7 +118,7 @@ def test_positional_branch_equals_the_expanded_values_through_pos_emb(dim, rank)
     grad = torch.randn_like(ref)
     got = torch.autograd.grad(out, [v, m.pos_emb[0].weight, m.pos_emb[2].weight], grad)
     want = torch.autograd.grad(ref, [v, m.pos_emb[0].weight, m.pos_emb[2].weight], grad)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
 
 

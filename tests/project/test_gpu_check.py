@@ -11,10 +11,9 @@ import torch
 from helpers.common import REPO, run
 
 sys.path.insert(0, osp.join(REPO, 'tools'))   # the GPU check lives outside the wheel, in tools/gpu_check/
-import gpu_check as gpucheck  # noqa: E402
-from gpu_check import bench, parity, probe, training  # noqa: E402
-from gpu_check import driver as gpu_check  # noqa: E402
-
+import gpu_check as gpucheck
+from gpu_check import bench, parity, probe, training
+from gpu_check import driver as gpu_check
 
 HOST_ARCHS = ('Restormer', 'GLMHARestormer', 'MST', 'GLMHAMST', 'MST_Plus_Plus', 'GLMHAMSTPlusPlus')
 
@@ -223,7 +222,7 @@ def test_check_run_expects_bfloat16_for_a_float16_request_on_cpu_only():
 
 def test_benchmark_amp_measures_under_autocast(tmp_path, monkeypatch):
     """glmha benchmark --amp bf16: every measurement runs under autocast, and only the measurements."""
-    from glmha_plugin.analysis import benchmark_report as benchmark   # glmha benchmark's main
+    from glmha_plugin.analysis import benchmark_report as benchmark  # glmha benchmark's main
     seen = []
     monkeypatch.setattr(benchmark.bench, 'benchmark_layers', lambda *a, **k: seen.append(
         (torch.is_autocast_enabled('cpu'), torch.get_autocast_dtype('cpu'))) or [])

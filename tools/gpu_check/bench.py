@@ -78,8 +78,9 @@ def targets_markdown(out_dir: str, cuda: bool, quick: bool) -> str:
                      f'<= {MEMORY_TARGET} | {_verdict(ratio <= MEMORY_TARGET)} |')
     for r in restormer_rows('checkpoint'):
         ratio = float(r['ratio'])
+        verdict = _verdict(ratio <= CHECKPOINT_TARGET)
         lines.append(f'| peak training memory with / without use_checkpoint, {r["size"]}, batch {r["batch"]}, '
-                     f'{r["variant"]} | {ratio:.3f} | <= {CHECKPOINT_TARGET} | {_verdict(ratio <= CHECKPOINT_TARGET)} |')
+                     f'{r["variant"]} | {ratio:.3f} | <= {CHECKPOINT_TARGET} | {verdict} |')
     where = ('' if cuda and not quick else
              '\n\nNot the target setting (CUDA, 3x256x256, batch 2): the verdicts are for this run only.')
     return ('Issue 11 (CUDA, bf16 autocast, Restormer 3x256x256, batch 2): GLMHARestormer training-step time <= MAC '
