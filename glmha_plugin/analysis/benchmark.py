@@ -260,7 +260,9 @@ def benchmark_models(host: HostSpec, size: Size, variants: Dict[str, Dict], repe
         with torch.no_grad():
             m(*inputs)
 
-    fwd_samples = time_interleaved({v: (lambda m=m.eval(): fwd(m)) for v, m in models.items()}, repeats, device,
+    for m in models.values():
+        m.eval()
+    fwd_samples = time_interleaved({v: (lambda m=m: fwd(m)) for v, m in models.items()}, repeats, device,
                                    min_time, clock)
     for m in models.values():
         m.train()
@@ -348,4 +350,164 @@ def benchmark_checkpoint_memory(host: HostSpec, size: Size, variants: Dict[str, 
     plain = benchmark_memory(host, size, variants, device, batch, overrides, seed)
     ckpt = benchmark_memory(host, size, variants, device, batch, dict(overrides or {}, use_checkpoint=True), seed)
     return plain, [CheckpointRow(p.host, p.size, p.batch, p.variant, p.peak_mib, c.peak_mib, c.peak_mib / p.peak_mib)
-                   for p, c in zip(plain, ckpt)]
+                   for p, c in zip(plain, ckpt, strict=True)]
+
+
+# ----------------------------------------------------------------------------------- whole networks, every runtime
+
+RUNTIMES = ('eager', 'eager_train', 'compile', 'compile_train', 'onnxruntime')
+RUNTIME_LABELS = {'eager': 'eager forward', 'eager_train': 'eager train step', 'compile': 'torch.compile forward',
+                  'compile_train': 'torch.compile train step', 'onnxruntime': 'onnxruntime forward'}
+
+
+@dataclass
+class RuntimeRow:
+    host: str
+    size: str
+    batch: int
+    variant: str
+    runtime: str        # one of RUNTIMES
+    ms: float           # median per call
+    spread_ms: float    # (max - min) over repeats
+    ratio: float        # vs the first variant (CSA), same runtime
+    macs: int
+    bytes_moved: int    # analysis.traffic model of one eager forward
+    mac_ratio: float
+    bytes_ratio: float
+
+
+def _adam_step(model: nn.Module, inputs: tuple) -> Callable[[], None]:
+    """One training step of ``model`` (or its ``torch.compile`` wrapper): forward, L1 loss, backward, Adam step."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-6)
+    return lambda: _train_step(model, inputs, optimizer)
+
+
+def _onnx_session(model: nn.Module, host: HostSpec, inputs: tuple, path: str):
+    """``model`` exported to ``path`` by the package's exporter and opened with onnxruntime (CPU, torch's threads)."""
+    import onnxruntime as ort
+
+    from ..deploy.onnx_export import EXPORT_SIZE, example_inputs, export_onnx
+    names = export_onnx(model.cpu(), example_inputs(host, model, *EXPORT_SIZE), path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    feed = {n: t.cpu().numpy() for n, t in zip(names, inputs, strict=True)}
+    return lambda: session.run(None, feed)
+
+
+def benchmark_runtimes(host: HostSpec, size: Size, variants: Dict[str, Dict], runtimes: Sequence[str], repeats: int,
+                       device: torch.device, work_dir: str, batch: int = 1, overrides: Dict = None, seed: int = 0,
+                       min_time: float = 0.0, clock: str = 'wall') -> List[RuntimeRow]:
+    """Whole-network time of each variant in each runtime, interleaved per runtime, with MAC and bytes ratios.
+
+    Runtimes (:data:`RUNTIMES`): eager forward (no grad), eager training step
+    (forward, L1 loss, backward, Adam step), the same two through
+    ``torch.compile`` (compiled once before timing), and the network exported
+    to ONNX (:mod:`glmha_plugin.deploy.onnx_export`) run with onnxruntime's CPU provider
+    (CPU only).  Every variant has the same weights' seed and input; ratios
+    are to the first variant in the same runtime.
+    """
+    import os.path as osp
+
+    from .traffic import bytes_moved
+    unknown = sorted(set(runtimes) - set(RUNTIMES))
+    if unknown:
+        raise ValueError(f'unknown runtime(s) {unknown}; use some of {list(RUNTIMES)}')
+    if 'onnxruntime' in runtimes and device.type != 'cpu':
+        raise ValueError("the onnxruntime runtime runs on CPU; use --device cpu (or leave 'onnxruntime' out)")
+    models = {}
+    for v, opts in variants.items():
+        torch.manual_seed(seed)
+        models[v] = host.build(**opts, **(overrides or {})).to(device).eval()
+    inputs = host.make_inputs(size, batch, device)
+    macs, moved = {}, {}
+    for v, m in tqdm(models.items(), desc=f'{host.name}: counting MACs and bytes', unit='model'):
+        macs[v] = count(m.cpu(), tuple(t.cpu() for t in inputs)).macs
+        m.to(device)
+        moved[v] = bytes_moved(m, inputs).total
+    base = next(iter(variants))
+    tag = 'x'.join(map(str, size))
+    rows = []
+    for runtime in runtimes:
+        fns = {}
+        for v, m in tqdm(models.items(), desc=f'{host.name} {tag}: preparing {runtime}', unit='model'):
+            m.train(runtime.endswith('_train'))
+            if runtime == 'eager':
+                fns[v] = lambda m=m: _no_grad_call(m, inputs)
+            elif runtime == 'eager_train':
+                fns[v] = _adam_step(m, inputs)
+            elif runtime == 'compile':
+                # static shapes: a second size recompiles (Inductor failed on the symbolic sizes of a dynamic one)
+                compiled = torch.compile(m, dynamic=False)
+                fns[v] = lambda c=compiled: _no_grad_call(c, inputs)
+            elif runtime == 'compile_train':
+                fns[v] = _adam_step(torch.compile(m, dynamic=False), inputs)
+            else:
+                name = f'{host.name}_{tag}_{v}'.replace(' ', '_').replace('=', '')
+                fns[v] = _onnx_session(m, host, inputs, osp.join(work_dir, f'{name}.onnx'))
+                m.to(device)
+            if runtime.startswith('compile'):   # compile (forward, and backward for training) before timing
+                fns[v]()
+                fns[v]()
+        samples = time_interleaved(fns, repeats, device, min_time, clock)
+        med = {v: statistics.median(s) for v, s in samples.items()}
+        rows += [RuntimeRow(host.name, tag, batch, v, runtime, med[v] * 1e3, (max(samples[v]) - min(samples[v])) * 1e3,
+                            med[v] / med[base], macs[v], moved[v], macs[v] / macs[base], moved[v] / moved[base])
+                 for v in variants]
+        del fns
+    return rows
+
+
+def _no_grad_call(model: Callable, inputs: tuple) -> None:
+    with torch.no_grad():
+        model(*inputs)
+
+
+@dataclass
+class PathRow:
+    host: str
+    size: str
+    batch: int
+    variant: str
+    runtime: str        # 'eager' or 'eager_train'
+    path: str           # the layer path forced (glmha_plugin.layers.paths)
+    ms: float
+    ratio: float        # vs the device's own path, same variant and runtime
+
+
+def benchmark_paths(host: HostSpec, size: Size, variants: Dict[str, Dict], repeats: int, device: torch.device,
+                    batch: int = 1, overrides: Dict = None, seed: int = 0, min_time: float = 0.0,
+                    clock: str = 'wall') -> List[PathRow]:
+    """Eager forward and training step of each variant with each layer path forced, on ``device``, interleaved.
+
+    Says whether a device's own path pays there: the ratio of every path to
+    the one :func:`~glmha_plugin.layers.paths.layer_path` picks for the device.
+    """
+    from ..layers.paths import PATHS, force_path, layer_path
+    own = layer_path(torch.empty(0, device=device)).name
+    models = {}
+    for v, opts in variants.items():
+        torch.manual_seed(seed)
+        models[v] = host.build(**opts, **(overrides or {})).to(device)
+    inputs = host.make_inputs(size, batch, device)
+
+    def forced(fn, path):
+        def run():
+            with force_path(path):
+                fn()
+        return run
+
+    rows = []
+    for runtime in ('eager', 'eager_train'):
+        fns = {}
+        for v, m in models.items():
+            m.train(runtime == 'eager_train')
+            fn = (lambda m=m: _no_grad_call(m, inputs)) if runtime == 'eager' else _adam_step(m, inputs)
+            for path in PATHS:
+                fns[(v, path)] = forced(fn, path)
+        samples = time_interleaved(fns, repeats, device, min_time, clock)
+        med = {k: statistics.median(s) for k, s in samples.items()}
+        rows += [PathRow(host.name, 'x'.join(map(str, size)), batch, v, runtime, path, med[(v, path)] * 1e3,
+                         med[(v, path)] / med[(v, own)]) for v in variants for path in PATHS]
+    return rows

@@ -5,6 +5,9 @@ C >= 48 and N >= 64^2; whole-model forward ratio of GLMHA-Restormer <= its MAC
 ratio + 0.05; training-step peak memory of GLMHA-Restormer <= 0.95 of
 Restormer's.  Activation checkpointing (issue 10): peak training-step memory
 with ``use_checkpoint`` <= 0.6 of without for GLMHA-Restormer and GLMHA-MST++.
+Whole networks in every runtime: GLMHA-Restormer / Restormer <= 0.92
+in eager forward and onnxruntime forward at 3 x 128 x 128, or, where the
+bytes-moved ratio (:mod:`.traffic`) is above 0.92, within 0.02 of it.
 Rows outside a target's scope say ``-``.
 
 :func:`main` is ``glmha benchmark``.
@@ -21,7 +24,7 @@ from typing import List, Sequence
 import torch
 
 from . import benchmark as bench
-from .benchmark import CheckpointRow, LayerRow, MemoryRow, ModelRow
+from .benchmark import RUNTIME_LABELS, RUNTIMES, CheckpointRow, LayerRow, MemoryRow, ModelRow, PathRow, RuntimeRow
 from .complexity_report import parse_host_sizes
 from .hosts import HOSTS, attention_variants, get_host
 from .tables import write_csv
@@ -31,6 +34,9 @@ MEMORY_TARGET = 0.95
 CHECKPOINT_TARGET = 0.6
 CHECKPOINT_HOSTS = ('restormer', 'mst_plus_plus')
 LAYER_SCOPE = (48, 64)  # C >= 48 and N >= 64^2
+RUNTIME_TARGET = 0.92   # GLMHA-Restormer / Restormer, eager and onnxruntime forward at 3x128x128
+BOUND_SLACK = 0.02      # ... or within this of the bytes-moved ratio where that is above RUNTIME_TARGET
+RUNTIME_SCOPE = ('restormer', '3x128x128', ('eager', 'onnxruntime'))
 
 
 def _verdict(ok: bool) -> str:
@@ -59,6 +65,48 @@ def checkpoint_target(row: CheckpointRow) -> str:
     if row.host not in CHECKPOINT_HOSTS or not row.variant.startswith('GLMHA') or 'none' in row.variant:
         return '-'
     return _verdict(row.ratio <= CHECKPOINT_TARGET)
+
+
+def runtime_limit(row: RuntimeRow):
+    """The time-ratio limit of a whole-network row (module docstring), or None outside the target's scope."""
+    host, size, runtimes = RUNTIME_SCOPE
+    if (row.host, row.size) != (host, size) or row.runtime not in runtimes or not row.variant.startswith('GLMHA') \
+            or 'none' in row.variant:
+        return None
+    return RUNTIME_TARGET if row.bytes_ratio <= RUNTIME_TARGET else row.bytes_ratio + BOUND_SLACK
+
+
+def runtime_target(row: RuntimeRow) -> str:
+    limit = runtime_limit(row)
+    return '-' if limit is None else f'{_verdict(row.ratio <= limit)} (<= {limit:.3f})'
+
+
+def runtimes_markdown(rows: Sequence[RuntimeRow]) -> str:
+    """One table row per (host, input, variant): MAC and bytes ratios, then ms and ratio per runtime."""
+    runtimes = [r for r in RUNTIMES if any(row.runtime == r for row in rows)]
+    keys = list(dict.fromkeys((r.host, r.size, r.batch, r.variant) for r in rows))
+    cell = {(r.host, r.size, r.batch, r.variant, r.runtime): r for r in rows}
+    head = ' | '.join(f'{RUNTIME_LABELS[r]} ms | ratio' for r in runtimes)
+    lines = [f'| host | input | batch | attention | GMACs | MACs / CSA | MB moved | bytes / CSA | {head} | target |',
+             '|---|---|---:|---|---:|---:|---:|---:|' + '---:|---:|' * len(runtimes) + '---|']
+    for key in keys:
+        first = cell[key + (runtimes[0],)]
+        times = ' | '.join(f'{cell[key + (r,)].ms:.1f} | {cell[key + (r,)].ratio:.3f}' for r in runtimes)
+        targets = [f'{RUNTIME_LABELS[r]}: {runtime_target(cell[key + (r,)])}' for r in runtimes
+                   if runtime_target(cell[key + (r,)]) != '-']
+        lines.append(f'| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {first.macs / 1e9:.2f} | {first.mac_ratio:.3f} | '
+                     f'{first.bytes_moved / 2**20:.0f} | {first.bytes_ratio:.3f} | {times} | '
+                     f'{"; ".join(targets) or "-"} |')
+    return '\n'.join(lines) + '\n'
+
+
+def paths_markdown(rows: Sequence[PathRow]) -> str:
+    lines = ['| host | input | batch | attention | runtime | layer path | ms | / device\'s own path |',
+             '|---|---|---:|---|---|---|---:|---:|']
+    for r in rows:
+        lines.append(f'| {r.host} | {r.size} | {r.batch} | {r.variant} | {RUNTIME_LABELS[r.runtime]} | {r.path} | '
+                     f'{r.ms:.1f} | {r.ratio:.3f} |')
+    return '\n'.join(lines) + '\n'
 
 
 def layers_markdown(rows: Sequence[LayerRow]) -> str:
@@ -146,7 +194,8 @@ def plot(layers: List[LayerRow], models: List[ModelRow], path: str) -> None:
     plt.close(fig)
 
 
-PARTS = ('layers', 'models', 'memory')
+PARTS = ('layers', 'models', 'memory', 'runtimes', 'paths')
+DEFAULT_PARTS = ('layers', 'models', 'memory')   # runtimes and paths: on request (compiling takes minutes)
 AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -172,7 +221,9 @@ def _load() -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description='Speed and memory of CSA vs GLMHA, side by side in one process: '
                                      'attention layers, whole models, training memory.')
-    parser.add_argument('--parts', nargs='+', default=list(PARTS), choices=PARTS)
+    parser.add_argument('--parts', nargs='+', default=list(DEFAULT_PARTS), choices=PARTS,
+                        help='runtimes: whole networks in eager, torch.compile and onnxruntime, with MAC and '
+                             'bytes-moved ratios; paths: whole networks with each layer path forced on this device')
     parser.add_argument('--device', default='auto', help='auto (cuda when available), cpu, cuda, cuda:1, ...')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     parser.add_argument('--clock', default='wall', choices=bench.CLOCKS,
@@ -194,6 +245,13 @@ def main(argv=None):
     parser.add_argument('--model-size', nargs='+', metavar='HOST=CxHxW',
                         help="whole-model input per host (default: the host's first paper size)")
     parser.add_argument('--model-batch', type=int, default=1)
+    parser.add_argument('--runtimes', nargs='+', choices=RUNTIMES, default=None,
+                        help='runtimes of the runtimes part (default: all; onnxruntime only on CPU)')
+    parser.add_argument('--runtime-size', nargs='+', metavar='HOST=CxHxW',
+                        help="inputs of the runtimes and paths parts, several per host allowed "
+                                 "(default: the model size)")
+    parser.add_argument('--work-dir', default=None,
+                        help='where the runtimes part writes its ONNX files (default: OUT_DIR/onnx)')
     parser.add_argument('--memory-size', nargs='+', metavar='HOST=CxHxW',
                         help='training-step input per host (default: the model size)')
     parser.add_argument('--memory-batch', type=int, default=2)
@@ -225,6 +283,11 @@ def main(argv=None):
                  for option, entries in (('--model-size', args.model_size), ('--memory-size', args.memory_size))}
         model_sizes = dict({h.name: h.paper_sizes[0] for h in hosts}, **given['--model-size'])
         memory_sizes = dict(model_sizes, **given['--memory-size'])
+        runtime_sizes = dict({h.name: [model_sizes[h.name]] for h in hosts},
+                             **parse_host_sizes(args.runtime_size, hosts, '--runtime-size'))
+        runtimes = list(args.runtimes or [r for r in RUNTIMES if device.type == 'cpu' or r != 'onnxruntime'])
+        if 'onnxruntime' in runtimes and device.type != 'cpu':
+            raise ValueError(f'--runtimes onnxruntime runs on CPU; use --device cpu or leave it out on {device}')
     except ValueError as exc:
         parser.error(str(exc))
 
@@ -239,7 +302,7 @@ def main(argv=None):
     amp = contextlib.ExitStack()  # every measurement (profiles too) runs inside; closed before writing
     if AMP_DTYPES[args.amp] is not None:
         amp.enter_context(torch.autocast(device.type, dtype=AMP_DTYPES[args.amp]))
-    layers, models, memory, checkpoint = [], [], [], []
+    layers, models, memory, checkpoint, runtime_rows, path_rows = [], [], [], [], [], []
     if 'layers' in args.parts:
         layers = bench.benchmark_layers(args.channels, args.sides, args.ratio, args.repeats, device, args.batch,
                                         min_time=args.min_time, clock=args.clock)
@@ -256,15 +319,29 @@ def main(argv=None):
         elif 'memory' in args.parts:
             memory += bench.benchmark_memory(host, memory_sizes[host.name], variants, device, args.memory_batch,
                                              overrides)
+        for size in runtime_sizes[host.name]:
+            if 'runtimes' in args.parts:
+                work_dir = args.work_dir or osp.join(args.out_dir, 'onnx')
+                os.makedirs(work_dir, exist_ok=True)
+                runtime_rows += bench.benchmark_runtimes(host, size, variants, runtimes, args.repeats, device, work_dir,
+                                                         args.model_batch, overrides, min_time=args.min_time,
+                                                         clock=args.clock)
+            if 'paths' in args.parts:
+                path_rows += bench.benchmark_paths(host, size, variants, args.repeats, device, args.model_batch,
+                                                   overrides, min_time=args.min_time, clock=args.clock)
 
+    precision = 'float32' if args.amp == 'none' else f'torch.autocast {args.amp} (weights, inputs float32)'
+    allocator = 'glibc keeping freed memory (--malloc keep)' if args.malloc == 'keep' else 'system default'
+    command = ([osp.relpath(sys.argv[0]) if argv is None else 'glmha benchmark']
+               + (sys.argv[1:] if argv is None else list(argv)))
     header = [f'# Benchmark: CSA vs GLMHA ({started})', '',
               f'- device: {machine(device)}; torch {torch.__version__}',
               f'- clock: {args.clock}; {args.repeats} interleaved repeats, median; >= {args.min_time}s per sample',
-              f'- precision: {"float32" if args.amp == "none" else f"torch.autocast {args.amp} (weights, inputs float32)"}',
+              f'- precision: {precision}',
               f'- load average (1/5/15 min) at start: {load_start}; at end: {_load()}',
-              f'- allocator: {"glibc keeping freed memory (--malloc keep)" if args.malloc == "keep" else "system default"}'
+              f'- allocator: {allocator}'
               f'; {bench.minor_page_faults() - faults:,} minor page faults during the run',
-              f'- command: `{" ".join([osp.relpath(sys.argv[0]) if argv is None else "glmha benchmark"] + (sys.argv[1:] if argv is None else list(argv)))}`',
+              f'- command: `{" ".join(command)}`',
               '']
     sections = []
     if layers:
@@ -274,6 +351,22 @@ def main(argv=None):
     if models:
         sections += ['## Whole model (forward without grad; forward + L1 loss + backward)', '',
                      'Target: GLMHA forward time ratio <= MAC ratio + 0.05.', '', models_markdown(models)]
+    if runtime_rows:
+        sections += ['## Whole networks in every runtime', '',
+                     'Eager forward (no grad); eager train step (forward, L1 loss, backward, Adam step); the same '
+                     'through torch.compile (compiled before timing); the network exported to ONNX '
+                     '(glmha_plugin.deploy.onnx_export) and run by onnxruntime (CPU provider, torch\'s thread '
+                     'count). Every ratio is to CSA in the same runtime, interleaved. MB moved: bytes read and '
+                     'written by the operators of one eager forward (glmha_plugin.analysis.traffic; the floor '
+                     'of a memory-bound machine). Target (GLMHA-Restormer, 3x128x128, eager and onnxruntime '
+                     f'forward): <= '
+                     f'{RUNTIME_TARGET}, or within {BOUND_SLACK} of the bytes ratio where that is above '
+                     f'{RUNTIME_TARGET}.', '', runtimes_markdown(runtime_rows)]
+    if path_rows:
+        own = 'CUDA' if device.type == 'cuda' else 'CPU'
+        sections += ['## Layer paths on this device', '', f'Each path of glmha_plugin.layers.paths forced on {device} '
+                     f'(this device\'s own path: {own}); eager forward and train step, interleaved.', '',
+                     paths_markdown(path_rows)]
     if memory:
         sections += ['## Peak memory of a training step (forward, backward, Adam step)', '',
                      'CUDA: allocator peak; CPU: torch MemTracker peak (parameters, gradients, optimiser state, '
@@ -292,7 +385,8 @@ def main(argv=None):
     written = [osp.join(args.out_dir, 'benchmark.md')]
     with open(written[0], 'w', encoding='utf-8') as f:
         f.write(md)
-    for name, rows in (('layers', layers), ('models', models), ('memory', memory), ('checkpoint', checkpoint)):
+    for name, rows in (('layers', layers), ('models', models), ('memory', memory), ('checkpoint', checkpoint),
+                       ('runtimes', runtime_rows), ('paths', path_rows)):
         if rows:
             written.append(osp.join(args.out_dir, f'benchmark_{name}.csv'))
             write_csv(rows, written[-1])

@@ -15,24 +15,31 @@ r_h = r/h.
     A       = softmax(t_h * l2norm_N(q) l2norm_N(k)^T)  B x h x d x r_h
     Y       = PW(A v)                                 B x C x H x W
 
-``PW(g * X)`` is computed as ``(W diag(g)) X``: g is folded into a
-per-instance copy of the K/V weight (2r x C numbers) instead of scaling the
-full-resolution input (C x N numbers), and Q, K and V come out of one batched
-matrix product, i.e. one pass over X.
+Every projection is computed by calling its module: ``qkv`` (a
+:class:`~.pointwise.GuidedConv2d` with guidance, else an ``nn.Conv2d``),
+``qkv_dwconv``, ``project_out`` and the calibration's ``fc1``/``fc2``.  Forward
+hooks on them fire once per forward with their real input and output, pruning
+masks and parametrisations of their weights apply, and a module put in their
+place (e.g. a wrapper adding a low-rank delta in its forward) is what runs.
+``PW(g * X)`` is computed by the guided ``qkv`` as ``(W diag(g)) X``: g is
+folded into a per-image copy of the K/V rows of the weight (2r x C numbers)
+instead of scaling the full-resolution input (C x N numbers), so Q, K and V
+come out of one matrix product, one pass over X (:mod:`.pointwise`; a
+foreign module in ``qkv``'s place is called once on ``[X; g * X]``).
 
 Speed (same parameters and arithmetic as the modules' definitions; the tests
 compare forward and backward with a plain ``nn.Conv2d``/``F.normalize``
 reference on both layer paths, :mod:`.paths`): the L2 normalisation is
 applied to the small d x r_h score matrix instead of writing normalised
-copies of q and k (:func:`attention_maps`).  On the CPU path the 1x1 convs
-run as matrix products whose results are channels-last, where PyTorch's
-depth-wise conv is fastest on CPU (:mod:`.pointwise`), and attention runs one
-image at a time over strided views, so q, k and v are never copied; on the
-CUDA path attention is one batched product over B x heads and the 1x1 convs
-are cuDNN convolutions where the layout stays.  The ``qkv`` and
-``project_out`` modules hold the weights but are not called (their forward
-hooks do not fire).  Under mixed precision the norms, the score
-normalisation and the softmax compute in float32 (:mod:`.precision`).
+copies of q and k (:func:`attention_maps`).  On the CPU path the layer works
+on channels-last tensors, where PyTorch's CPU depth-wise conv is fastest:
+an NCHW input is converted once, the 1x1 convolutions keep the layout, and
+attention runs one image at a time over strided views of q, k and v (no
+copies), its output written channels-last as ``v^T A^T``.  On the CUDA path
+(and in exported graphs) attention is one batched product ``A v`` over B x
+heads and its output is returned in the input's layout.  Under mixed
+precision the norms, the score normalisation and the softmax compute in
+float32 (:mod:`.float32_islands`).
 """
 from typing import Optional
 
@@ -40,9 +47,9 @@ import torch
 from torch import nn
 
 from .calibration import Calibration
-from .paths import LayerPath, layer_path
-from .pointwise import memory_format_of, pointwise
 from .float32_islands import back, island, island_dtype
+from .paths import LayerPath, layer_path
+from .pointwise import GuidedConv2d, guided_call, memory_format_of
 
 ATTENTIONS = ('csa', 'glmha')
 GUIDANCE = ('calibration', 'none')
@@ -97,7 +104,7 @@ def resolve_rank(dim: int, num_heads: int, rank: Optional[int] = None, rank_rati
 def pixel_norms(t: torch.Tensor, chunk: int = NORM_CHUNK) -> torch.Tensor:
     """L2 norms over the last dimension (pixels), clamped at 1e-12 like ``F.normalize``: ... x N -> ....
 
-    Computed in float32 (float64 for float64 input; :mod:`.precision`),
+    Computed in float32 (float64 for float64 input; :mod:`.float32_islands`),
     whatever the input's dtype.  CPU path (:mod:`.paths`): sums squares
     ``chunk`` pixels at a time; on channels-last tensors PyTorch's CPU norm
     kernel reduces over the strided pixel axis about 10x slower than a sum
@@ -129,7 +136,7 @@ def attention_maps(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor) 
     (C x N and r x N numbers) is written or kept for the backward pass.  The
     product ``q k^T`` runs in the input's precision (bf16/fp16 under
     autocast); the norms, the normalisation and the softmax in float32
-    (float64 for float64 input), see :mod:`.precision`.
+    (float64 for float64 input), see :mod:`.float32_islands`.
 
     In float16 (fp16 autocast, or a model in half precision) q and k are
     normalised *before* the product, as ``F.normalize`` does: an unnormalised
@@ -184,7 +191,10 @@ class ChannelAttention(nn.Module):
         # Registration order = Restormer's state_dict order.
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
         width = dim + 2 * rank
-        self.qkv = nn.Conv2d(dim, width, kernel_size=1, bias=bias)
+        if guidance == 'calibration':   # the K/V rows read g * X (an nn.Conv2d; same keys)
+            self.qkv = GuidedConv2d(dim, width, guided=2 * rank, bias=bias)
+        else:
+            self.qkv = nn.Conv2d(dim, width, kernel_size=1, bias=bias)
         self.qkv_dwconv = nn.Conv2d(width, width, kernel_size=3, padding=1, groups=width, bias=bias)
         self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
         self.calib = Calibration(dim, gamma, bias) if guidance == 'calibration' else None
@@ -199,24 +209,24 @@ class ChannelAttention(nn.Module):
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """1x1 projection to [q | k | v]: B x C x H x W -> B x (C + 2r) x H x W (before the depth-wise conv).
 
-        The result is channels-last on the CPU path and in the input's layout
-        on the CUDA path (see :mod:`.pointwise`); with guidance, g is folded
-        into a per-image copy of the K/V rows of the weight, so Q, K and V
-        still come out of one product.
+        ``self.qkv(x)``; with guidance its K/V rows read ``g * x``
+        (:func:`~.pointwise.guided_call`: g folded into per-image weights by
+        the layer's own :class:`~.pointwise.GuidedConv2d`).
         """
-        weight = self.qkv.weight.flatten(1)                                  # (C+2r) x C
-        if self.calib is not None:
-            b, c = x.shape[:2]
-            g = self.calib(x)                                                # B x C
-            q_w, kv_w = weight.split([c, 2 * self.rank])
-            weight = torch.cat([q_w.expand(b, -1, -1), kv_w * g.unsqueeze(1)], dim=1)  # B x (C+2r) x C
-        return pointwise(x, weight, self.qkv.bias, layer_path(x))
+        if self.calib is None:
+            return self.qkv(x)
+        return guided_call(self.qkv, x, self.calib(x), 2 * self.rank)
 
     def split_qkv(self, x: torch.Tensor):
-        """q (B x C x N), k and v (B x r x N) after the projection and the depth-wise conv (views, no copies)."""
+        """q (B x C x N), k and v (B x r x N) after the projection and the depth-wise conv (views, no copies).
+
+        On the CPU path an NCHW input is made channels-last first (module docstring).
+        """
         c = x.shape[1]
         if x.dim() != 4 or c != self.dim:
             raise ValueError(f'{type(self).__name__} was built for {self.dim} channels, got input {tuple(x.shape)}')
+        if layer_path(x).channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.qkv_dwconv(self.project(x)).flatten(2).split([c, self.rank, self.rank], dim=1)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
@@ -241,13 +251,29 @@ class ChannelAttention(nn.Module):
         q, k, _ = self.split_qkv(x)
         return self._per_head(lambda q, k: attention_maps(q, k, self.temperature), layer_path(x), q, k)
 
+    def _attend_channels_last(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention output B x N x C (channels-last), per image: ``(A v)^T = v^T A^T`` per head.
+
+        With one head the product writes the image's N x C block directly;
+        with several, the heads' N x d blocks are interleaved by one copy.
+        """
+        outs = []
+        for qi, ki, vi in zip(*(self._heads(t) for t in (q, k, v)), strict=True):   # h x d x N, h x r_h x N (views)
+            a = back(attention_maps(qi, ki, self.temperature), vi)              # h x d x r_h
+            out = torch.matmul(vi.transpose(-2, -1), a.transpose(-2, -1))       # h x N x d
+            outs.append(out[0] if self.num_heads == 1 else out.transpose(0, 1).flatten(1))
+        return outs[0].unsqueeze(0) if len(outs) == 1 else torch.stack(outs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         path = layer_path(x)
         q, k, v = self.split_qkv(x)
-        out = self._per_head(lambda q, k, v: transposed_attention(q, k, v, self.temperature), path, q, k, v)
-        return pointwise(out.reshape(b, c, h, w), self.project_out.weight, self.project_out.bias, path,
-                         memory_format_of(x))
+        if path.per_image_attention:
+            out = self._attend_channels_last(q, k, v).view(b, h, w, c).permute(0, 3, 1, 2)
+        else:
+            out = transposed_attention(self._heads(q), self._heads(k), self._heads(v), self.temperature)
+            out = out.reshape(b, c, h, w).contiguous(memory_format=memory_format_of(x))
+        return self.project_out(out)
 
 
 class CSA(ChannelAttention):

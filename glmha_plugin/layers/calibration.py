@@ -18,7 +18,7 @@ class Calibration(nn.Module):
     W1: C -> C // gamma, W2: C // gamma -> C (``Linear``; biases only when
     ``bias``).  ReLU between them, as in squeeze-and-excitation; the paper does
     not pin the activation.  Under mixed precision the sigmoid computes in
-    float32 (:mod:`.precision`); g comes back in the dtype of ``fc2``'s output.
+    float32 (:mod:`.float32_islands`); g comes back in the dtype of ``fc2``'s output.
     """
 
     def __init__(self, dim: int, gamma: int = 8, bias: bool = False):

@@ -111,13 +111,14 @@ def spectral_glmha_macs(dim: int, num_heads: int, rank: int, n_pixels: int, guid
                         gamma: int = 8, n_mask_pixels: int = 0) -> Dict[str, int]:
     """MACs of the GLMHA MS-MSA by term (same conventions as :func:`spectral_csa_macs`).
 
-    The guidance is folded into the key/value weights (2rC products per image).
+    The guidance term is docs/method.md's: pooling (C*N), the calibration MLP and
+    scaling the tokens by g (C*N), which ``to_q`` and ``to_v`` are called on.
     """
     c, r, n, d = dim, rank, n_pixels, dim // num_heads
     terms = {'qkv_proj': c * c * n + 2 * r * c * n, 'attention': 2 * d * r * n, 'out_proj': c * c * n,
              'pos_emb': 18 * c * n}
     if guidance == 'calibration':
-        terms['calibration'] = c * n + 2 * c * calibration_hidden(c, gamma) + 2 * r * c
+        terms['calibration'] = c * n + 2 * c * calibration_hidden(c, gamma) + c * n
     if n_mask_pixels:
         terms['mask_guidance'] = (c * r + r * r + 25 * r) * n_mask_pixels
     return terms

@@ -3,19 +3,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .paths import layer_path
-from .pointwise import memory_format_of, pointwise
-
 
 class GatedDconvFFN(nn.Module):
     """GDFN. Input/output: B x C x H x W; hidden width ``int(C * ffn_expansion_factor)``.
 
     ``project_in`` (1x1, C -> 2 hid) -> depth-wise 3x3 -> GELU(x1) * x2 ->
-    ``project_out`` (1x1, hid -> C).  Parameter names match Restormer's
-    ``FeedForward``.  On the CPU path the 1x1 convs run as matrix products so
-    the depth-wise conv and the gate work on a channels-last tensor; on the
-    CUDA path they are cuDNN convolutions in the input's layout
-    (:mod:`.pointwise`, :mod:`.paths`).
+    ``project_out`` (1x1, hid -> C), each convolution called as its module
+    (hooks, pruning masks, parametrisations and wrappers apply).  Parameter
+    names match Restormer's ``FeedForward``.  The convolutions keep the
+    input's layout (Restormer's features are channels-last, where the CPU
+    depth-wise conv is fastest).
     """
 
     def __init__(self, dim: int, ffn_expansion_factor: float, bias: bool):
@@ -26,6 +23,5 @@ class GatedDconvFFN(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        path = layer_path(x)
-        x1, x2 = self.dwconv(pointwise(x, self.project_in.weight, self.project_in.bias, path)).chunk(2, dim=1)
-        return pointwise(F.gelu(x1) * x2, self.project_out.weight, self.project_out.bias, path, memory_format_of(x))
+        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(x1) * x2)

@@ -1,6 +1,6 @@
 """Layer norms: Restormer's channel LayerNorm for B x C x H x W tensors, and ``nn.LayerNorm`` over the last dim.
 
-Both compute in float32 under mixed precision (:mod:`.precision`) and hand
+Both compute in float32 under mixed precision (:mod:`.float32_islands`) and hand
 their result back in the input's dtype.
 """
 import torch
@@ -49,7 +49,7 @@ class LayerNorm2d(nn.Module):
         LayerNorm_type: ``'WithBias'`` (weight and bias) or ``'BiasFree'`` (weight only).
     """
 
-    def __init__(self, dim: int, LayerNorm_type: str = 'WithBias'):  # noqa: N803 (upstream's name)
+    def __init__(self, dim: int, LayerNorm_type: str = 'WithBias'):
         super().__init__()
         if LayerNorm_type not in LAYERNORM_TYPES:
             raise ValueError(f'LayerNorm_type must be one of {LAYERNORM_TYPES}, got {LayerNorm_type!r}')
@@ -63,7 +63,7 @@ class Float32LayerNorm(nn.LayerNorm):
     """``nn.LayerNorm`` (same arguments, parameters and state_dict keys) computing in float32 under autocast.
 
     CPU autocast runs ``layer_norm`` in bf16 (CUDA's keeps it in float32);
-    this one computes in float32 on every device (:mod:`.precision`).
+    this one computes in float32 on every device (:mod:`.float32_islands`).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

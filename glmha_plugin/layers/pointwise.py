@@ -1,77 +1,105 @@
-"""1x1 convolutions, on the CPU path as matrix products that choose the memory layout of the result.
+"""1x1 projections whose output channels read the input scaled per image: GLMHA's guided ``qkv``.
 
-CPU path: PyTorch's CPU convolution runs a depth-wise 3x3 conv about 2.5x
-faster on a channels-last (NHWC) tensor than on an NCHW one, and converting
-layouts costs a full pass over the tensor.  Computing the 1x1 projection that
-feeds a depth-wise conv as ``pixels x C_in @ C_in x C_out`` writes its result
-directly in channels-last layout at no extra cost; the projection that
-follows can read either layout and writes channels-last again.
+GLMHA's instance guidance multiplies the input of the key/value projection
+channel by channel with an image's gates g (B x C): ``k, v = PW(g * X)``,
+while the queries read X itself (docs/method.md).  Restormer's attention holds Q,
+K and V in one ``qkv`` convolution, so with guidance its leading rows read X
+and its trailing ``guided`` rows read g * X.  :class:`GuidedConv2d` is that
+convolution: an ``nn.Conv2d`` (1x1, same parameters, ``state_dict`` keys and
+result as one when called without a gate) whose ``forward(x, gate=g)``
+computes both in one call, so forward hooks fire once with the real input and
+output, pruning masks and parametrisations of ``weight`` apply (the forward
+reads ``self.weight`` after the pre-hooks ran), and ``isinstance(m,
+nn.Conv2d)`` holds.  g is folded into a per-image copy of the guided rows of
+the weight, ``(W diag(g)) X``, so Q, K and V still come out of one matrix
+product, one pass over X.
 
-CUDA path (:mod:`.paths`): ``F.conv2d`` (cuDNN: it picks tensor-core
-kernels under autocast and fuses the bias) when the weight is shared and the
-input already has the layout the result should have; a matrix product
-(cuBLAS) that writes the wanted layout directly when the layout changes (the
-attention output, NCHW after the batched product, back to a channels-last
-stream) or when every image has its own weight (GLMHA's folded guidance).
+Any other module in its place (a wrapper adding a low-rank delta in its
+forward, a quantised replacement) cannot be given the gate: :func:`guided_call`
+calls such a module once on the images and their guided copies stacked along
+the batch, ``[X; g * X]``, and takes the leading rows from the first half
+and the guided rows from the second.  That is exact for any module (it runs
+the module's own forward on the inputs the maths asks for) and costs a second
+pass of the projection.
 
-Weights are the ``C_out x C_in x 1 x 1`` tensors of the ``nn.Conv2d``
-modules (flattened where needed), so parameters and results are those of the
-convolutions.
+The two layer paths (:mod:`.paths`) compute the guided call two ways.  CPU
+path: the per-image product is written channels-last (``pixels x C_in @ C_in
+x C_out``), where PyTorch's CPU depth-wise conv that follows is ~2.5x faster.
+CUDA path (and exported graphs): the input is scaled, ``g * X`` (one
+element-wise pass), and the two row blocks are two convolutions of the shared
+weight's blocks, concatenated, in the input's layout; an ONNX graph then holds
+only Mul, Conv and Concat, which onnxruntime runs in its blocked convolution
+layout (a per-image MatMul there measured slower, docs/measuring.md).
 """
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .paths import LayerPath
+from .paths import layer_path
 
 
 def memory_format_of(x: torch.Tensor) -> torch.memory_format:
     """``torch.channels_last`` for a channels-last 4-d tensor, else ``torch.contiguous_format``."""
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
         return torch.channels_last
     return torch.contiguous_format
 
 
-def _batched(weight: torch.Tensor, batch: int) -> torch.Tensor:
-    """C_out x C_in x 1 x 1 / C_out x C_in / B x C_out x C_in -> B x C_out x C_in (a view)."""
-    if weight.dim() == 4:
-        weight = weight.flatten(1)
-    return weight.expand(batch, -1, -1) if weight.dim() == 2 else weight
+def per_image_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """1x1 conv with a weight per image, written channels-last: B x C_in x H x W (any layout) -> B x C_out x H x W.
 
-
-def pointwise_nhwc(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """1x1 conv, B x C_in x H x W (any layout) -> B x C_out x H x W in channels-last layout.
-
-    ``weight``: C_out x C_in (x 1 x 1), or B x C_out x C_in for a per-image weight.
+    ``weight``: B x C_out x C_in.  One ``pixels x C_in @ C_in x C_out``
+    product per image, whose result is the channels-last tensor.
     """
     b, _, h, w = x.shape
-    rows = x.flatten(2).transpose(1, 2)                       # B x N x C_in (a view)
-    w_t = _batched(weight, b).transpose(1, 2)                 # B x C_in x C_out
+    rows = x.flatten(2).transpose(1, 2)                       # B x N x C_in (a view for NCHW and NHWC inputs)
+    w_t = weight.transpose(1, 2)                              # B x C_in x C_out
     out = torch.bmm(rows, w_t) if bias is None else torch.baddbmm(bias.view(1, 1, -1), rows, w_t)
     return out.view(b, h, w, -1).permute(0, 3, 1, 2)
 
 
-def pointwise_nchw(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """1x1 conv, B x C_in x H x W (any layout) -> B x C_out x H x W, contiguous (NCHW); weights as above."""
-    b, c, h, w = x.shape
-    cols = x.reshape(b, c, h * w)                             # B x C_in x N (a view for NCHW and NHWC inputs)
-    wb = _batched(weight, b)                                  # B x C_out x C_in
-    out = torch.bmm(wb, cols) if bias is None else torch.baddbmm(bias.view(1, -1, 1), wb, cols)
-    return out.view(b, -1, h, w)
+class GuidedConv2d(nn.Conv2d):
+    """A 1x1 ``nn.Conv2d`` whose last ``guided`` output channels can read a per-image scaled input.
 
-
-def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], path: LayerPath,
-              memory_format: Optional[torch.memory_format] = None) -> torch.Tensor:
-    """1x1 conv B x C_in x H x W -> B x C_out x H x W on ``path`` (module docstring); weights as above.
-
-    CPU path: always channels-last (``memory_format`` is ignored).  CUDA path:
-    the result has ``memory_format`` (default: the input's).
+    ``forward(x)``: the convolution.  ``forward(x, gate=g)`` (g: B x C_in):
+    output channels ``[:-guided]`` are ``conv(x)``, channels ``[-guided:]``
+    are ``conv(g * x)`` (the per-image weight fold of the module docstring).
+    Parameters and ``state_dict`` keys are ``nn.Conv2d``'s.
     """
-    if path.matmul_pointwise:
-        return pointwise_nhwc(x, weight, bias)
-    fmt = memory_format_of(x) if memory_format is None else memory_format
-    if weight.dim() != 3 and memory_format_of(x) == fmt:  # a shared weight, no layout change: cuDNN
-        return F.conv2d(x, weight if weight.dim() == 4 else weight[:, :, None, None], bias).contiguous(
-            memory_format=fmt)
-    return pointwise_nhwc(x, weight, bias) if fmt == torch.channels_last else pointwise_nchw(x, weight, bias)
+
+    def __init__(self, in_channels: int, out_channels: int, guided: int, bias: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size=1, bias=bias)
+        if not 0 < guided <= out_channels:
+            raise ValueError(f'guided output channels must be in 1..{out_channels}, got {guided}')
+        self.guided = guided
+
+    def extra_repr(self) -> str:
+        return f'{super().extra_repr()}, guided={self.guided}'
+
+    def forward(self, x: torch.Tensor, gate: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if gate is None:
+            return super().forward(x)
+        plain, guided = self.weight.split([self.out_channels - self.guided, self.guided])
+        if layer_path(x).channels_last:   # CPU path: g folded into per-image rows, one product
+            b = x.shape[0]
+            weight = torch.cat([plain.flatten(1).expand(b, -1, -1), guided.flatten(1) * gate.unsqueeze(1)], dim=1)
+            return per_image_pointwise(x, weight, self.bias)
+        bias = (None, None) if self.bias is None else self.bias.split([self.out_channels - self.guided, self.guided])
+        scaled = x * gate[:, :, None, None].to(x.dtype)
+        return torch.cat([F.conv2d(x, plain, bias[0]), F.conv2d(scaled, guided, bias[1])], dim=1)
+
+
+def guided_call(module: nn.Module, x: torch.Tensor, gate: torch.Tensor, guided: int) -> torch.Tensor:
+    """``module``'s output with its last ``guided`` channels computed from ``gate * x`` (module docstring).
+
+    A :class:`GuidedConv2d` (or a parametrised one) gets the gate; any other
+    module is called once on ``[x; gate * x]`` (2B images).
+    """
+    if type(module).forward is GuidedConv2d.forward:
+        return module(x, gate=gate)
+    b = x.shape[0]
+    out = module(torch.cat([x, x * gate[:, :, None, None].to(x.dtype)]))
+    leading = out.shape[1] - guided
+    return torch.cat([out[:b, :leading], out[b:, leading:]], dim=1)

@@ -27,7 +27,7 @@ key.  Both variants keep that formula:
     depth-wise conv, as the host):
         g   = Calibration(x)                                         B x C (guidance='calibration')
         qry = to_k(x)             Linear C -> C
-        key = to_q(g * x)         Linear C -> r     (folded: x (W diag g)^T, one bmm with to_v)
+        key = to_q(g * x)         Linear C -> r     (the modules called on the guided tokens)
         val = to_v(g * x)         Linear C -> r
         A   = softmax(rescale * l2n(qry) l2n(key)^T)                 B x h x d x r_h
         Y   = proj(A (val * M_r)) + pos_emb(expand_C(val))           B x H x W x C
@@ -62,8 +62,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import (DEFAULT_GAMMA, attention_maps, check_attention, check_guidance, resolve_rank,
-                        transposed_attention)
+from .attention import (
+    DEFAULT_GAMMA,
+    attention_maps,
+    check_attention,
+    check_guidance,
+    resolve_rank,
+    transposed_attention,
+)
 from .calibration import Calibration
 from .cost import spectral_csa_macs, spectral_csa_params, spectral_glmha_macs, spectral_glmha_params
 from .mask_guidance import MaskGuidance
@@ -116,8 +122,9 @@ class SpectralMSA(nn.Module):
         self.to_v = nn.Linear(dim, r, bias=False)
         self.rescale = nn.Parameter(torch.ones(num_heads, 1, 1))
         self.proj = nn.Linear(dim, dim, bias=True)
+        first_pos = nn.Conv2d if r == dim else ExpandingDepthwiseConv2d   # takes the r-channel values (GLMHA)
         self.pos_emb = nn.Sequential(
-            nn.Conv2d(dim, dim, 3, 1, 1, bias=False, groups=dim),
+            first_pos(dim, dim, 3, 1, 1, bias=False, groups=dim),
             nn.GELU(),
             nn.Conv2d(dim, dim, 3, 1, 1, bias=False, groups=dim),
         )
@@ -126,8 +133,6 @@ class SpectralMSA(nn.Module):
         self.calib = None
         if attention == 'glmha' and guidance == 'calibration':
             self.calib = Calibration(dim, self.gamma, bias=False)
-        # pos-emb input channel of each of the C output channels (None: identity, r = C)
-        self.register_buffer('pos_index', torch.arange(dim) * r // dim if r < dim else None, persistent=False)
         # illumination channel of each of the r value channels (None: identity, r = C)
         self.register_buffer('guide_index', torch.arange(r) * dim // r if illumination_guided and r < dim else None,
                              persistent=False)
@@ -161,19 +166,20 @@ class SpectralMSA(nn.Module):
                                    n_mask_pixels)
 
     def project(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(query, key, value) of B x H x W x C tokens: B x N x C (``to_k``), B x N x r (``to_q``, ``to_v``)."""
+        """(query, key, value) of B x H x W x C tokens: B x N x C (``to_k``), B x N x r (``to_q``, ``to_v``).
+
+        Each is its module's call; with guidance ``to_q`` and ``to_v`` are
+        called on the guided tokens ``g * x`` (one element-wise pass).
+        """
         b, h, w, c = x.shape
         if c != self.dim:
             raise ValueError(f'SpectralMSA was built for {self.dim} channels, got tokens {tuple(x.shape)} '
                              f'(B x H x W x C)')
         tokens = x.reshape(b, h * w, c)
         query = self.to_k(tokens)
-        if self.calib is None:
-            return query, self.to_q(tokens), self.to_v(tokens)
-        g = self.calib(x.permute(0, 3, 1, 2))                                              # B x C
-        weight = torch.cat([self.to_q.weight, self.to_v.weight]) * g.unsqueeze(1)          # B x 2r x C
-        key, value = torch.bmm(tokens, weight.transpose(1, 2)).split([self.rank, self.rank], dim=-1)
-        return query, key, value
+        if self.calib is not None:
+            tokens = tokens * self.calib(x.permute(0, 3, 1, 2)).unsqueeze(1)                 # g * x
+        return query, self.to_q(tokens), self.to_v(tokens)
 
     def _heads_first(self, t: torch.Tensor) -> torch.Tensor:
         """B x N x k tokens -> B x h x k/h x N (a view)."""
@@ -233,16 +239,32 @@ class SpectralMSA(nn.Module):
     def positional(self, value: torch.Tensor) -> torch.Tensor:
         """pos_emb of the values B x r x H x W -> B x C x H x W, ``expand_C`` included (module docstring).
 
-        When r divides C the first depth-wise conv runs as the equivalent
-        grouped conv r -> C (groups r), so the C-channel copy of the values is
-        never written nor kept for the backward pass; otherwise the values
-        are expanded with ``index_select``.
+        ``self.pos_emb(value)``: with r < C its first conv is an
+        :class:`ExpandingDepthwiseConv2d` that takes the r-channel values.
         """
-        if self.pos_index is None:
-            return self.pos_emb(value)
-        first, rest = self.pos_emb[0], self.pos_emb[1:]
-        if self.dim % self.rank == 0:
-            pos = F.conv2d(value, first.weight, None, first.stride, first.padding, first.dilation, self.rank)
-        else:
-            pos = first(value.index_select(1, self.pos_index))
-        return rest(pos)
+        return self.pos_emb(value)
+
+
+class ExpandingDepthwiseConv2d(nn.Conv2d):
+    """A depth-wise ``nn.Conv2d`` on C channels (same parameters and keys) that also takes r < C channels.
+
+    ``forward(x)`` with C input channels is the convolution; with r channels
+    it is the convolution of ``expand_C(x)`` (output channel j reads input
+    channel ``floor(j * r / C)``, the spectral layer's positional rule).
+    When r divides C that runs as the equivalent grouped conv r -> C (groups
+    r, the same C x 1 x k x k weight), so the C-channel copy of the input is
+    never written nor kept for the backward pass; otherwise the input is
+    expanded with ``index_select`` first.  Called as a module either way
+    (hooks, pruning masks and parametrisations of ``weight`` apply).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, r = self.out_channels, x.shape[1]
+        if r == self.in_channels or x.dim() != 4:
+            return super().forward(x)
+        if r > c:
+            raise ValueError(f'{type(self).__name__} expands at most {c} channels, got input {tuple(x.shape)}')
+        if c % r:
+            x = x.index_select(1, torch.arange(c, device=x.device) * r // c)
+            r = c
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, r)

@@ -100,3 +100,64 @@ def test_checkpoint_memory_comparison(tmp_path, capsys):
     assert report.checkpoint_target(row) == 'met'
     row.host = 'mst_l'
     assert report.checkpoint_target(row) == '-'
+
+
+def test_runtime_targets_follow_the_bytes_bound():
+    """<= 0.92 for GLMHA-Restormer at 3x128x128 in eager and onnxruntime forward; where the bytes ratio is above
+    0.92 the limit is the bytes ratio + 0.02; other rows have no target."""
+    row = bench.RuntimeRow('restormer', '3x128x128', 1, 'GLMHA r=0.5 calibration', 'eager', 100, 1, 0.93, 1, 1,
+                           0.884, 0.90)
+    assert report.runtime_limit(row) == 0.92 and report.runtime_target(row) == 'MISSED (<= 0.920)'
+    row.bytes_ratio = 0.94
+    assert report.runtime_limit(row) == pytest.approx(0.96) and report.runtime_target(row).startswith('met')
+    for change in (dict(runtime='eager_train'), dict(size='3x256x256'), dict(variant='CSA'), dict(host='mst_l'),
+                   dict(variant='GLMHA r=0.5 none')):
+        other = bench.RuntimeRow(**{**row.__dict__, **change})
+        assert report.runtime_target(other) == '-'
+
+
+def test_runtimes_and_paths_tool(tmp_path, capsys):
+    """The runtimes part times whole networks interleaved per runtime, with MAC and bytes ratios; the paths part
+    forces each layer path; both write their CSV."""
+    assert report.main(['--tiny', '--parts', 'runtimes', 'paths', '--runtimes', 'eager', 'eager_train',
+                        '--device', 'cpu', '--hosts', 'restormer', '--runtime-size', 'restormer=3x16x16',
+                        'restormer=3x24x24', '--repeats', '2', '--min-time', '0', '--out-dir', str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert '## Whole networks in every runtime' in out and '## Layer paths on this device' in out
+    rows = list(__import__('csv').DictReader(open(tmp_path / 'benchmark_runtimes.csv')))
+    assert [(r['size'], r['variant'], r['runtime']) for r in rows] == [
+        (size, v, rt) for size in ('3x16x16', '3x24x24') for rt in ('eager', 'eager_train')
+        for v in ('CSA', 'GLMHA r=0.5 calibration')]
+    for r in rows:
+        assert float(r['ms']) > 0
+        assert 0.5 < float(r['mac_ratio']) <= 1 and 0.5 < float(r['bytes_ratio']) <= 1.05
+        if r['variant'] == 'CSA':
+            assert float(r['ratio']) == 1.0 and float(r['mac_ratio']) == 1.0
+    paths = list(__import__('csv').DictReader(open(tmp_path / 'benchmark_paths.csv')))
+    assert {(r['runtime'], r['path']) for r in paths} == {(rt, p) for rt in ('eager', 'eager_train')
+                                                          for p in ('cpu', 'cuda')}
+    assert all(float(r['ratio']) == 1.0 for r in paths if r['path'] == 'cpu')
+    with pytest.raises(SystemExit):
+        report.main(['--parts', 'runtimes', '--runtime-size', 'restormer=3x16', '--out-dir', str(tmp_path)])
+
+
+def test_bytes_moved_counts_operands_and_results_once():
+    from glmha_plugin.analysis.traffic import bytes_moved
+    conv = torch.nn.Conv2d(4, 6, 1, bias=False)
+    t = bytes_moved(conv, torch.randn(2, 4, 5, 5))
+    assert t.total == 4 * (2 * 4 * 25 + 6 * 4 + 2 * 6 * 25)          # input, weight, output
+    t = bytes_moved(lambda x: (x.view(-1) + x.view(-1)[:1].expand(50)).view(2, 25), torch.randn(2, 25))  # views free
+    assert t.by_op == {'add': 4 * (50 + 1 + 50)}                      # the broadcast operand counts once
+
+
+@pytest.mark.slow
+def test_compile_and_onnxruntime_runtimes(tmp_path):
+    """torch.compile forward and train step and onnxruntime forward of the tiny Restormer pair."""
+    from glmha_plugin.analysis.hosts import attention_variants, get_host
+    host = get_host('restormer')
+    rows = bench.benchmark_runtimes(host, (3, 16, 16), attention_variants([0.5], ['calibration']),
+                                    ['compile', 'compile_train', 'onnxruntime'], 1, CPU, str(tmp_path),
+                                    overrides=host.tiny)
+    assert [(r.runtime, r.variant) for r in rows] == [(rt, v) for rt in ('compile', 'compile_train', 'onnxruntime')
+                                                      for v in ('CSA', 'GLMHA r=0.5 calibration')]
+    assert all(r.ms > 0 for r in rows) and len(list(tmp_path.glob('*.onnx'))) == 2

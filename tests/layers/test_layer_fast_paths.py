@@ -13,13 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers.common import TINY_MST, TINY_RESTORMER
-from helpers.references import randomise, upstream_equations
 from glmha_plugin.archs import GLMHAMST, GLMHAMSTPlusPlus, GLMHARestormer, Restormer
 from glmha_plugin.layers import CSA, GLMHA, GatedDconvFFN, LayerNorm2d, SpectralMSA, paths
 from glmha_plugin.layers.paths import CPU_PATH, CUDA_PATH, PATHS, force_path, layer_path
-from glmha_plugin.layers.pointwise import pointwise, pointwise_nhwc
-from helpers.references import mdta
+from glmha_plugin.layers.pointwise import GuidedConv2d, per_image_pointwise
+
+from helpers.common import TINY_MST, TINY_RESTORMER
+from helpers.references import mdta, randomise, upstream_equations
 
 ALL_PATHS = sorted(PATHS)
 
@@ -72,39 +72,39 @@ def test_attention_maps_are_the_forward_maps(path):
     torch.testing.assert_close(maps.sum(-1), torch.ones(2, 4, 6))
     q, k, v = m.split_qkv(x)
     out = maps @ v.reshape(2, 4, 3, 30)
-    ref = pointwise_nhwc(out.reshape(2, 24, 6, 5), m.project_out.weight)
+    ref = m.project_out(out.reshape(2, 24, 6, 5))
     torch.testing.assert_close(m(x), ref)
 
 
-@pytest.mark.parametrize('out_format', [None, torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize('layout', ['nchw', 'channels_last', 'strided'])
 @pytest.mark.parametrize('bias', [False, True])
-def test_pointwise_equals_conv_forward_and_backward(path, layout, bias, out_format):
-    """pointwise() on either path == nn.Conv2d (shared weight) / per-image F.conv2d, values and all gradients;
-    its layout: channels-last on the CPU path, the requested one (default: the input's) on the CUDA path."""
+def test_guided_conv_equals_conv_of_the_scaled_input_forward_and_backward(path, layout, bias):
+    """GuidedConv2d(x, gate=g) == [conv(x) rows | conv(g x) rows], values and all gradients, on either path;
+    without a gate it is the plain convolution; its output is channels-last on the CPU path, in the input's
+    layout on the CUDA path."""
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(6, 10, 1, bias=bias)
+    conv = GuidedConv2d(6, 10, guided=4, bias=bias)
     x = torch.randn(3, 6, 4, 5)
     if layout == 'channels_last':
         x = x.contiguous(memory_format=torch.channels_last)
     elif layout == 'strided':
         x = torch.randn(3, 9, 4, 5)[:, 2:8]
-    per_image = torch.nn.Module()  # a different weight per image (GLMHA's folded guidance)
-    per_image.weight = torch.nn.Parameter(torch.randn(3, 10, 6))
-    per_image.bias = conv.bias
-    cases = ((conv, conv), (per_image, lambda t: torch.cat(
-        [F.conv2d(t[i:i + 1], per_image.weight[i, :, :, None, None], per_image.bias) for i in range(3)])))
-    want = torch.channels_last if path.matmul_pointwise else out_format or (
-        torch.channels_last if layout == 'channels_last' else torch.contiguous_format)
-    for module, ref in cases:
-        def fast(t, m=module):
-            return pointwise(t, m.weight, m.bias, path, out_format)
+    gate = torch.rand(3, 6)
 
-        assert fast(x).is_contiguous(memory_format=want)
-        _assert_same(module, x, fast, ref)
-    out = pointwise_nhwc(x, conv.weight, conv.bias)
+    def ref(t):
+        bias_ = (None, None) if conv.bias is None else conv.bias.split([6, 4])
+        return torch.cat([F.conv2d(t, conv.weight[:6], bias_[0]),
+                          F.conv2d(t * gate[:, :, None, None], conv.weight[6:], bias_[1])], dim=1)
+
+    want = torch.channels_last if path.channels_last or layout == 'channels_last' else torch.contiguous_format
+    assert conv(x, gate=gate).is_contiguous(memory_format=want)
+    _assert_same(conv, x, lambda t: conv(t, gate=gate), ref)
+    torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight, conv.bias))
+    per_image = torch.randn(3, 10, 6)
+    out = per_image_pointwise(x, per_image, conv.bias)
     assert out.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(out, conv(x))
+    torch.testing.assert_close(out, torch.cat(
+        [F.conv2d(x[i:i + 1], per_image[i, :, :, None, None], conv.bias) for i in range(3)]))
 
 
 @pytest.mark.parametrize('ln_type', ['WithBias', 'BiasFree'])

@@ -4,9 +4,16 @@ import torch
 import torch.nn.functional as F
 from mmengine.analysis import FlopAnalyzer
 
-from glmha_plugin.layers import (MaskGuidance, SpectralMSA, spectral_csa_macs, spectral_csa_params,
-                                 spectral_glmha_macs, spectral_glmha_params)
+from glmha_plugin.layers import (
+    MaskGuidance,
+    SpectralMSA,
+    spectral_csa_macs,
+    spectral_csa_params,
+    spectral_glmha_macs,
+    spectral_glmha_params,
+)
 from glmha_plugin.layers.mask_guidance import level_shifts
+
 from helpers.references import randomise, upstream_equations
 
 
@@ -64,7 +71,8 @@ def test_full_rank_unguided_glmha_is_upstream_ms_msa(mask_step):
 
 
 def test_folded_guidance_equals_scaling_the_input():
-    """key/value = Linear(g * x) as docs/method.md writes it (the module folds g into the weights); query = Linear(x)."""
+    """key/value = Linear(g * x) as docs/method.md writes it (the module folds g into the weights);
+        query = Linear(x)."""
     m = randomise(SpectralMSA(32, 2, 'glmha', rank=16)).eval()
     x = torch.randn(3, 4, 5, 32)
     g = m.calib(x.permute(0, 3, 1, 2))
@@ -92,9 +100,9 @@ def test_glmha_positional_branch_is_a_channel_expanding_grouped_conv():
     v = torch.randn(2, 14, 5, 6)
     first = F.conv2d(v, m.pos_emb[0].weight, padding=1, groups=14)        # 14 groups, 2 outputs each
     ref = F.conv2d(F.gelu(first), m.pos_emb[2].weight, padding=1, groups=28)
-    torch.testing.assert_close(m.pos_emb(v.index_select(1, m.pos_index)), ref)
-    assert m.pos_index.tolist() == [j // 2 for j in range(28)]
-    assert 'pos_index' not in m.state_dict()
+    torch.testing.assert_close(m.pos_emb(v.index_select(1, torch.arange(28) // 2)), ref)   # C-channel input
+    torch.testing.assert_close(m.pos_emb(v), ref)                                          # r-channel values
+    assert [k for k in m.state_dict() if k.startswith('pos_emb.')] == ['pos_emb.0.weight', 'pos_emb.2.weight']
 
 
 @pytest.mark.parametrize('dim,rank', [(28, 14), (28, 7), (31, 15), (32, 24), (32, 32)])
@@ -110,7 +118,7 @@ def test_positional_branch_equals_the_expanded_values_through_pos_emb(dim, rank)
     grad = torch.randn_like(ref)
     got = torch.autograd.grad(out, [v, m.pos_emb[0].weight, m.pos_emb[2].weight], grad)
     want = torch.autograd.grad(ref, [v, m.pos_emb[0].weight, m.pos_emb[2].weight], grad)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w)
 
 
@@ -157,7 +165,7 @@ def test_mac_formulas_agree_with_mmengine(attention, kwargs, mask):
         terms = spectral_csa_macs(c, heads, h * w, n_mask)
     else:
         terms = spectral_glmha_macs(c, heads, 28, h * w, kwargs.get('guidance', 'calibration'), 8, n_mask)
-    uncounted = c * h * w + 2 * 28 * c if 'calibration' in terms else 0
+    uncounted = 2 * c * h * w if 'calibration' in terms else 0   # pooling and scaling the tokens: element-wise
     assert analyzer.total() == sum(terms.values()) - uncounted
     assert m.analytic_macs(h * w, n_mask) == terms
     assert ('mask_guidance' in terms) == mask

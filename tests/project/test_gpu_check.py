@@ -11,10 +11,9 @@ import torch
 from helpers.common import REPO, run
 
 sys.path.insert(0, osp.join(REPO, 'tools'))   # the GPU check lives outside the wheel, in tools/gpu_check/
-import gpu_check as gpucheck  # noqa: E402
-from gpu_check import bench, parity, probe, training  # noqa: E402
-from gpu_check import driver as gpu_check  # noqa: E402
-
+import gpu_check as gpucheck
+from gpu_check import bench, parity, probe, training
+from gpu_check import driver as gpu_check
 
 HOST_ARCHS = ('Restormer', 'GLMHARestormer', 'MST', 'GLMHAMST', 'MST_Plus_Plus', 'GLMHAMSTPlusPlus')
 
@@ -223,7 +222,7 @@ def test_check_run_expects_bfloat16_for_a_float16_request_on_cpu_only():
 
 def test_benchmark_amp_measures_under_autocast(tmp_path, monkeypatch):
     """glmha benchmark --amp bf16: every measurement runs under autocast, and only the measurements."""
-    from glmha_plugin.analysis import benchmark_report as benchmark   # glmha benchmark's main
+    from glmha_plugin.analysis import benchmark_report as benchmark  # glmha benchmark's main
     seen = []
     monkeypatch.setattr(benchmark.bench, 'benchmark_layers', lambda *a, **k: seen.append(
         (torch.is_autocast_enabled('cpu'), torch.get_autocast_dtype('cpu'))) or [])
@@ -240,6 +239,7 @@ def test_benchmark_step_sizes():
     assert 'restormer=3x64x64' in cpu and 'mst_l=28x64x64' in cpu and '--amp' not in cpu and '--tiny' not in cpu
     assert '--tiny' in bench.benchmark_args('bf16', quick=False, cuda=False, out_dir='o')
     assert '--checkpoint' in cpu
+    assert cpu[cpu.index('--parts') + 1:cpu.index('--parts') + 5] == ['layers', 'models', 'memory', 'paths']
 
 
 def test_targets_table_judges_time_memory_and_checkpointing_from_the_csv_files(tmp_path):

@@ -1,6 +1,8 @@
 """Steps ``benchmark`` / ``benchmark_amp``: ``tools/benchmark.py``'s layer, model and memory tables on this device.
 
-``--precision fp32``: all three parts in float32; ``--precision bf16``: the
+``--precision fp32``: the layer, model and memory parts in float32, and the
+paths part (every network with each layer path forced on this device: does the
+device's own path pay there, docs/layer_paths.md); ``--precision bf16``: the
 model and memory parts under bf16 autocast (``--amp bf16``) with per-op
 profiles of two attention layers.  Sizes: on CUDA the target setting of
 issue 11 (the hosts' paper sizes, Restormer 3 x 256 x 256, batch 2); on CPU
@@ -43,7 +45,7 @@ def benchmark_args(precision: str, quick: bool, cuda: bool, out_dir: str):
     else:
         args += ['--repeats', '5']
     if precision == 'fp32':
-        args += ['--parts', 'layers', 'models', 'memory']
+        args += ['--parts', 'layers', 'models', 'memory', 'paths']
     else:
         args += ['--parts', 'models', 'memory', '--amp', precision, '--profile',
                  *(['48x32'] if quick else ['48x256', '96x128'])]
@@ -76,8 +78,9 @@ def targets_markdown(out_dir: str, cuda: bool, quick: bool) -> str:
                      f'<= {MEMORY_TARGET} | {_verdict(ratio <= MEMORY_TARGET)} |')
     for r in restormer_rows('checkpoint'):
         ratio = float(r['ratio'])
+        verdict = _verdict(ratio <= CHECKPOINT_TARGET)
         lines.append(f'| peak training memory with / without use_checkpoint, {r["size"]}, batch {r["batch"]}, '
-                     f'{r["variant"]} | {ratio:.3f} | <= {CHECKPOINT_TARGET} | {_verdict(ratio <= CHECKPOINT_TARGET)} |')
+                     f'{r["variant"]} | {ratio:.3f} | <= {CHECKPOINT_TARGET} | {verdict} |')
     where = ('' if cuda and not quick else
              '\n\nNot the target setting (CUDA, 3x256x256, batch 2): the verdicts are for this run only.')
     return ('Issue 11 (CUDA, bf16 autocast, Restormer 3x256x256, batch 2): GLMHARestormer training-step time <= MAC '
