@@ -135,7 +135,7 @@ def build_layer(variant: str, channels: int, rank_ratio: float) -> nn.Module:
 
 
 def layer_macs(layer: nn.Module, n_pixels: int) -> int:
-    """Analytic MACs of one benchmark layer on one image (GLMHA.md; tests check them against the counter)."""
+    """Analytic MACs of one benchmark layer on one image (docs/method.md; tests check them against the counter)."""
     if isinstance(layer, LinformerChannelAttention):
         return sum(linformer_macs(layer.dim, layer.num_heads, layer.kv_rank, n_pixels).values())
     if isinstance(layer, GLMHA):

@@ -1,9 +1,9 @@
 """Tables and chart of the speed/memory benchmark, with the targets of the project checked row by row.
 
-Targets (issue 5): attention-layer time ratio GLMHA/CSA <= MAC ratio + 0.05 at
+Targets: attention-layer time ratio GLMHA/CSA <= MAC ratio + 0.05 at
 C >= 48 and N >= 64^2; whole-model forward ratio of GLMHA-Restormer <= its MAC
 ratio + 0.05; training-step peak memory of GLMHA-Restormer <= 0.95 of
-Restormer's.  Activation checkpointing (issue 10): peak training-step memory
+Restormer's.  Activation checkpointing: peak training-step memory
 with ``use_checkpoint`` <= 0.6 of without for GLMHA-Restormer and GLMHA-MST++.
 Whole networks in every runtime: GLMHA-Restormer / Restormer <= 0.92
 in eager forward and onnxruntime forward at 3 x 128 x 128, or, where the

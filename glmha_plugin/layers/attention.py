@@ -7,7 +7,7 @@ checkpoint and a full-rank, unguided GLMHA compute the same function with the
 same parameter names (``temperature``, ``qkv``, ``qkv_dwconv``,
 ``project_out``), which is what the SVD warm start relies on.
 
-Shapes (GLMHA.md): input X is B x C x H x W, N = H*W, h heads, d = C/h,
+Shapes (docs/method.md): input X is B x C x H x W, N = H*W, h heads, d = C/h,
 r_h = r/h.
 
     g       = Calibration(X)                         B x C      (guidance='calibration')

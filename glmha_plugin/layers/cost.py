@@ -1,6 +1,6 @@
 """Analytic parameter and multiply-accumulate (MAC) counts of CSA and GLMHA.
 
-The formulas are GLMHA.md's table: per attention layer, one image, N = H*W
+The formulas are docs/method.md's cost table: per attention layer, one image, N = H*W
 pixels, h heads, d = C/h, rank r, calibration hidden width
 ``max(1, C // gamma)`` (= C/gamma when gamma divides C).  MACs ignore biases,
 the L2 normalisation, the temperature scaling and the softmax (the same
@@ -31,7 +31,7 @@ def glmha_params(dim: int, num_heads: int, rank: int, guidance: str = 'calibrati
 
 
 def csa_macs(dim: int, num_heads: int, n_pixels: int) -> Dict[str, int]:
-    """MACs of CSA by term (GLMHA.md table, CSA column)."""
+    """MACs of CSA by term (docs/method.md's cost table, CSA column)."""
     c, n, d = dim, n_pixels, dim // num_heads
     return {
         'qkv_proj': 3 * c * c * n,
@@ -45,7 +45,7 @@ def glmha_macs(dim: int, num_heads: int, rank: int, n_pixels: int, guidance: str
                gamma: int = 8, fold_guidance: bool = True) -> Dict[str, int]:
     """MACs of GLMHA by term.
 
-    ``fold_guidance=False`` is GLMHA.md's table verbatim: the guidance costs
+    ``fold_guidance=False`` is docs/method.md's table verbatim: the guidance costs
     C*N for the pooling, 2C^2/gamma for the MLP and C*N for scaling X.  This
     package's implementation folds g into the K/V weight instead
     (``fold_guidance=True``, default), so the scaling costs 2rC.

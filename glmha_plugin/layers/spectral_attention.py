@@ -22,7 +22,7 @@ key.  Both variants keep that formula:
         Y   = proj(softmax(rescale * l2n(qry) l2n(key)^T) (val * M)) + pos_emb(val)
         M   = mm(Phi) (MST), the illumination features F (Retinexformer) or 1 (MST++)
 
-    attention='glmha' (GLMHA.md: the query side stays full; key and value
+    attention='glmha' (docs/method.md: the query side stays full; key and value
     get r < C channels from the instance-guided input g * x; Linear, no
     depth-wise conv, as the host):
         g   = Calibration(x)                                         B x C (guidance='calibration')

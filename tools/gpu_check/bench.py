@@ -4,8 +4,8 @@
 paths part (every network with each layer path forced on this device: does the
 device's own path pay there, docs/layer_paths.md); ``--precision bf16``: the
 model and memory parts under bf16 autocast (``--amp bf16``) with per-op
-profiles of two attention layers.  Sizes: on CUDA the target setting of
-issue 11 (the hosts' paper sizes, Restormer 3 x 256 x 256, batch 2); on CPU
+profiles of two attention layers.  Sizes: on CUDA the setting of the
+CUDA targets (the hosts' paper sizes, Restormer 3 x 256 x 256, batch 2); on CPU
 64 x 64 inputs (a 256 x 256 Restormer training step does not fit a small
 machine's memory), under bf16 the hosts' tiny configurations (bf16 on a CPU
 without bf16 units is many times slower); ``--quick``: Restormer's tiny
@@ -21,7 +21,7 @@ import time
 from . import FAIL, PASS, StepResult, step_main, step_parser
 
 HOSTS_AT = {'cuda': 256, 'cpu': 64, 'quick': 32}
-# issue 11's CUDA targets for GLMHARestormer vs Restormer (bf16 autocast, 3 x 256 x 256, batch 2, training step);
+# the CUDA targets (docs/gpu_check.md) for GLMHARestormer vs Restormer (bf16 autocast, 3 x 256 x 256, batch 2, training step);
 # the time margin over the MAC ratio is the benchmark's own (analysis.benchmark_report.TIME_SLACK)
 MEMORY_TARGET, CHECKPOINT_TARGET = 0.93, 0.5
 
