@@ -21,8 +21,8 @@ import time
 from . import FAIL, PASS, StepResult, step_main, step_parser
 
 HOSTS_AT = {'cuda': 256, 'cpu': 64, 'quick': 32}
-# the CUDA targets (docs/gpu_check.md) for GLMHARestormer vs Restormer (bf16 autocast, 3 x 256 x 256, batch 2, training step);
-# the time margin over the MAC ratio is the benchmark's own (analysis.benchmark_report.TIME_SLACK)
+# the CUDA targets (docs/gpu_check.md) for GLMHARestormer vs Restormer (bf16 autocast, 3 x 256 x 256, batch 2,
+# training step); the time margin over the MAC ratio is the benchmark's own (analysis.benchmark_report.TIME_SLACK)
 MEMORY_TARGET, CHECKPOINT_TARGET = 0.93, 0.5
 
 
