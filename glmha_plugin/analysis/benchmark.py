@@ -398,7 +398,8 @@ def _onnx_session(model: nn.Module, host: HostSpec, inputs: tuple, path: str):
 
 def benchmark_runtimes(host: HostSpec, size: Size, variants: Dict[str, Dict], runtimes: Sequence[str], repeats: int,
                        device: torch.device, work_dir: str, batch: int = 1, overrides: Dict = None, seed: int = 0,
-                       min_time: float = 0.0, clock: str = 'wall') -> List[RuntimeRow]:
+                       min_time: float = 0.0, clock: str = 'wall',
+                       compile_backend: str = 'inductor') -> List[RuntimeRow]:
     """Whole-network time of each variant in each runtime, interleaved per runtime, with MAC and bytes ratios.
 
     Runtimes (:data:`RUNTIMES`): eager forward (no grad), eager training step
@@ -406,7 +407,9 @@ def benchmark_runtimes(host: HostSpec, size: Size, variants: Dict[str, Dict], ru
     ``torch.compile`` (compiled once before timing), and the network exported
     to ONNX (:mod:`glmha_plugin.deploy.onnx_export`) run with onnxruntime's CPU provider
     (CPU only).  Every variant has the same weights' seed and input; ratios
-    are to the first variant in the same runtime.
+    are to the first variant in the same runtime.  ``compile_backend`` is
+    ``torch.compile``'s backend (the test suite's ``aot_eager`` captures the same
+    forward and backward graphs without Inductor's code generation).
     """
     import os.path as osp
 
@@ -439,10 +442,10 @@ def benchmark_runtimes(host: HostSpec, size: Size, variants: Dict[str, Dict], ru
                 fns[v] = _adam_step(m, inputs)
             elif runtime == 'compile':
                 # static shapes: a second size recompiles (Inductor failed on the symbolic sizes of a dynamic one)
-                compiled = torch.compile(m, dynamic=False)
+                compiled = torch.compile(m, dynamic=False, backend=compile_backend)
                 fns[v] = lambda c=compiled: _no_grad_call(c, inputs)
             elif runtime == 'compile_train':
-                fns[v] = _adam_step(torch.compile(m, dynamic=False), inputs)
+                fns[v] = _adam_step(torch.compile(m, dynamic=False, backend=compile_backend), inputs)
             else:
                 name = f'{host.name}_{tag}_{v}'.replace(' ', '_').replace('=', '')
                 fns[v] = _onnx_session(m, host, inputs, osp.join(work_dir, f'{name}.onnx'))

@@ -152,12 +152,14 @@ def test_bytes_moved_counts_operands_and_results_once():
 
 @pytest.mark.slow
 def test_compile_and_onnxruntime_runtimes(tmp_path):
-    """torch.compile forward and train step and onnxruntime forward of the tiny Restormer pair."""
+    """torch.compile forward and train step and onnxruntime forward of the tiny Restormer pair (compiled with
+    aot_eager: the same graph capture, forward and backward, without Inductor's code generation, which took
+    about 5 minutes here; Inductor on the layers: tests/deploy/test_export.py::test_compile_layer_inductor)."""
     from glmha_plugin.analysis.hosts import attention_variants, get_host
     host = get_host('restormer')
     rows = bench.benchmark_runtimes(host, (3, 16, 16), attention_variants([0.5], ['calibration']),
                                     ['compile', 'compile_train', 'onnxruntime'], 1, CPU, str(tmp_path),
-                                    overrides=host.tiny)
+                                    overrides=host.tiny, compile_backend='aot_eager')
     assert [(r.runtime, r.variant) for r in rows] == [(rt, v) for rt in ('compile', 'compile_train', 'onnxruntime')
                                                       for v in ('CSA', 'GLMHA r=0.5 calibration')]
     assert all(r.ms > 0 for r in rows) and len(list(tmp_path.glob('*.onnx'))) == 2
