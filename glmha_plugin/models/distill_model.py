@@ -255,15 +255,8 @@ class DistillModel(ImageCleanModel):
         else:
             teacher = self.teacher_output()
         losses['l_distill'] = self.cri_distill(output, teacher)
-        if getattr(self, 'gt', None) is not None:
-            if self.cri_pix:
-                losses['l_pix'] = self.cri_pix(output, self.gt)
-            if getattr(self, 'cri_perceptual', None):
-                l_percep, l_style = self.cri_perceptual(output, self.gt)
-                if l_percep is not None:
-                    losses['l_percep'] = l_percep
-                if l_style is not None:
-                    losses['l_style'] = l_style
+        if getattr(self, 'gt', None) is not None:   # targets given: the recipe's own pixel / perceptual terms too
+            losses.update(super().compute_losses(output)[1])
         total = 0
         for value in losses.values():
             total = total + value
