@@ -101,7 +101,7 @@ def test_missing_option_file_is_explained(workdir):
 def _readable(state_path):
     try:
         torch.load(state_path, weights_only=True)
-    except Exception:  # noqa: BLE001  any failure to read it back: a state cut short by the kill
+    except Exception:  # noqa: BLE001  any failure to read it back: a torn state
         return False
     return True
 
@@ -122,22 +122,21 @@ def test_resume_after_interruption(workdir):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    saved = sorted(int(f.split('.')[0]) for f in os.listdir(states))
-    last = max(saved)
-    before = {f: os.path.getsize(osp.join(states, f)) for f in os.listdir(states)}
+    # a save the kill cut short leaves '<iter>.state.tmp' (atomic_save), never a torn '<iter>.state'
+    saved = sorted(int(f[:-len('.state')]) for f in os.listdir(states) if f.endswith('.state'))
+    assert all(_readable(osp.join(states, f'{it}.state')) for it in saved), os.listdir(states)
+    last = max(saved)   # its network file was written before it: the newest state is the one to resume
+    before = {f'{it}.state': os.path.getsize(osp.join(states, f'{it}.state')) for it in saved}
 
     total = last + 4
     resumed = run([osp.join(BIN, 'glmha-train'), '-opt', TINY_TRAIN, '--auto_resume', '--force_yml',
                    *[o for o in FAST if not o.startswith('train:total_iter')], f'train:total_iter={total}'],
                   cwd=workdir)
     text = resumed.stdout + resumed.stderr
-    # the newest state may have been cut mid-write by the kill: then, and only then, the one before it is used
-    expected = last if _readable(osp.join(states, f'{last}.state')) else saved[-2]
-    assert f'iter: {expected}.' in text, text[-3000:]
+    assert f'iter: {last}.' in text, text[-3000:]
     assert 'Resuming training from epoch' in text
     assert osp.isfile(osp.join(states, f'{total}.state'))
-    for f, size in before.items():  # the first run's files are intact
-        if f != f'{last}.state':
-            assert os.path.getsize(osp.join(states, f)) == size
+    for f, size in before.items():  # the first run's states are intact
+        assert os.path.getsize(osp.join(states, f)) == size
     state = torch.load(osp.join(states, f'{total}.state'), weights_only=True)
     assert state['iter'] == total
