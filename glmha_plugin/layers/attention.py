@@ -56,7 +56,6 @@ GUIDANCE = ('calibration', 'none')
 DEFAULT_RANK_RATIO = 0.5
 DEFAULT_GAMMA = 8
 NORM_EPS = 1e-12  # F.normalize's default
-NORM_CHUNK = 2048  # pixels per piece in pixel_norms
 
 
 def check_attention(attention: str, glmha_options: dict) -> None:
@@ -101,26 +100,24 @@ def resolve_rank(dim: int, num_heads: int, rank: Optional[int] = None, rank_rati
     return per_head * num_heads
 
 
-def pixel_norms(t: torch.Tensor, chunk: int = NORM_CHUNK) -> torch.Tensor:
+def pixel_norms(t: torch.Tensor) -> torch.Tensor:
     """L2 norms over the last dimension (pixels), clamped at 1e-12 like ``F.normalize``: ... x N -> ....
 
     Computed in float32 (float64 for float64 input; :mod:`.float32_islands`),
-    whatever the input's dtype.  CPU path (:mod:`.paths`): sums squares
-    ``chunk`` pixels at a time; on channels-last tensors PyTorch's CPU norm
-    kernel reduces over the strided pixel axis about 10x slower than a sum
-    over small, cache-resident pieces.  The clamp is applied to the sum of
-    squares (at 1e-24), which gives the same value and keeps the gradient
-    finite for all-zero rows.  CUDA path: one reduction
+    whatever the input's dtype.  CPU path (:mod:`.paths`): ``square().sum(-1)``
+    in one reduction, clamped on the sum of squares (at 1e-24), which gives
+    the same value and keeps the gradient finite for all-zero rows; on the
+    channels-last views the layers pass, PyTorch's CPU norm kernel reduces
+    over the strided pixel axis 2.5-3.5x slower at 128 x 128, and summing
+    2048-pixel pieces (this function's earlier form) was 3x slower with two
+    threads: every piece is a parallel region too small to share
+    (docs/layer_paths.md).  CUDA path: one reduction
     (``torch.linalg.vector_norm`` with a float32 result dtype), clamped at
     1e-12 (its gradient is zero at an all-zero row).
     """
-    if not layer_path(t).chunked_norms:
+    if not layer_path(t).square_sum_norms:
         return torch.linalg.vector_norm(t, dim=-1, dtype=island_dtype(t.dtype)).clamp_min(NORM_EPS)
-    total = None
-    for piece in t.split(chunk, dim=-1):
-        s = island(piece).square().sum(-1)
-        total = s if total is None else total + s
-    return total.clamp_min(NORM_EPS * NORM_EPS).sqrt()
+    return island(t).square().sum(-1).clamp_min(NORM_EPS * NORM_EPS).sqrt()
 
 
 def attention_maps(q: torch.Tensor, k: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
