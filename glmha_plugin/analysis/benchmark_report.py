@@ -25,6 +25,7 @@ import torch
 
 from . import benchmark as bench
 from .benchmark import RUNTIME_LABELS, RUNTIMES, CheckpointRow, LayerRow, MemoryRow, ModelRow, PathRow, RuntimeRow
+from .breakdown import benchmark_breakdown, breakdown_markdown
 from .complexity_report import parse_host_sizes
 from .hosts import HOSTS, attention_variants, get_host
 from .tables import write_csv
@@ -194,8 +195,8 @@ def plot(layers: List[LayerRow], models: List[ModelRow], path: str) -> None:
     plt.close(fig)
 
 
-PARTS = ('layers', 'models', 'memory', 'runtimes', 'paths')
-DEFAULT_PARTS = ('layers', 'models', 'memory')   # runtimes and paths: on request (compiling takes minutes)
+PARTS = ('layers', 'models', 'memory', 'runtimes', 'paths', 'breakdown')
+DEFAULT_PARTS = ('layers', 'models', 'memory')   # the others on request (compiling takes minutes)
 AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -223,7 +224,9 @@ def main(argv=None):
                                      'attention layers, whole models, training memory.')
     parser.add_argument('--parts', nargs='+', default=list(DEFAULT_PARTS), choices=PARTS,
                         help='runtimes: whole networks in eager, torch.compile and onnxruntime, with MAC and '
-                             'bytes-moved ratios; paths: whole networks with each layer path forced on this device')
+                             'bytes-moved ratios; paths: whole networks with each layer path forced on this device; '
+                             'breakdown: a whole network\'s forward time split into attention, feed-forward and '
+                             'layer norms per level')
     parser.add_argument('--device', default='auto', help='auto (cuda when available), cpu, cuda, cuda:1, ...')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     parser.add_argument('--clock', default='wall', choices=bench.CLOCKS,
@@ -248,7 +251,7 @@ def main(argv=None):
     parser.add_argument('--runtimes', nargs='+', choices=RUNTIMES, default=None,
                         help='runtimes of the runtimes part (default: all; onnxruntime only on CPU)')
     parser.add_argument('--runtime-size', nargs='+', metavar='HOST=CxHxW',
-                        help="inputs of the runtimes and paths parts, several per host allowed "
+                        help="inputs of the runtimes, paths and breakdown parts, several per host allowed "
                                  "(default: the model size)")
     parser.add_argument('--work-dir', default=None,
                         help='where the runtimes part writes its ONNX files (default: OUT_DIR/onnx)')
@@ -302,7 +305,7 @@ def main(argv=None):
     amp = contextlib.ExitStack()  # every measurement (profiles too) runs inside; closed before writing
     if AMP_DTYPES[args.amp] is not None:
         amp.enter_context(torch.autocast(device.type, dtype=AMP_DTYPES[args.amp]))
-    layers, models, memory, checkpoint, runtime_rows, path_rows = [], [], [], [], [], []
+    layers, models, memory, checkpoint, runtime_rows, path_rows, breakdown_rows = [], [], [], [], [], [], []
     if 'layers' in args.parts:
         layers = bench.benchmark_layers(args.channels, args.sides, args.ratio, args.repeats, device, args.batch,
                                         min_time=args.min_time, clock=args.clock)
@@ -329,6 +332,9 @@ def main(argv=None):
             if 'paths' in args.parts:
                 path_rows += bench.benchmark_paths(host, size, variants, args.repeats, device, args.model_batch,
                                                    overrides, min_time=args.min_time, clock=args.clock)
+            if 'breakdown' in args.parts:
+                breakdown_rows += benchmark_breakdown(host, size, variants, args.repeats, device, args.model_batch,
+                                                      overrides)
 
     precision = 'float32' if args.amp == 'none' else f'torch.autocast {args.amp} (weights, inputs float32)'
     allocator = 'glibc keeping freed memory (--malloc keep)' if args.malloc == 'keep' else 'system default'
@@ -367,6 +373,11 @@ def main(argv=None):
         sections += ['## Layer paths on this device', '', f'Each path of glmha_plugin.layers.paths forced on {device} '
                      f'(this device\'s own path: {own}); eager forward and train step, interleaved.', '',
                      paths_markdown(path_rows)]
+    if breakdown_rows:
+        sections += ['## Where the forward time goes (eager, no grad)', '',
+                     'Each part timed by forward hooks inside the whole call, summed per level (the network\'s '
+                     'top-level child); rest = the whole call minus the parts. Ratios to the first variant.', '',
+                     breakdown_markdown(breakdown_rows)]
     if memory:
         sections += ['## Peak memory of a training step (forward, backward, Adam step)', '',
                      'CUDA: allocator peak; CPU: torch MemTracker peak (parameters, gradients, optimiser state, '
@@ -386,7 +397,7 @@ def main(argv=None):
     with open(written[0], 'w', encoding='utf-8') as f:
         f.write(md)
     for name, rows in (('layers', layers), ('models', models), ('memory', memory), ('checkpoint', checkpoint),
-                       ('runtimes', runtime_rows), ('paths', path_rows)):
+                       ('runtimes', runtime_rows), ('paths', path_rows), ('breakdown', breakdown_rows)):
         if rows:
             written.append(osp.join(args.out_dir, f'benchmark_{name}.csv'))
             write_csv(rows, written[-1])

@@ -163,3 +163,27 @@ def test_compile_and_onnxruntime_runtimes(tmp_path):
     assert [(r.runtime, r.variant) for r in rows] == [(rt, v) for rt in ('compile', 'compile_train', 'onnxruntime')
                                                       for v in ('CSA', 'GLMHA r=0.5 calibration')]
     assert all(r.ms > 0 for r in rows) and len(list(tmp_path.glob('*.onnx'))) == 2
+
+
+def test_breakdown_splits_the_forward_into_parts_per_level(tmp_path, capsys):
+    """Attention, feed-forward and layer-norm time per level of each network, inside the whole call."""
+    assert report.main(['--tiny', '--parts', 'breakdown', '--device', 'cpu', '--hosts', 'restormer', 'mst_plus_plus',
+                        '--runtime-size', 'restormer=3x16x16', 'mst_plus_plus=3x16x16', '--repeats', '3',
+                        '--out-dir', str(tmp_path)]) == 0
+    assert '## Where the forward time goes' in capsys.readouterr().out
+    rows = list(__import__('csv').DictReader(open(tmp_path / 'benchmark_breakdown.csv')))
+    restormer = [r for r in rows if r['host'] == 'restormer']
+    levels = ['encoder_level1', 'encoder_level2', 'encoder_level3', 'latent', 'decoder_level3', 'decoder_level2',
+              'decoder_level1', 'refinement']      # one block each in the tiny configuration
+    for variant in ('CSA', 'GLMHA r=0.5 calibration'):
+        mine = {(r['part'], r['where']): r for r in restormer if r['variant'] == variant}
+        for part in ('attention', 'feed-forward'):
+            assert sorted(w for p, w in mine if p == part) == sorted(levels)
+            assert all(mine[(part, w)]['calls'] == '1' and float(mine[(part, w)]['ms']) > 0 for w in levels)
+        assert all(mine[('layer norm', w)]['calls'] == '2' for w in levels)   # norm1 and norm2 of the block
+        whole = float(mine[('whole network', 'all')]['ms'])
+        assert float(mine[('rest', 'all')]['ms']) >= 0
+        assert all(float(r['ms']) <= whole for k, r in mine.items())
+    assert all(float(r['ratio']) == 1.0 for r in restormer if r['variant'] == 'CSA')
+    spectral = {r['part'] for r in rows if r['host'] == 'mst_plus_plus'}
+    assert spectral == {'attention', 'feed-forward', 'layer norm', 'rest', 'whole network'}

@@ -150,3 +150,41 @@ def test_cli_lists_and_refuses_clearly(tmp_path, capsys):
     torch.save({'params': host.build(**dict(host.tiny, dim=16)).state_dict()}, bad)
     assert export.main(['--type', 'GLMHARestormer', '--tiny', '--weights', str(bad)]) == 2
     assert 'does not fit GLMHARestormer' in capsys.readouterr().err
+
+
+class _Scaled(torch.nn.Module):
+    """y = scale * x + offset: the eager side of a hand-built ONNX graph computing 100 * x."""
+
+    def __init__(self, offset: float, scale: float = 100.0):
+        super().__init__()
+        self.inp_channels, self.offset, self.scale = 3, offset, scale   # the channel count a Restormer reports
+
+    def forward(self, x):
+        return self.scale * x + self.offset
+
+
+def _times_100_onnx(path, elem):
+    from onnx import helper
+    dims = ['b', 3, 'h', 'w']
+    hundred = helper.make_tensor('hundred', elem, [], [100.0])
+    graph = helper.make_graph([helper.make_node('Mul', ['x', 'hundred'], ['output'])], 'times100',
+                              [helper.make_tensor_value_info('x', elem, dims)],
+                              [helper.make_tensor_value_info('output', elem, dims)], [hundred])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def test_check_onnx_is_absolute_in_float32_and_relative_in_float16(tmp_path):
+    """float32: the largest absolute difference against 1e-4 (outputs near 100 here, so a relative check would let
+    2e-4 pass); float16: the difference relative to the largest output, against 1e-2."""
+    from onnx import TensorProto
+    host = get_host('restormer')
+    f32 = _times_100_onnx(tmp_path / 'f32.onnx', TensorProto.FLOAT)
+    assert all(c.ok for c in export.check_onnx(f32, _Scaled(5e-5), host))
+    bad = export.check_onnx(f32, _Scaled(2e-4), host)
+    assert not any(c.ok for c in bad) and all(abs(c.error - 2e-4) < 2e-5 for c in bad), bad
+    f16 = _times_100_onnx(tmp_path / 'f16.onnx', TensorProto.FLOAT16)
+    assert all(c.ok for c in export.check_onnx(f16, _Scaled(0.0, 100.5), host, torch.float16))   # 0.5%
+    assert not any(c.ok for c in export.check_onnx(f16, _Scaled(0.0, 103.0), host, torch.float16))  # 3%
