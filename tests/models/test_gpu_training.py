@@ -248,6 +248,19 @@ def test_ddp_all_reduces_once_per_step(tmp_path, single_rank_group, monkeypatch)
 # ---------------------------------------------------------------- non-finite guard
 
 
+def test_one_ranks_nonfinite_step_is_skipped_by_all(tmp_path):
+    """Under DDP the ranks vote (one all-reduce): a NaN loss on rank 1 alone makes both ranks skip the step, so
+    their weights stay equal (2 gloo processes, tests/helpers/nonfinite_vote.py)."""
+    import subprocess
+    import sys
+    helper = os.path.join(os.path.dirname(os.path.dirname(__file__)), 'helpers', 'nonfinite_vote.py')
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, helper, str(rank), str(port), str(tmp_path)]) for rank in (0, 1)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert [(tmp_path / f'rank{r}.txt').read_text() for r in (0, 1)] == ['False', 'False']
+
+
+
 def test_nonfinite_step_is_skipped_then_training_stops(tmp_path, warnings_log):
     torch.manual_seed(0)
     opt = _opt(tmp_path)
