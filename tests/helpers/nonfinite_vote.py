@@ -1,6 +1,8 @@
 """Two gloo ranks vote on a non-finite step: rank 1's loss is NaN, rank 0's finite; each writes its verdict.
 
 Test helper only (spawned by tests/models/test_gpu_training.py::test_one_ranks_nonfinite_step_is_skipped_by_all).
+The ranks meet through a file store in ``out_dir`` (no TCP store: its server thread on rank 0 aborted the
+process once at exit, 'terminate called without an active exception', while the other rank was still connected).
 """
 import os
 import sys
@@ -10,9 +12,8 @@ import torch
 import torch.distributed as dist
 
 
-def vote(rank: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=2)
+def vote(rank: int, out_dir: str) -> None:
+    dist.init_process_group('gloo', init_method=f'file://{os.path.join(out_dir, "store")}', rank=rank, world_size=2)
     try:
         from glmha_plugin.models import ImageCleanModel
         net = torch.nn.Linear(2, 1)
@@ -22,9 +23,10 @@ def vote(rank: int, port: int, out_dir: str) -> None:
         finite = ImageCleanModel.gradients_finite(model, {'l_pix': loss})
         with open(os.path.join(out_dir, f'rank{rank}.txt'), 'w') as f:
             f.write(str(finite))
+        dist.barrier()          # neither rank tears the group down while the other still uses it
     finally:
         dist.destroy_process_group()
 
 
 if __name__ == '__main__':
-    vote(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    vote(int(sys.argv[1]), sys.argv[2])
