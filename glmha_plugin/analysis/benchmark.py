@@ -396,6 +396,16 @@ def _onnx_session(model: nn.Module, host: HostSpec, inputs: tuple, path: str):
     return lambda: session.run(None, feed)
 
 
+def build_variants(host: HostSpec, variants: Dict[str, Dict], device: torch.device, overrides: Dict = None,
+                   seed: int = 0) -> Dict[str, nn.Module]:
+    """Each variant's network of ``host`` on ``device``, every one built from the same seed."""
+    models = {}
+    for v, opts in variants.items():
+        torch.manual_seed(seed)
+        models[v] = host.build(**opts, **(overrides or {})).to(device)
+    return models
+
+
 def benchmark_runtimes(host: HostSpec, size: Size, variants: Dict[str, Dict], runtimes: Sequence[str], repeats: int,
                        device: torch.device, work_dir: str, batch: int = 1, overrides: Dict = None, seed: int = 0,
                        min_time: float = 0.0, clock: str = 'wall',
@@ -419,10 +429,7 @@ def benchmark_runtimes(host: HostSpec, size: Size, variants: Dict[str, Dict], ru
         raise ValueError(f'unknown runtime(s) {unknown}; use some of {list(RUNTIMES)}')
     if 'onnxruntime' in runtimes and device.type != 'cpu':
         raise ValueError("the onnxruntime runtime runs on CPU; use --device cpu (or leave 'onnxruntime' out)")
-    models = {}
-    for v, opts in variants.items():
-        torch.manual_seed(seed)
-        models[v] = host.build(**opts, **(overrides or {})).to(device).eval()
+    models = {v: m.eval() for v, m in build_variants(host, variants, device, overrides, seed).items()}
     inputs = host.make_inputs(size, batch, device)
     macs, moved = {}, {}
     for v, m in tqdm(models.items(), desc=f'{host.name}: counting MACs and bytes', unit='model'):
@@ -489,10 +496,7 @@ def benchmark_paths(host: HostSpec, size: Size, variants: Dict[str, Dict], repea
     """
     from ..layers.paths import PATHS, force_path, layer_path
     own = layer_path(torch.empty(0, device=device)).name
-    models = {}
-    for v, opts in variants.items():
-        torch.manual_seed(seed)
-        models[v] = host.build(**opts, **(overrides or {})).to(device)
+    models = build_variants(host, variants, device, overrides, seed)
     inputs = host.make_inputs(size, batch, device)
 
     def forced(fn, path):

@@ -27,7 +27,7 @@ from ..archs.spectral_unet import FeedForward
 from ..layers import Float32LayerNorm, GatedDconvFFN, LayerNorm2d
 from ..layers.attention import ChannelAttention
 from ..layers.spectral_attention import SpectralMSA
-from .benchmark import synchronize
+from .benchmark import build_variants, synchronize
 from .hosts import HostSpec, Size
 
 PART_KINDS: Tuple[Tuple[str, tuple], ...] = (
@@ -96,10 +96,7 @@ class _PartTimer:
 def benchmark_breakdown(host: HostSpec, size: Size, variants: Dict[str, Dict], repeats: int, device: torch.device,
                         batch: int = 1, overrides: Dict = None, seed: int = 0) -> List[BreakdownRow]:
     """Eager forward of each variant split into parts per level (module docstring), interleaved, medians."""
-    models = {}
-    for v, opts in variants.items():
-        torch.manual_seed(seed)
-        models[v] = host.build(**opts, **(overrides or {})).to(device).eval()
+    models = {v: m.eval() for v, m in build_variants(host, variants, device, overrides, seed).items()}
     inputs = host.make_inputs(size, batch, device)
     timers = {v: _PartTimer(m, device) for v, m in models.items()}
     samples = {v: defaultdict(list) for v in models}

@@ -9,8 +9,9 @@ instead, on every device and on both layer paths (:mod:`.paths`):
 * the pixel L2 norms of q and k (:func:`~.attention.pixel_norms`): a sum of
   N = H*W squares (N up to 65,536 at 256 x 256).  Autocast does not cover
   hand-written ``square().sum().sqrt()``: in bf16 (8 bits of mantissa, 3
-  significant digits) every square and every partial sum would be rounded, and fp16 overflows at 65,504 (a sum of 65,536
-  squares of values near 1 already does);
+  significant digits) every square and every partial sum would be rounded,
+  and fp16 overflows at 65,504 (a sum of 65,536 squares of values near 1
+  already does);
 * the score normalisation of both attention layers (``q k^T / (|q| |k|^T)
   * temperature``) and the softmax after it (:func:`~.attention.attention_maps`):
   the normalised scores are cosines times a learned temperature; an error of
