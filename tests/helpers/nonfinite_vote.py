@@ -1,8 +1,9 @@
 """Two gloo ranks vote on a non-finite step: rank 1's loss is NaN, rank 0's finite; each writes its verdict.
 
 Test helper only (spawned by tests/models/test_gpu_training.py::test_one_ranks_nonfinite_step_is_skipped_by_all).
-The ranks meet through a file store in ``out_dir`` (no TCP store: its server thread on rank 0 aborted the
-process once at exit, 'terminate called without an active exception', while the other rank was still connected).
+The ranks meet through a file store in ``out_dir`` and wait for each other before tearing down: with a TCP
+store, rank 0 (which hosts it) aborted once at exit in CI ('terminate called without an active exception');
+a file store has no server thread to outlive.
 """
 import os
 import sys
