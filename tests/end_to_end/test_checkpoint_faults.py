@@ -22,7 +22,7 @@ NAME = 'Demo_Deraining_GLMHA'
 def test_sigkill_during_a_checkpoint_write_leaves_no_torn_file(tmp_path):
     """basicsr's SRModel saves 46 MB checkpoints in a loop; SIGKILL as soon as iteration 3's first file appears,
     i.e. while it is being written. Every file under its real name loads (upstream: a torn net_g_3.pth), the
-    half-written one is only the temporary file, and --auto_resume takes iteration 2."""
+    half-written one is only a temporary file, and --auto_resume takes iteration 2."""
     third = ('net_g_3.', '3.')
     for attempt in range(5):
         folder = tmp_path / f'run{attempt}'
@@ -45,11 +45,13 @@ def test_sigkill_during_a_checkpoint_write_leaves_no_torn_file(tmp_path):
         pytest.fail('the kill never landed inside a write')
     torn = [f.name for f in files if not f.name.endswith('.tmp') and not loads(f)]
     assert not torn, f'torn files under their real names: {torn}'
-    assert all(f.name.startswith(('net_g_1.', 'net_g_2.', '1.', '2.', 'net_g_3.pth.tmp')) for f in files), files
+    # the kill lands in net_g_3.pth.tmp almost always; on a loaded machine it may land later in iteration 3's
+    # save (net_g_3.pth whole, 3.state.tmp torn): either way nothing of a fourth iteration
+    assert all(f.name.startswith(('net_g_1.', 'net_g_2.', '1.', '2.', 'net_g_3.', '3.')) for f in files), files
     options = {'name': 'save_loop', 'num_gpu': 0, 'auto_resume': True, 'network_g': dict(type='Restormer', dim=32),
            'path': {'resume_state': None, 'models': str(folder / 'models'),
                     'training_states': str(folder / 'training_states')}}
-    assert compat.load_resume_state(options)['iter'] == 2
+    assert compat.load_resume_state(options)['iter'] == 2     # a torn .tmp of iteration 3: it is incomplete
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which('unshare') is None or subprocess.run(
