@@ -28,7 +28,7 @@ from .benchmark import RUNTIME_LABELS, RUNTIMES, CheckpointRow, LayerRow, Memory
 from .breakdown import benchmark_breakdown, breakdown_markdown
 from .complexity_report import parse_host_sizes
 from .hosts import HOSTS, attention_variants, get_host
-from .tables import write_csv
+from .tables import markdown_table, write_csv
 
 TIME_SLACK = 0.05
 MEMORY_TARGET = 0.95
@@ -87,64 +87,52 @@ def runtimes_markdown(rows: Sequence[RuntimeRow]) -> str:
     runtimes = [r for r in RUNTIMES if any(row.runtime == r for row in rows)]
     keys = list(dict.fromkeys((r.host, r.size, r.batch, r.variant) for r in rows))
     cell = {(r.host, r.size, r.batch, r.variant, r.runtime): r for r in rows}
-    head = ' | '.join(f'{RUNTIME_LABELS[r]} ms | ratio' for r in runtimes)
-    lines = [f'| host | input | batch | attention | GMACs | MACs / CSA | MB moved | bytes / CSA | {head} | target |',
-             '|---|---|---:|---|---:|---:|---:|---:|' + '---:|---:|' * len(runtimes) + '---|']
+    head = ['host', 'input', 'batch', 'attention', 'GMACs', 'MACs / CSA', 'MB moved', 'bytes / CSA']
+    head += [c for r in runtimes for c in (f'{RUNTIME_LABELS[r]} ms', 'ratio')] + ['target']
+    body = []
     for key in keys:
         first = cell[key + (runtimes[0],)]
-        times = ' | '.join(f'{cell[key + (r,)].ms:.1f} | {cell[key + (r,)].ratio:.3f}' for r in runtimes)
+        times = [c for r in runtimes for c in (f'{cell[key + (r,)].ms:.1f}', f'{cell[key + (r,)].ratio:.3f}')]
         targets = [f'{RUNTIME_LABELS[r]}: {runtime_target(cell[key + (r,)])}' for r in runtimes
                    if runtime_target(cell[key + (r,)]) != '-']
-        lines.append(f'| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {first.macs / 1e9:.2f} | {first.mac_ratio:.3f} | '
-                     f'{first.bytes_moved / 2**20:.0f} | {first.bytes_ratio:.3f} | {times} | '
-                     f'{"; ".join(targets) or "-"} |')
-    return '\n'.join(lines) + '\n'
+        body.append([*key, f'{first.macs / 1e9:.2f}', f'{first.mac_ratio:.3f}', f'{first.bytes_moved / 2**20:.0f}',
+                     f'{first.bytes_ratio:.3f}', *times, '; '.join(targets) or '-'])
+    return markdown_table(head, 'llrlrrrr' + 'rr' * len(runtimes) + 'l', body)
 
 
 def paths_markdown(rows: Sequence[PathRow]) -> str:
-    lines = ['| host | input | batch | attention | runtime | layer path | ms | / device\'s own path |',
-             '|---|---|---:|---|---|---|---:|---:|']
-    for r in rows:
-        lines.append(f'| {r.host} | {r.size} | {r.batch} | {r.variant} | {RUNTIME_LABELS[r.runtime]} | {r.path} | '
-                     f'{r.ms:.1f} | {r.ratio:.3f} |')
-    return '\n'.join(lines) + '\n'
+    return markdown_table(['host', 'input', 'batch', 'attention', 'runtime', 'layer path', 'ms',
+                           "/ device's own path"], 'llrlllrr',
+                          [[r.host, r.size, r.batch, r.variant, RUNTIME_LABELS[r.runtime], r.path, f'{r.ms:.1f}',
+                            f'{r.ratio:.3f}'] for r in rows])
 
 
 def layers_markdown(rows: Sequence[LayerRow]) -> str:
-    lines = ['| C | N | attention | K/V rank | ms (median) | spread ms | time / CSA | MACs / CSA | target |',
-             '|---:|---:|---|---:|---:|---:|---:|---:|---|']
-    for r in rows:
-        lines.append(f'| {r.channels} | {r.side}² | {r.variant} | {r.rank} | {r.ms:.2f} | {r.spread_ms:.2f} | '
-                     f'{r.time_ratio:.3f} | {r.mac_ratio:.3f} | {layer_target(r)} |')
-    return '\n'.join(lines) + '\n'
+    return markdown_table(['C', 'N', 'attention', 'K/V rank', 'ms (median)', 'spread ms', 'time / CSA', 'MACs / CSA',
+                           'target'], 'rrlrrrrrl',
+                          [[r.channels, f'{r.side}²', r.variant, r.rank, f'{r.ms:.2f}', f'{r.spread_ms:.2f}',
+                            f'{r.time_ratio:.3f}', f'{r.mac_ratio:.3f}', layer_target(r)] for r in rows])
 
 
 def models_markdown(rows: Sequence[ModelRow]) -> str:
-    lines = ['| host | input | batch | attention | GMACs | MACs / CSA | forward ms | fwd / CSA | fwd+bwd ms | '
-             'fwd+bwd / CSA | target (forward) |', '|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|']
-    for r in rows:
-        lines.append(f'| {r.host} | {r.size} | {r.batch} | {r.variant} | {r.macs / 1e9:.2f} | {r.mac_ratio:.3f} | '
-                     f'{r.fwd_ms:.1f} | {r.fwd_ratio:.3f} | {r.fwd_bwd_ms:.1f} | {r.fwd_bwd_ratio:.3f} | '
-                     f'{model_target(r)} |')
-    return '\n'.join(lines) + '\n'
+    return markdown_table(['host', 'input', 'batch', 'attention', 'GMACs', 'MACs / CSA', 'forward ms', 'fwd / CSA',
+                           'fwd+bwd ms', 'fwd+bwd / CSA', 'target (forward)'], 'llrlrrrrrrl',
+                          [[r.host, r.size, r.batch, r.variant, f'{r.macs / 1e9:.2f}', f'{r.mac_ratio:.3f}',
+                            f'{r.fwd_ms:.1f}', f'{r.fwd_ratio:.3f}', f'{r.fwd_bwd_ms:.1f}', f'{r.fwd_bwd_ratio:.3f}',
+                            model_target(r)] for r in rows])
 
 
 def memory_markdown(rows: Sequence[MemoryRow]) -> str:
-    lines = ['| host | input | batch | attention | peak MiB | / CSA | target (<= 0.95) |',
-             '|---|---|---:|---|---:|---:|---|']
-    for r in rows:
-        lines.append(f'| {r.host} | {r.size} | {r.batch} | {r.variant} | {r.peak_mib:.1f} | {r.ratio:.3f} | '
-                     f'{memory_target(r)} |')
-    return '\n'.join(lines) + '\n'
+    return markdown_table(['host', 'input', 'batch', 'attention', 'peak MiB', '/ CSA', 'target (<= 0.95)'],
+                          'llrlrrl', [[r.host, r.size, r.batch, r.variant, f'{r.peak_mib:.1f}', f'{r.ratio:.3f}',
+                                       memory_target(r)] for r in rows])
 
 
 def checkpoint_markdown(rows: Sequence[CheckpointRow]) -> str:
-    lines = [f'| host | input | batch | attention | peak MiB | with use_checkpoint MiB | ratio | '
-             f'target (<= {CHECKPOINT_TARGET}) |', '|---|---|---:|---|---:|---:|---:|---|']
-    for r in rows:
-        lines.append(f'| {r.host} | {r.size} | {r.batch} | {r.variant} | {r.peak_mib:.1f} | '
-                     f'{r.checkpoint_peak_mib:.1f} | {r.ratio:.3f} | {checkpoint_target(r)} |')
-    return '\n'.join(lines) + '\n'
+    return markdown_table(['host', 'input', 'batch', 'attention', 'peak MiB', 'with use_checkpoint MiB', 'ratio',
+                           f'target (<= {CHECKPOINT_TARGET})'], 'llrlrrrl',
+                          [[r.host, r.size, r.batch, r.variant, f'{r.peak_mib:.1f}', f'{r.checkpoint_peak_mib:.1f}',
+                            f'{r.ratio:.3f}', checkpoint_target(r)] for r in rows])
 
 
 def plot(layers: List[LayerRow], models: List[ModelRow], path: str) -> None:

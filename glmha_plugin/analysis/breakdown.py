@@ -29,6 +29,7 @@ from ..layers.attention import ChannelAttention
 from ..layers.spectral_attention import SpectralMSA
 from .benchmark import build_variants, synchronize
 from .hosts import HostSpec, Size
+from .tables import markdown_table
 
 PART_KINDS: Tuple[Tuple[str, tuple], ...] = (
     ('attention', (ChannelAttention, SpectralMSA)),
@@ -138,13 +139,13 @@ def breakdown_markdown(rows: List[BreakdownRow]) -> str:
     variants = list(dict.fromkeys(r.variant for r in rows))
     keys = list(dict.fromkeys((r.host, r.size, r.batch, r.part, r.where) for r in rows))
     cell = {(r.host, r.size, r.batch, r.part, r.where, r.variant): r for r in rows}
-    head = ' | '.join(f'{v} ms' for v in variants) + ''.join(f' | {v} / {variants[0]}' for v in variants[1:])
-    lines = [f'| host | input | batch | part | level | calls | {head} |',
-             '|---|---|---:|---|---|---:|' + '---:|' * (2 * len(variants) - 1)]
+    head = ['host', 'input', 'batch', 'part', 'level', 'calls', *(f'{v} ms' for v in variants),
+            *(f'{v} / {variants[0]}' for v in variants[1:])]
+    body = []
     for key in keys:
         got = [cell.get(key + (v,)) for v in variants]
         calls = next(r.calls for r in got if r is not None)
-        times = ' | '.join('-' if r is None else f'{r.ms:.1f}' for r in got)
-        ratios = ''.join(' | -' if r is None else f' | {r.ratio:.3f}' for r in got[1:])
-        lines.append(f'| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {key[4]} | {calls} | {times}{ratios} |')
-    return '\n'.join(lines) + '\n'
+        times = ['-' if r is None else f'{r.ms:.1f}' for r in got]
+        ratios = ['-' if r is None else f'{r.ratio:.3f}' for r in got[1:]]
+        body.append([*key, calls, *times, *ratios])
+    return markdown_table(head, 'llrllr' + 'r' * (2 * len(variants) - 1), body)

@@ -1,7 +1,7 @@
-"""Writing result rows (dataclasses) of the analysis tools."""
+"""Writing result rows (dataclasses) of the analysis tools: CSV files and Markdown tables."""
 import csv
 from dataclasses import asdict
-from typing import Iterable
+from typing import Iterable, Sequence
 
 
 def write_csv(rows: Iterable, path: str) -> None:
@@ -14,3 +14,13 @@ def write_csv(rows: Iterable, path: str) -> None:
         writer.writeheader()
         for r in rows:
             writer.writerow(asdict(r))
+
+
+def markdown_table(head: Sequence[str], align: str, rows: Iterable[Sequence]) -> str:
+    """A Markdown table: ``head`` cells, ``align`` one letter per column (``l`` left, ``r`` right-aligned
+    numbers), ``rows`` of cells (each written with ``str``); ends with a newline."""
+    if len(align) != len(head):
+        raise ValueError(f'{len(head)} columns but {len(align)} alignments ({align!r})')
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + ''.join('---:|' if a == 'r' else '---|' for a in align)]
+    lines += ['| ' + ' | '.join(str(cell) for cell in row) + ' |' for row in rows]
+    return '\n'.join(lines) + '\n'

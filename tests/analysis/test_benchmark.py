@@ -187,3 +187,10 @@ def test_breakdown_splits_the_forward_into_parts_per_level(tmp_path, capsys):
     assert all(float(r['ratio']) == 1.0 for r in restormer if r['variant'] == 'CSA')
     spectral = {r['part'] for r in rows if r['host'] == 'mst_plus_plus'}
     assert spectral == {'attention', 'feed-forward', 'layer norm', 'rest', 'whole network'}
+
+
+def test_markdown_table_aligns_and_checks_its_columns():
+    from glmha_plugin.analysis.tables import markdown_table
+    assert markdown_table(['a', 'n'], 'lr', [['x', 1], ['y', 2.5]]) == '| a | n |\n|---|---:|\n| x | 1 |\n| y | 2.5 |\n'
+    with pytest.raises(ValueError, match='2 columns but 3 alignments'):
+        markdown_table(['a', 'n'], 'lrr', [])
