@@ -16,6 +16,7 @@ from glmha_plugin.commands import test as glmha_test
 from glmha_plugin.commands import train as glmha_train
 
 from helpers.common import BIN, FAST, REPO, TINY_TEST, TINY_TRAIN, clean_env, import_tool, run, train_logs
+from helpers.faults import loads
 from helpers.runs import run_main
 
 NAME = 'Demo_Deraining_GLMHA'
@@ -98,14 +99,6 @@ def test_missing_option_file_is_explained(workdir):
     assert 'is not a shipped option file' in proc.stderr
 
 
-def _readable(state_path):
-    try:
-        torch.load(state_path, weights_only=True)
-    except Exception:  # noqa: BLE001  any failure to read it back: a torn state
-        return False
-    return True
-
-
 @pytest.mark.slow
 def test_resume_after_interruption(workdir):
     """Kill training (SIGKILL) after a checkpoint, then --auto_resume continues from the last state."""
@@ -124,7 +117,7 @@ def test_resume_after_interruption(workdir):
         proc.wait()
     # a save the kill cut short leaves '<iter>.state.tmp' (atomic_save), never a torn '<iter>.state'
     saved = sorted(int(f[:-len('.state')]) for f in os.listdir(states) if f.endswith('.state'))
-    assert all(_readable(osp.join(states, f'{it}.state')) for it in saved), os.listdir(states)
+    assert all(loads(osp.join(states, f'{it}.state')) for it in saved), os.listdir(states)
     last = max(saved)   # its network file was written before it: the newest state is the one to resume
     before = {f'{it}.state': os.path.getsize(osp.join(states, f'{it}.state')) for it in saved}
 
